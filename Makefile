@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(PY) -m nas.complexity ops --size 32 --channels 32
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
