@@ -1,0 +1,36 @@
+"""Search supernets (mixed ops, search cells, the U-shaped and DARTS spaces) and the fixed
+networks built from a genotype through the same op registry."""
+from torch import nn
+
+from .architecture import ArchitectureParameters, SupernetMixin
+from .cells import FixedCell, SearchCell, drop_path, num_edges, resample_to
+from .darts import DartsSupernet, FixedDartsNetwork, reduction_positions
+from .genotype import SPACES, CellGenotype, Genotype, NodeGenotype
+from .mixed_op import SEARCH_NORM, MixedOp
+from .unet import CELL_TYPES, FixedUNet, USupernet, parse_layout
+
+SUPERNETS = {"unet": USupernet, "darts": DartsSupernet}
+
+
+def build_supernet(space: str = "unet", **kwargs) -> nn.Module:
+    """``USupernet`` (space ``"unet"``) or ``DartsSupernet`` (``"darts"``) with ``kwargs``."""
+    if space not in SUPERNETS:
+        raise ValueError(f"unknown search space {space!r}; valid: {', '.join(SUPERNETS)}")
+    return SUPERNETS[space](**kwargs)
+
+
+def from_genotype(genotype: Genotype, drop_path_rate: float = 0.0, **kwargs) -> nn.Module:
+    """The fixed network of ``genotype``, with freshly initialised weights."""
+    if genotype.space == "unet":
+        return FixedUNet(genotype, drop_path_rate, **kwargs)
+    if genotype.space == "darts":
+        return FixedDartsNetwork(genotype, drop_path_rate, **kwargs)
+    raise ValueError(f"unknown genotype space {genotype.space!r}; valid: {', '.join(SPACES)}")
+
+
+__all__ = [
+    "ArchitectureParameters", "SupernetMixin", "FixedCell", "SearchCell", "drop_path",
+    "num_edges", "resample_to", "DartsSupernet", "FixedDartsNetwork", "reduction_positions",
+    "SPACES", "CellGenotype", "Genotype", "NodeGenotype", "SEARCH_NORM", "MixedOp", "CELL_TYPES",
+    "FixedUNet", "USupernet", "parse_layout", "SUPERNETS", "build_supernet", "from_genotype",
+]

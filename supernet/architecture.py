@@ -1,0 +1,119 @@
+"""Architecture parameters of a supernet: alphas (op weights) and betas (edge weights) per key.
+
+Alphas are named ``nn.Parameter``s (``alphas.encoder`` ...), so they live in the state dict and
+resume with it; a boolean op mask per key (a buffer too) removes pruned ops: their alpha is set
+to -inf before the softmax, so their weight is exactly zero and the mixed op skips them.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+
+class ArchitectureParameters(nn.Module):
+    """Alphas of shape (edges, ops) per key, optional betas of shape (edges,) per key
+    (PC-DARTS edge normalisation: softmax over the edges entering each node)."""
+
+    def __init__(self, keys: Sequence[str], nodes: int, edges: int, primitives: Sequence[str],
+                 edge_normalization: bool = False, init_scale: float = 1e-3) -> None:
+        super().__init__()
+        self.keys = tuple(keys)
+        self.nodes = nodes
+        self.primitives = tuple(primitives)
+        self.alphas = nn.ParameterDict({
+            key: nn.Parameter(init_scale * torch.randn(edges, len(primitives))) for key in keys})
+        self.betas = nn.ParameterDict({
+            key: nn.Parameter(init_scale * torch.randn(edges)) for key in keys
+        }) if edge_normalization else None
+        for key in keys:
+            self.register_buffer(f"op_mask_{key}", torch.ones(edges, len(primitives),
+                                                              dtype=torch.bool))
+        self._active: dict[str, tuple[tuple[int, ...], ...]] = {}
+        self.refresh_active()
+
+    def op_mask(self, key: str) -> torch.Tensor:
+        return getattr(self, f"op_mask_{key}")
+
+    def refresh_active(self) -> None:
+        """Cache, on the host, which ops each edge runs, so forward never reads GPU memory."""
+        runnable = [i for i, name in enumerate(self.primitives) if name != "none"]
+        for key in self.keys:
+            rows = self.op_mask(key).tolist()
+            self._active[key] = tuple(tuple(i for i in runnable if row[i]) for row in rows)
+
+    def active(self, key: str) -> tuple[tuple[int, ...], ...]:
+        return self._active[key]
+
+    def prune(self, key: str, edge: int, op_index: int) -> None:
+        """Remove one op from one edge for the rest of the search."""
+        mask = self.op_mask(key)
+        if mask[edge].sum() <= 1:
+            raise ValueError(f"cannot prune the last op of edge {edge} of {key!r}")
+        mask[edge, op_index] = False
+        self.refresh_active()
+
+    def masked_alphas(self, key: str) -> torch.Tensor:
+        return self.alphas[key].masked_fill(~self.op_mask(key), float("-inf"))
+
+    def weights(self, key: str) -> torch.Tensor:
+        """softmax over ops, per edge: exactly 0 for pruned ops."""
+        return self.masked_alphas(key).softmax(dim=-1)
+
+    def edge_weights(self, key: str) -> torch.Tensor | None:
+        """softmax(beta) over the edges entering each node, or None without edge normalisation."""
+        if self.betas is None:
+            return None
+        beta = self.betas[key]
+        parts, offset = [], 0
+        for node in range(self.nodes):
+            parts.append(beta[offset: offset + 2 + node].softmax(dim=0))
+            offset += 2 + node
+        return torch.cat(parts)
+
+    def parameters_list(self) -> list[nn.Parameter]:
+        params = list(self.alphas.values())
+        if self.betas is not None:
+            params += list(self.betas.values())
+        return params
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self.refresh_active()
+
+
+class SupernetMixin:
+    """``arch_parameters()`` / ``weight_parameters()`` for a module holding an
+    :class:`ArchitectureParameters` as ``self.architecture``."""
+
+    architecture: ArchitectureParameters
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return self.architecture.parameters_list()
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        arch = {id(p) for p in self.arch_parameters()}
+        return [p for p in self.parameters() if id(p) not in arch]  # type: ignore[attr-defined]
+
+    def named_weight_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        arch = {id(p) for p in self.arch_parameters()}
+        for name, p in self.named_parameters():  # type: ignore[attr-defined]
+            if id(p) not in arch:
+                yield name, p
+
+    def alpha_weights(self) -> dict[str, torch.Tensor]:
+        """softmax(alpha) per key, detached, on the host: for derivation and logging."""
+        return {key: self.architecture.weights(key).detach().float().cpu()
+                for key in self.architecture.keys}
+
+    def edge_strengths(self) -> dict[str, torch.Tensor] | None:
+        if self.architecture.betas is None:
+            return None
+        return {key: self.architecture.edge_weights(key).detach().float().cpu()
+                for key in self.architecture.keys}
+
+
+def unique(items: Iterable[str]) -> list[str]:
+    """Items in first-seen order without repeats."""
+    return list(dict.fromkeys(items))

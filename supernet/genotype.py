@@ -1,0 +1,47 @@
+"""The derived architecture as data: which op on which edge, per cell type, plus the macro layout.
+
+This is the in-memory form the fixed networks are built from; reading and writing it as
+versioned JSON (with the search's metadata) lives in ``nas.genotype``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+#: One intermediate node: its two (op name, input index) choices. Inputs 0 and 1 are the cell's
+#: two inputs, 2.. the earlier intermediate nodes.
+NodeGenotype = tuple[tuple[str, int], ...]
+CellGenotype = tuple[NodeGenotype, ...]
+
+SPACES = ("unet", "darts")
+
+
+@dataclass(frozen=True)
+class Genotype:
+    """A searched architecture.
+
+    ``cells`` maps a cell-type key (``"encoder"``, ``"middle"``, ``"decoder"``; ``"normal"``,
+    ``"reduce"`` for the DARTS space; ``"cell3"`` with per-cell alphas) to its nodes;
+    ``cell_types`` lists the key of every cell of the network in order.
+    ``layout`` holds the cell counts: ``{"encoder", "middle", "decoder"}`` for the U space,
+    ``{"cells"}`` for the DARTS space.
+    """
+
+    space: str
+    cells: Mapping[str, CellGenotype]
+    cell_types: tuple[str, ...]
+    layout: Mapping[str, int]
+    channels: int
+    in_channels: int
+    num_classes: int
+    spatial_dims: int = 2
+    nodes: int = 4
+    project_output: bool = True
+    primitives: tuple[str, ...] = field(default_factory=tuple)
+
+    def ops_used(self) -> list[str]:
+        """Every op name of every cell type (with repeats), for collapse statistics."""
+        return [op for cell in self.cells.values() for node in cell for op, _ in node]
+
+    def cell_of(self, index: int) -> CellGenotype:
+        return self.cells[self.cell_types[index]]

@@ -1,0 +1,193 @@
+"""The U-shaped macro of Auto-LW-MISN, shared by the supernet and the fixed network.
+
+stem -> encoder cells (each followed by a 2x2 max-pool) -> middle cells -> decoder cells (each
+preceded by a x2 transposed conv whose output is concatenated with the encoder cell of the same
+scale) -> 1x1 head. Every cell reads the two previous cells' outputs, as in the seed's Fig. 2.
+Cell widths double per level: ``channels * 2 ** level``.
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+import ops
+from ops import LayerSpec
+
+from .architecture import ArchitectureParameters, SupernetMixin
+from .cells import FixedCell, SearchCell, num_edges
+from .genotype import Genotype
+from .mixed_op import SEARCH_NORM
+
+CELL_TYPES = ("encoder", "middle", "decoder")
+#: cell factory(index, in_channels0, in_channels1, width) -> cell with ``out_channels``
+CellFactory = Callable[[int, int, int, int], nn.Module]
+
+
+def parse_layout(layout: str | Sequence[int] | Mapping[str, int]) -> dict[str, int]:
+    """``"2/3/2"``, ``(2, 3, 2)`` or a dict -> ``{"encoder": 2, "middle": 3, "decoder": 2}``."""
+    if isinstance(layout, Mapping):
+        counts = [layout[k] for k in CELL_TYPES]
+    elif isinstance(layout, str):
+        try:
+            counts = [int(part) for part in layout.split("/")]
+        except ValueError:
+            counts = []
+    else:
+        counts = list(layout)
+    if len(counts) != 3 or any(int(c) < 0 for c in counts):
+        raise ValueError(f"layout must be encoder/middle/decoder cell counts like 2/3/2, "
+                         f"got {layout!r}")
+    encoder, middle, decoder = (int(c) for c in counts)
+    if encoder < 1 or decoder != encoder:
+        raise ValueError(f"layout {layout!r}: needs at least one encoder cell and as many "
+                         "decoder cells as encoder cells (one skip per scale)")
+    return {"encoder": encoder, "middle": middle, "decoder": decoder}
+
+
+class UShapedNetwork(nn.Module):
+    """The macro skeleton; subclasses supply the cells and how to run them."""
+
+    def __init__(self, in_channels: int, num_classes: int, channels: int,
+                 layout: Mapping[str, int], spatial_dims: int, cell_factory: CellFactory,
+                 stem_norm: LayerSpec = "batch") -> None:
+        super().__init__()
+        dims = ops.check_spatial_dims(spatial_dims)
+        self.spatial_dims = dims
+        self.num_classes = num_classes
+        self.output_activation = "sigmoid" if num_classes == 1 else "softmax"
+        self.layout = dict(layout)
+        self.stem = ops.ConvNormAct(dims, in_channels, channels, 3, norm=stem_norm, act=None)
+        encoder, middle, decoder = (self.layout[k] for k in CELL_TYPES)
+        self.cell_kinds: list[str] = []
+        self.cell_levels: list[int] = []
+        self.cell_widths: list[int] = []
+        cells, ups, skip_channels = [], [], []
+        previous_previous = previous = channels
+
+        def add(kind: str, level: int, in1: int) -> int:
+            width = channels * 2 ** level
+            cell = cell_factory(len(cells), previous_previous, in1, width)
+            cells.append(cell)
+            self.cell_kinds.append(kind)
+            self.cell_levels.append(level)
+            self.cell_widths.append(width)
+            return cell.out_channels
+
+        for level in range(encoder):
+            out = add("encoder", level, previous)
+            previous_previous, previous = previous, out
+            skip_channels.append(out)
+        for _ in range(middle):
+            out = add("middle", encoder, previous)
+            previous_previous, previous = previous, out
+        for i in range(decoder):
+            up_channels = max(previous // 2, 1)
+            ups.append(ops.conv_transpose(dims, previous, up_channels, 2, 2))
+            out = add("decoder", encoder - 1 - i, up_channels + skip_channels[-1 - i])
+            previous_previous, previous = previous, out
+        self.cells = nn.ModuleList(cells)
+        self.ups = nn.ModuleList(ups)
+        self.head = ops.conv(dims, previous, num_classes, 1, bias=True)
+        self.pool = ops.max_pool(dims, 2, 2)
+
+    def run_cell(self, index: int, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits at the input resolution (sizes not divisible by 2^levels are padded back)."""
+        s0 = s1 = self.stem(x)
+        skips, index = [], 0
+        for _ in range(self.layout["encoder"]):
+            out = self.run_cell(index, s0, s1)
+            index += 1
+            skips.append(out)
+            s0, s1 = s1, self.pool(out)
+        for _ in range(self.layout["middle"]):
+            out = self.run_cell(index, s0, s1)
+            index += 1
+            s0, s1 = s1, out
+        for up in self.ups:
+            skip = skips.pop()
+            upsampled = ops.pad_to_match(up(s1), skip)
+            out = self.run_cell(index, s0, torch.cat([upsampled, skip], dim=1))
+            index += 1
+            s0, s1 = s1, out
+        return self.head(s1)
+
+
+class USupernet(SupernetMixin, UShapedNetwork):
+    """The search supernet: every cell a :class:`SearchCell`; alphas shared per cell type
+    (encoder, middle, decoder) by default, or one set per cell (``alpha_sharing="cell"``)."""
+
+    def __init__(self, in_channels: int, num_classes: int = 1, channels: int = 16,
+                 layout: str | Sequence[int] | Mapping[str, int] = (2, 3, 2),
+                 spatial_dims: int = 2, primitives: Sequence[str] = ops.SEARCH_OPS,
+                 nodes: int = 4, alpha_sharing: str = "type", partial_channels: int = 1,
+                 edge_normalization: bool = False, project_output: bool = True,
+                 drop_path_rate: float = 0.0) -> None:
+        if alpha_sharing not in ("type", "cell"):
+            raise ValueError(f"alpha_sharing must be 'type' or 'cell', got {alpha_sharing!r}")
+        layout = parse_layout(layout)
+        self.primitives = tuple(primitives)
+        self.nodes = nodes
+        self.partial_channels = partial_channels
+        self.project_output = project_output
+        self.drop_path_rate = drop_path_rate
+        self.alpha_sharing = alpha_sharing
+
+        def factory(index: int, in0: int, in1: int, width: int) -> nn.Module:
+            return SearchCell(in0, in1, width, spatial_dims, self.primitives, nodes,
+                              partial_channels, project_output)
+
+        super().__init__(in_channels, num_classes, channels, layout, spatial_dims, factory,
+                         stem_norm=SEARCH_NORM)
+        self.channels = channels
+        self.in_channels = in_channels
+        self.cell_types = (tuple(self.cell_kinds) if alpha_sharing == "type"
+                           else tuple(f"cell{i}" for i in range(len(self.cells))))
+        keys = list(dict.fromkeys(self.cell_types))
+        self.architecture = ArchitectureParameters(keys, nodes, num_edges(nodes),
+                                                   self.primitives, edge_normalization)
+        self._weights: dict[str, torch.Tensor] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # softmax once per key per step, shared by every cell of that type
+        self._weights = {key: (self.architecture.weights(key),
+                               self.architecture.edge_weights(key))
+                         for key in self.architecture.keys}
+        try:
+            return super().forward(x)
+        finally:
+            self._weights = {}
+
+    def run_cell(self, index: int, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        key = self.cell_types[index]
+        weights, edge_weights = self._weights[key]
+        return self.cells[index](s0, s1, weights, edge_weights, self.architecture.active(key),
+                                 self.drop_path_rate)
+
+
+class FixedUNet(UShapedNetwork):
+    """The network a U-space genotype describes, trained from scratch (with drop-path)."""
+
+    def __init__(self, genotype: Genotype, drop_path_rate: float = 0.0,
+                 norm: LayerSpec = "batch", act: LayerSpec = "relu") -> None:
+        if genotype.space != "unet":
+            raise ValueError(f"FixedUNet needs a 'unet' genotype, got space {genotype.space!r}")
+        self.genotype = genotype
+        self.drop_path_rate = drop_path_rate
+
+        def factory(index: int, in0: int, in1: int, width: int) -> nn.Module:
+            return FixedCell(genotype.cell_of(index), in0, in1, width, genotype.spatial_dims,
+                             genotype.project_output, norm=norm, act=act)
+
+        super().__init__(genotype.in_channels, genotype.num_classes, genotype.channels,
+                         parse_layout(genotype.layout), genotype.spatial_dims, factory)
+        if len(self.cells) != len(genotype.cell_types):
+            raise ValueError(f"genotype lists {len(genotype.cell_types)} cell types for a "
+                             f"layout of {len(self.cells)} cells")
+
+    def run_cell(self, index: int, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        return self.cells[index](s0, s1, self.drop_path_rate)
