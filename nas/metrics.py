@@ -261,8 +261,8 @@ def evaluate_case(
 def _cases(batch: ArrayLike, spatial_dims: int | None) -> np.ndarray:
     """A batch of label maps ``(N, *spatial)``, dropping a singleton channel axis.
 
-    Without ``spatial_dims``: 5-D and 4-D batches with a size-1 axis 1 are taken
-    as ``(N, 1, *spatial)``; everything else as ``(N, *spatial)``.
+    Without ``spatial_dims`` (and no spacing to tell it): 5-D and 4-D batches
+    with a size-1 axis 1 are taken as ``(N, 1, *spatial)``; else ``(N, *spatial)``.
     """
     batch = to_numpy(batch)
     has_channel = batch.ndim == spatial_dims + 2 if spatial_dims else batch.ndim >= 4 and batch.shape[1] == 1
@@ -284,8 +284,8 @@ class SegmentationMetric(CumulativeMetric):
 
     Batches are label maps ``(N, *spatial)`` or ``(N, 1, *spatial)`` (numpy or
     tensors on any device): take the argmax / threshold first. ``spatial_dims``
-    (2 or 3) removes the channel-axis guess. ``spacing`` here is the default
-    when `update` gets none.
+    (2 or 3), or else the length of the spacing, tells a channel axis from a
+    spatial one. ``spacing`` here is the default when `update` gets none.
     """
 
     def __init__(
@@ -306,7 +306,9 @@ class SegmentationMetric(CumulativeMetric):
     def compute_batch(
         self, pred_batch: ArrayLike, truth_batch: ArrayLike, spacings: list[Sequence[float] | None]
     ) -> list[dict[str, float]]:
-        preds, truths = _cases(pred_batch, self.spatial_dims), _cases(truth_batch, self.spatial_dims)
+        given = [len(spacing) for spacing in spacings if spacing is not None]
+        spatial_dims = self.spatial_dims or (given[0] if given else None)
+        preds, truths = _cases(pred_batch, spatial_dims), _cases(truth_batch, spatial_dims)
         if preds.shape != truths.shape:
             raise ValueError(f"prediction batch {preds.shape} != truth batch {truths.shape}")
         return [
