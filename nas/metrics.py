@@ -24,6 +24,7 @@ by default).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -45,6 +46,7 @@ __all__ = [
     "BRATS_2023_REGIONS",
     "DEFAULT_METRICS",
     "METRIC_NAMES",
+    "ConfusionCounts",
     "CumulativeMetric",
     "SegmentationMetric",
     "average_symmetric_surface_distance",
@@ -73,15 +75,56 @@ BRATS_REGIONS: dict[str, tuple[int, ...]] = {"WT": (1, 2, 4), "TC": (1, 4), "ET"
 BRATS_2023_REGIONS: dict[str, tuple[int, ...]] = {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)}
 
 
-def _counts(pred: ArrayLike, truth: ArrayLike) -> tuple[int, int, int, int]:
-    """True positives, false positives, false negatives, true negatives."""
-    pred, truth = as_mask(pred), as_mask(truth)
-    if pred.shape != truth.shape:
-        raise ValueError(f"prediction shape {pred.shape} != truth shape {truth.shape}")
-    true_positive = int(np.count_nonzero(pred & truth))
-    predicted, actual = int(np.count_nonzero(pred)), int(np.count_nonzero(truth))
-    false_positive, false_negative = predicted - true_positive, actual - true_positive
-    return true_positive, false_positive, false_negative, pred.size - true_positive - false_positive - false_negative
+@dataclass(frozen=True)
+class ConfusionCounts:
+    """Voxel counts of one binary case, and the overlap scores with the module's empty rule."""
+
+    true_positive: int
+    false_positive: int
+    false_negative: int
+    true_negative: int
+
+    @classmethod
+    def of(cls, pred: ArrayLike, truth: ArrayLike) -> ConfusionCounts:
+        pred, truth = as_mask(pred), as_mask(truth)
+        if pred.shape != truth.shape:
+            raise ValueError(f"prediction shape {pred.shape} != truth shape {truth.shape}")
+        true_positive = int(np.count_nonzero(pred & truth))
+        false_positive = int(np.count_nonzero(pred)) - true_positive
+        false_negative = int(np.count_nonzero(truth)) - true_positive
+        return cls(true_positive, false_positive, false_negative,
+                   pred.size - true_positive - false_positive - false_negative)
+
+    @property
+    def dice(self) -> float:
+        return _ratio(2 * self.true_positive, 2 * self.true_positive + self.false_positive + self.false_negative)
+
+    @property
+    def iou(self) -> float:
+        return _ratio(self.true_positive, self.true_positive + self.false_positive + self.false_negative)
+
+    @property
+    def background_iou(self) -> float:
+        return _ratio(self.true_negative, self.true_negative + self.false_positive + self.false_negative)
+
+    @property
+    def sensitivity(self) -> float:
+        if self.true_positive + self.false_negative == 0:  # empty truth
+            return 1.0 if self.false_positive == 0 else 0.0
+        return self.true_positive / (self.true_positive + self.false_negative)
+
+    @property
+    def specificity(self) -> float:
+        if self.true_negative + self.false_positive == 0:  # truth without background
+            return 1.0 if self.false_negative == 0 else 0.0
+        return self.true_negative / (self.true_negative + self.false_positive)
+
+    def relative_absolute_volume_difference(self, empty_truth_value: float = float("nan")) -> float:
+        predicted = self.true_positive + self.false_positive
+        actual = self.true_positive + self.false_negative
+        if actual == 0:
+            return 0.0 if predicted == 0 else float(empty_truth_value)
+        return abs(predicted - actual) / actual
 
 
 def _ratio(numerator: int, denominator: int) -> float:
@@ -91,14 +134,12 @@ def _ratio(numerator: int, denominator: int) -> float:
 
 def dice(pred: ArrayLike, truth: ArrayLike) -> float:
     """Dice ``2|P & T| / (|P| + |T|)``; both empty 1, exactly one empty 0."""
-    true_positive, false_positive, false_negative, _ = _counts(pred, truth)
-    return _ratio(2 * true_positive, 2 * true_positive + false_positive + false_negative)
+    return ConfusionCounts.of(pred, truth).dice
 
 
 def iou(pred: ArrayLike, truth: ArrayLike) -> float:
     """IoU (Jaccard) ``|P & T| / |P | T|``; both empty 1, exactly one empty 0."""
-    true_positive, false_positive, false_negative, _ = _counts(pred, truth)
-    return _ratio(true_positive, true_positive + false_positive + false_negative)
+    return ConfusionCounts.of(pred, truth).iou
 
 
 jaccard = iou
@@ -106,29 +147,19 @@ jaccard = iou
 
 def sensitivity(pred: ArrayLike, truth: ArrayLike) -> float:
     """Sensitivity (recall) ``TP / (TP + FN)``; empty truth: 1 if the prediction is empty too, else 0."""
-    true_positive, false_positive, false_negative, _ = _counts(pred, truth)
-    if true_positive + false_negative == 0:
-        return 1.0 if false_positive == 0 else 0.0
-    return true_positive / (true_positive + false_negative)
+    return ConfusionCounts.of(pred, truth).sensitivity
 
 
 def specificity(pred: ArrayLike, truth: ArrayLike) -> float:
     """Specificity ``TN / (TN + FP)``; truth without background: 1 if the prediction has none either, else 0."""
-    _, false_positive, false_negative, true_negative = _counts(pred, truth)
-    if true_negative + false_positive == 0:
-        return 1.0 if false_negative == 0 else 0.0
-    return true_negative / (true_negative + false_positive)
+    return ConfusionCounts.of(pred, truth).specificity
 
 
 def relative_absolute_volume_difference(
     pred: ArrayLike, truth: ArrayLike, empty_truth_value: float = float("nan")
 ) -> float:
     """RAVD ``| |P| - |T| | / |T|`` (0 is perfect); both empty 0; empty truth only: ``empty_truth_value`` (NaN)."""
-    true_positive, false_positive, false_negative, _ = _counts(pred, truth)
-    predicted, actual = true_positive + false_positive, true_positive + false_negative
-    if actual == 0:
-        return 0.0 if predicted == 0 else float(empty_truth_value)
-    return abs(predicted - actual) / actual
+    return ConfusionCounts.of(pred, truth).relative_absolute_volume_difference(empty_truth_value)
 
 
 def miou(pred: ArrayLike, truth: ArrayLike, num_classes: int = 2) -> float:
@@ -166,7 +197,9 @@ def dice_per_case(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     channels. Both empty: 1; exactly one empty: 0 (the module's rule).
     """
     if pred.shape != truth.shape or pred.ndim < 3:
-        raise ValueError(f"need two (N, C, *spatial) tensors of one shape, got {tuple(pred.shape)}, {tuple(truth.shape)}")
+        raise ValueError(
+            f"need two (N, C, *spatial) tensors of one shape, got {tuple(pred.shape)}, {tuple(truth.shape)}"
+        )
     pred, truth = _bool_tensor(pred), _bool_tensor(truth)
     axes = tuple(range(2, pred.ndim))
     intersection = (pred & truth).sum(axes).float()  # integer counts, exact
@@ -188,13 +221,14 @@ def brats_regions(labels: ArrayLike, enhancing_label: int = 4) -> dict[str, np.n
 
 
 def _overlap_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    counts = ConfusionCounts.of(pred, truth)
     return {
-        "dice": dice(pred, truth),
-        "iou": iou(pred, truth),
-        "sensitivity": sensitivity(pred, truth),
-        "specificity": specificity(pred, truth),
-        "ravd": relative_absolute_volume_difference(pred, truth),
-        "miou": float(np.mean([iou(pred, truth), iou(~pred, ~truth)])),
+        "dice": counts.dice,
+        "iou": counts.iou,
+        "sensitivity": counts.sensitivity,
+        "specificity": counts.specificity,
+        "ravd": counts.relative_absolute_volume_difference(),
+        "miou": (counts.iou + counts.background_iou) / 2,
     }
 
 
@@ -268,7 +302,9 @@ def _cases(batch: ArrayLike, spatial_dims: int | None) -> np.ndarray:
     has_channel = batch.ndim == spatial_dims + 2 if spatial_dims else batch.ndim >= 4 and batch.shape[1] == 1
     if has_channel:
         if batch.shape[1] != 1:
-            raise ValueError(f"expected label maps (N, 1, *spatial), got shape {batch.shape}; take the argmax first")
+            raise ValueError(
+                f"expected label maps (N, 1, *spatial), got shape {batch.shape}; take the argmax first"
+            )
         batch = batch[:, 0]
     return batch
 
