@@ -101,6 +101,15 @@ def test_generalised_dice_value() -> None:
     assert value.item() == pytest.approx(5 / 12, abs=1e-5)
 
 
+def test_generalised_dice_gives_an_empty_class_the_largest_present_weight() -> None:
+    # 3 classes, 2 voxels, equal logits: p = 1/3 everywhere; truth [0, 1], class 2 absent.
+    # classes 0 and 1: G = 1, P = 2/3, I = 1/3, weight 1; class 2: G = 0, P = 2/3, I = 0,
+    # weight = the largest present weight = 1.
+    # GDL = 1 - 2 (1/3 + 1/3) / ((1 + 2/3) + (1 + 2/3) + 2/3) = 1 - (4/3) / 4 = 2/3
+    value = losses.build("generalised_dice")(torch.zeros(1, 3, 2), torch.tensor([[0, 1]]))
+    assert value.item() == pytest.approx(2 / 3, abs=1e-5)
+
+
 def test_mixed_dice_jaccard_schedule() -> None:
     # Same weights 1 and 1/9: weighted I = 35/36, weighted (P + G) = 120/36
     # Dice_w = 70/120 = 7/12; Jaccard_w = (35/36) / ((120 - 35)/36) = 7/17
@@ -177,13 +186,14 @@ def test_vae_loss_value_and_output_forms() -> None:
     #   channel 0: sum p^2 = 9/16 + 4/16 + 1/16 + 1/16 = 15/16, sum g^2 = 1 -> 1 - 1.5 / (31/16) = 7/31
     #   channel 1: sum p^2 = 1, sum g^2 = 2, I = 1 -> 1 - 2/3 = 1/3
     # L2: image [0, 1, 2, 3], reconstruction [0, 1, 2, 5] -> mean squared error 4/4 = 1
-    # KL: mu = [1, 0], sigma^2 = [1, 2]: ((1 + 1 - 0 - 1) + (0 + 2 - ln 2 - 1)) / 4 voxels
+    # KL: mu = [1, 0, 2], sigma^2 = [1, 2, 1]:
+    #     ((1 + 1 - 0 - 1) + (0 + 2 - ln 2 - 1) + (4 + 1 - 0 - 1)) / 4 voxels
     logits, target = sigmoid_example()
     image = torch.tensor([0.0, 1.0, 2.0, 3.0]).view(1, 1, 1, 4)
     reconstruction = torch.tensor([0.0, 1.0, 2.0, 5.0]).view(1, 1, 1, 4)
-    mu, logvar = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, math.log(2.0)]])
+    mu, logvar = torch.tensor([[1.0, 0.0, 2.0]]), torch.tensor([[0.0, math.log(2.0), 0.0]])
     dice = 7 / 31 + 1 / 3
-    kl = (1.0 + (1.0 - math.log(2.0))) / 4
+    kl = (1.0 + (1.0 - math.log(2.0)) + 4.0) / 4
     loss = losses.build("vae")
     value = loss((logits, reconstruction, mu, logvar), target, image)
     assert value.item() == pytest.approx(dice + 0.1 * 1.0 + 0.1 * kl, abs=1e-5)
