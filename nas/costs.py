@@ -57,10 +57,12 @@ class CostModel(nn.Module):
             for index, cell_key in enumerate(model.cell_types):
                 if cell_key != key:
                     continue
-                size = level_size(self.input_size, model.cell_levels[index])
                 width = model.cell_widths[index]
                 for edge, input_index in enumerate(edge_inputs):
                     stride = edge_stride(reductions[index], input_index)
+                    # a reduction cell's inputs are at its level; its nodes one level down
+                    level = model.cell_levels[index] + int(reductions[index] and stride == 1)
+                    size = level_size(self.input_size, level)
                     for o, name in enumerate(model.primitives):
                         p, f = op_cost(name, width, stride, size)
                         params[edge, o] += p
