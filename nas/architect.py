@@ -23,7 +23,8 @@ class Architect:
     def __init__(self, model: nn.Module, train_loss: LossFunction, val_loss: LossFunction,
                  arch_lr: float = 6e-4, arch_betas: tuple[float, float] = (0.5, 0.999),
                  arch_weight_decay: float = 1e-3, order: int = 1,
-                 finite_difference_eps: float = 0.01) -> None:
+                 finite_difference_eps: float = 0.01,
+                 grad_hook: Callable[[list[nn.Parameter]], None] | None = None) -> None:
         if order not in (1, 2):
             raise ValueError(f"order must be 1 (first order) or 2 (unrolled), got {order!r}")
         self.model = model
@@ -31,6 +32,9 @@ class Architect:
         self.val_loss = val_loss
         self.order = order
         self.eps = finite_difference_eps
+        # called on the alphas once their gradients are set, before the update: under
+        # DistributedDataParallel it averages them so every rank keeps identical alphas
+        self.grad_hook = grad_hook
         self.arch_params = list(model.arch_parameters())
         self.weight_params = [p for p in model.weight_parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.arch_params, lr=arch_lr, betas=arch_betas,
@@ -55,7 +59,9 @@ class Architect:
                                  "momentum and weight decay define the virtual step)")
             loss, grads = self._unrolled_gradients(train_batch, val_batch, weight_optimizer)
         for param, grad in zip(self.arch_params, grads):
-            param.grad = None if grad is None else grad.detach()
+            param.grad = torch.zeros_like(param) if grad is None else grad.detach()
+        if self.grad_hook is not None:
+            self.grad_hook(self.arch_params)
         self.optimizer.step()
         return loss.detach()
 

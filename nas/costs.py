@@ -90,3 +90,18 @@ class CostModel(nn.Module):
         expected_params, expected_flops = self.expected(model)
         return (lambda_params * expected_params + lambda_flops * expected_flops,
                 expected_params, expected_flops)
+
+
+def network_complexity(network_or_genotype, input_shape: Sequence[int]) -> dict[str, int]:
+    """Exact params and FLOPs (MACs) of a fixed network, or of the network a genotype
+    describes, for one input of ``input_shape`` (channels first, no batch axis); counted on the
+    meta device, so no weights are allocated."""
+    from supernet import Genotype, from_genotype
+
+    if isinstance(network_or_genotype, Genotype):
+        with torch.device("meta"):
+            network = from_genotype(network_or_genotype)
+    else:
+        network = network_or_genotype
+    counts = profile(network, (1,) + tuple(input_shape))
+    return {"params": counts["params"], "flops": counts["flops"]}

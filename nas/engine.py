@@ -1,0 +1,193 @@
+"""Pieces every training loop shares: seeding, precision, batches, loss checks, evaluation of
+the 2D binary tasks, run logs and the output directory's pre-flight check."""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .checkpoint import atomic_write_text
+from .distributed import DistributedContext, all_reduce_sum
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the message names where, and the last good checkpoint
+    is left in place."""
+
+
+class OutputDirectoryError(RuntimeError):
+    """The run directory cannot hold the run's files; raised before any training."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A distinct, reproducible seed per epoch, so a run resumed at an epoch boundary draws
+    exactly the numbers an uninterrupted run draws."""
+    return (seed * 1_000_003 + epoch * 7919) % 2**31
+
+
+def start_epoch_randomness(seed: int, epoch: int, loaders: Iterable[Any]) -> None:
+    """Reseed every RNG and each loader's shuffling for ``epoch``."""
+    base = epoch_seed(seed, epoch)
+    seed_everything(base)
+    for offset, loader in enumerate(loaders):
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        generator = getattr(loader, "generator", None)
+        if generator is not None:
+            generator.manual_seed(base + 101 * (offset + 1))
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device``; None means full fp32.
+
+    ``auto`` picks bf16 on CUDA devices that support it (faster, no loss scaling) and fp32 on
+    CPU, where bf16 autocast is usually slower.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return None
+    if precision == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return None
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("fp16 autocast needs a CUDA device; use bf16 or fp32 on CPU")
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def unpack_batch(batch: Any, device: torch.device, channels_last: bool = False
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(image, label) of a data item dict (or a pair) moved to ``device``."""
+    if isinstance(batch, dict):
+        image, label = batch["image"], batch["label"]
+    else:
+        image, label = batch[0], batch[1]
+    image = image.to(device, non_blocking=True)
+    if channels_last:
+        image = image.contiguous(memory_format=torch.channels_last if image.dim() == 4
+                                 else torch.channels_last_3d)
+    return image, label.to(device, non_blocking=True)
+
+
+def check_finite(loss: torch.Tensor, epoch: int, step: int, phase: str,
+                 checkpoint: Path | None = None) -> None:
+    """Raise :class:`NonFiniteLossError` naming the epoch, step and phase on NaN/inf."""
+    if not bool(torch.isfinite(loss.detach()).all()):
+        kept = f"; the last good checkpoint is kept at {checkpoint}" if checkpoint else ""
+        raise NonFiniteLossError(
+            f"non-finite {phase} loss ({loss.detach().float().item()}) at epoch {epoch} step "
+            f"{step}{kept}. Lower the learning rate, check the data, or use --precision fp32.")
+
+
+def check_output_dir(path: str | os.PathLike, min_free_mb: float = 50.0) -> Path:
+    """Create the run directory and prove it is writable with room to spare, so a full disk or
+    a read-only mount fails now rather than at the first checkpoint."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write_probe"
+        probe.write_bytes(b"0" * 4096)
+        probe.unlink()
+    except OSError as error:
+        raise OutputDirectoryError(f"{path}: run directory is not writable "
+                                   f"({error.strerror or error})") from None
+    free_mb = shutil.disk_usage(path).free / 2**20
+    if free_mb < min_free_mb:
+        raise OutputDirectoryError(f"{path}: only {free_mb:.0f} MB free, need at least "
+                                   f"{min_free_mb:.0f} MB for checkpoints")
+    return path
+
+
+def binary_prediction(logits: torch.Tensor) -> torch.Tensor:
+    """Foreground mask of a sigmoid (1 channel) or softmax (C channels) output."""
+    if logits.shape[1] == 1:
+        return logits > 0
+    return logits.argmax(dim=1, keepdim=True) > 0
+
+
+def per_image_overlap(prediction: torch.Tensor, truth: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image foreground Dice and IoU; an image where both masks are empty scores 1."""
+    prediction = prediction.flatten(1).bool()
+    truth = truth.flatten(1) > 0.5
+    intersection = (prediction & truth).sum(1).double()
+    sizes = prediction.sum(1).double() + truth.sum(1).double()
+    union = sizes - intersection
+    empty = sizes == 0
+    dice = torch.where(empty, torch.ones_like(sizes), 2 * intersection / sizes.clamp_min(1))
+    iou = torch.where(empty, torch.ones_like(sizes), intersection / union.clamp_min(1))
+    return dice, iou
+
+
+@torch.no_grad()
+def evaluate_binary(model: nn.Module, loader: Iterable, loss_fn: nn.Module,
+                    device: torch.device, context: DistributedContext,
+                    precision: torch.dtype | None = None) -> dict[str, float]:
+    """Mean loss, DSC and MIoU over the images of ``loader`` (reduced across ranks).
+
+    DSC and MIoU follow seed 002: per-image foreground Dice / IoU, averaged over the images
+    (with one foreground class, an image's MIoU is its IoU).
+    """
+    was_training = model.training
+    model.eval()
+    totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss*n, dice, iou, images
+    try:
+        for batch in loader:
+            image, label = unpack_batch(batch, device)
+            with autocast(device, precision):
+                logits = model(image)
+            logits = logits.float()
+            loss = loss_fn(logits, label)
+            dice, iou = per_image_overlap(binary_prediction(logits), label)
+            count = image.shape[0]
+            totals += torch.stack([loss.double() * count, dice.sum(), iou.sum(),
+                                   torch.tensor(float(count), dtype=torch.float64,
+                                                device=device)])
+    finally:
+        model.train(was_training)
+    totals = all_reduce_sum(totals, context)
+    images = max(totals[3].item(), 1.0)
+    return {"val_loss": totals[0].item() / images, "val_dsc": totals[1].item() / images,
+            "val_miou": totals[2].item() / images}
+
+
+def write_log(rows: list[dict[str, Any]], path: str | os.PathLike) -> Path:
+    """Rewrite ``log.csv`` from the full history (atomic): a resumed run rewrites the rows it
+    restored from the checkpoint, so a crash between log and checkpoint cannot duplicate rows."""
+    return atomic_write_text(path, pd.DataFrame(rows).to_csv(index=False))
+
+
+def cycle(loader: Iterable) -> Iterator:
+    """Endless iteration over a loader (re-iterating it, so shuffling continues)."""
+    while True:
+        yielded = False
+        for item in loader:
+            yielded = True
+            yield item
+        if not yielded:
+            raise ValueError("cannot cycle over an empty loader")
