@@ -1,0 +1,45 @@
+"""Data for lwnas: readers for BraTS, DSB2018, CHAOS and PROMISE12 in their
+released layouts, preprocessing with an on-disk cache, 2D/3D augmentation,
+case-level splits, bundled sample data and a dataset checker.
+
+Stands alone: numpy, torch, nibabel, SimpleITK, pydicom, albumentations,
+scipy, pandas and tqdm only; no other project package.
+"""
+
+from data.augment2d import apply_augment_2d, build_augment_2d
+from data.augment3d import RandomAugment3D, crop, crop_start, random_flip, random_intensity, random_rotate, rotate
+from data.brats import (
+    brats_case_files,
+    brats_index_to_labels,
+    brats_labels_to_index,
+    brats_labels_to_regions,
+    brats_regions_to_labels,
+    find_brats_cases,
+    read_brats_case,
+)
+from data.cache import cache_root, clear_cache
+from data.chaos import find_chaos_cases, preprocess_chaos_case, read_chaos_case
+from data.datasets import CaseDataset, SliceDataset, VolumeDataset
+from data.dsb2018 import find_dsb2018_cases, preprocess_dsb2018_case, read_dsb2018_case
+from data.errors import DataError
+from data.factory import get_dataset
+from data.intensity import scale_percentiles, window, zscore_nonzero
+from data.loader import make_loader
+from data.nifti import write_nifti_like
+from data.presets import PRESETS, get_preset, list_datasets
+from data.promise12 import find_promise12_cases, preprocess_promise12_case, read_promise12_case
+from data.resize import restore_original_size
+from data.sample import sample_root, write_sample
+from data.splits import load_splits, make_splits, save_splits
+
+__all__ = [
+    "PRESETS", "CaseDataset", "DataError", "RandomAugment3D", "SliceDataset", "VolumeDataset",
+    "apply_augment_2d", "brats_case_files", "brats_index_to_labels", "brats_labels_to_index",
+    "brats_labels_to_regions", "brats_regions_to_labels", "build_augment_2d", "cache_root", "clear_cache",
+    "crop", "crop_start", "find_brats_cases", "find_chaos_cases", "find_dsb2018_cases", "find_promise12_cases",
+    "get_dataset", "get_preset", "list_datasets", "load_splits", "make_loader", "make_splits",
+    "preprocess_chaos_case", "preprocess_dsb2018_case", "preprocess_promise12_case", "random_flip",
+    "random_intensity", "random_rotate", "read_brats_case", "read_chaos_case", "read_dsb2018_case",
+    "read_promise12_case", "restore_original_size", "rotate", "sample_root", "save_splits", "scale_percentiles",
+    "window", "write_nifti_like", "write_sample", "zscore_nonzero",
+]

@@ -1,0 +1,215 @@
+"""BraTS readers: the 2018-2023 folder layouts, four modalities in a fixed
+order, labels 0/1/2/4, and the region/index conversions.
+
+Spatial axes stay in the NIfTI voxel order (i, j, k), so a prediction can be
+written back with the reference file's affine without any transposition.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from data.errors import checked_labels, data_error, millimetres, require_data_root
+from data.intensity import zscore_nonzero
+from data.nifti import nifti_paths, read_nifti, spacing_of
+
+# The fixed channel order of every BraTS image tensor.
+MODALITIES = ("flair", "t1", "t1ce", "t2")
+LABELS = (0, 1, 2, 4)  # background, necrosis / non-enhancing core, oedema, enhancing tumour
+REGIONS = ("WT", "TC", "ET")
+
+
+@dataclass(frozen=True)
+class BratsLayout:
+    name: str
+    case_pattern: re.Pattern
+    separator: str  # between the case id and the modality in file names
+    # File suffixes of flair, t1, t1ce, t2 (MODALITIES order) in this release.
+    modalities: tuple[str, str, str, str]
+    segmentation: str
+    enhancing_label: int  # 4 up to 2021, 3 from 2023
+    example: str
+
+
+LAYOUTS = (
+    BratsLayout("2018", re.compile(r"Brats18_.+"), "_", MODALITIES, "seg", 4,
+                "MICCAI_BraTS_2018_Data_Training/{HGG,LGG}/Brats18_*/Brats18_*_{flair,t1,t1ce,t2,seg}.nii.gz"),
+    BratsLayout("2019", re.compile(r"BraTS19_.+"), "_", MODALITIES, "seg", 4,
+                "MICCAI_BraTS_2019_Data_Training/{HGG,LGG}/BraTS19_*/BraTS19_*_{flair,t1,t1ce,t2,seg}.nii.gz"),
+    BratsLayout("2020", re.compile(r"BraTS20_(Training|Validation)_\d{3}"), "_", MODALITIES, "seg", 4,
+                "BraTS20_Training_NNN/BraTS20_Training_NNN_{flair,t1,t1ce,t2,seg}.nii.gz"),
+    BratsLayout("2021", re.compile(r"BraTS2021_\d{5}"), "_", MODALITIES, "seg", 4,
+                "BraTS2021_NNNNN/BraTS2021_NNNNN_{flair,t1,t1ce,t2,seg}.nii.gz"),
+    BratsLayout("2023", re.compile(r"BraTS-[A-Z]+-\d{5}-\d{3}"), "-", ("t2f", "t1n", "t1c", "t2w"), "seg", 3,
+                "BraTS-GLI-NNNNN-NNN/BraTS-GLI-NNNNN-NNN-{t2f,t1n,t1c,t2w,seg}.nii.gz"),
+)
+
+# Known misnamed files of the official releases: case -> segmentation file name.
+MISNAMED_SEGMENTATIONS = {"BraTS20_Training_355": "W39_1998.09.19_Segm.nii"}
+
+_LAYOUT_LIST = "; ".join(f"{layout.name}: {layout.example}" for layout in LAYOUTS)
+# Case folders sit at most this deep under the data root (2018: root/MICCAI.../HGG/case).
+_MAX_DEPTH = 4
+
+
+def layout_of(case_dir: str | os.PathLike) -> BratsLayout:
+    """The release layout a case folder belongs to, from its name."""
+    name = Path(case_dir).name
+    for layout in LAYOUTS:
+        if layout.case_pattern.fullmatch(name):
+            return layout
+    raise data_error(case_dir, f"folder name matches no BraTS layout; looked for {_LAYOUT_LIST}")
+
+
+def find_brats_cases(root: str | os.PathLike) -> list[Path]:
+    """Case folders under `root`, sorted by name, with the release layout detected.
+
+    All cases must belong to one release; a mixture is refused rather than
+    silently combining label conventions.
+    """
+    root = require_data_root(root)
+    found: dict[str, list[Path]] = {}
+    for folder, subfolders, files in os.walk(root):
+        folder_path = Path(folder)
+        depth = len(folder_path.relative_to(root).parts)
+        layout = next((lay for lay in LAYOUTS if lay.case_pattern.fullmatch(folder_path.name)), None)
+        if layout is not None and any(f.endswith((".nii", ".nii.gz")) for f in files):
+            found.setdefault(layout.name, []).append(folder_path)
+            subfolders[:] = []  # a case folder holds no further cases
+        elif depth >= _MAX_DEPTH:
+            subfolders[:] = []
+        subfolders.sort()
+    if not found:
+        raise data_error(root, f"no BraTS case folders found; looked for {_LAYOUT_LIST}")
+    if len(found) > 1:
+        raise data_error(root, f"holds cases of several BraTS layouts ({', '.join(sorted(found))}); "
+                         "expected one release per data root")
+    (cases,) = found.values()
+    names = [case.name for case in cases]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise data_error(root, f"case folder {duplicates[0]} occurs more than once; expected unique case ids")
+    return sorted(cases, key=lambda case: case.name)
+
+
+def brats_case_files(case_dir: str | os.PathLike) -> tuple[list[Path], Path | None]:
+    """The four modality files (fixed order) and the segmentation file (None if absent)."""
+    case_dir = Path(case_dir)
+    layout = layout_of(case_dir)
+    images = []
+    for canonical, suffix in zip(MODALITIES, layout.modalities):
+        stem = f"{case_dir.name}{layout.separator}{suffix}"
+        candidates = nifti_paths(case_dir, stem)
+        if not candidates:
+            raise data_error(case_dir, f"missing modality {canonical}; expected {stem}.nii.gz")
+        images.append(candidates[0])
+    stem = f"{case_dir.name}{layout.separator}{layout.segmentation}"
+    candidates = nifti_paths(case_dir, stem)
+    misnamed = MISNAMED_SEGMENTATIONS.get(case_dir.name)
+    if not candidates and misnamed and (case_dir / misnamed).is_file():
+        candidates = [case_dir / misnamed]
+    return images, (candidates[0] if candidates else None)
+
+
+def read_brats_case(
+    case_dir: str | os.PathLike, normalise: bool = True, require_label: bool = False
+) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """Read one case: image (4, I, J, K) float32, label (I, J, K) uint8 in 0/1/2/4 or None, meta.
+
+    `normalise` applies the z-score on nonzero voxels per modality (the
+    training preprocessing). The 2023 enhancing label 3 is returned as 4.
+    meta: spacing, affine, original_shape, source (the flair file: the
+    geometry reference for `write_nifti_like`), layout.
+    """
+    case_dir = Path(case_dir)
+    layout = layout_of(case_dir)
+    image_paths, label_path = brats_case_files(case_dir)
+    if label_path is None and require_label:
+        raise data_error(case_dir, f"missing segmentation; expected "
+                         f"{case_dir.name}{layout.separator}{layout.segmentation}.nii.gz")
+    channels = []
+    reference = None
+    for path in image_paths:
+        array, image = read_nifti(path)
+        if reference is None:
+            reference = (path, array.shape, spacing_of(image), image.affine)
+        _check_same_grid(path, array.shape, spacing_of(image), reference)
+        channels.append(array)
+    image = np.stack(channels)
+    label = None
+    if label_path is not None:
+        raw, label_image = read_nifti(label_path, dtype=np.float32)
+        _check_same_grid(label_path, raw.shape, spacing_of(label_image), reference)
+        label = _canonical_labels(label_path, raw, layout)
+    if normalise:
+        image = zscore_nonzero(image)
+    meta = {
+        "spacing": reference[2].astype(np.float64),
+        "affine": np.asarray(reference[3], dtype=np.float64),
+        "original_shape": np.asarray(reference[1], dtype=np.int64),
+        "source": str(reference[0]),
+        "layout": layout.name,
+    }
+    return image, label, meta
+
+
+def brats_labels_to_regions(labels: np.ndarray) -> np.ndarray:
+    """Labels 0/1/2/4 (any shape) -> float32 (3, *shape) channels WT={1,2,4}, TC={1,4}, ET={4}."""
+    labels = np.asarray(labels)
+    whole = (labels == 1) | (labels == 2) | (labels == 4)
+    core = (labels == 1) | (labels == 4)
+    enhancing = labels == 4
+    return np.stack([whole, core, enhancing]).astype(np.float32)
+
+
+def brats_regions_to_labels(regions: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Region channels (3, ...) WT/TC/ET (probabilities or masks) -> uint8 labels 0/1/2/4.
+
+    Nested by construction: ET wins over TC, TC over WT, as in the challenge's
+    own conversion.
+    """
+    regions = np.asarray(regions) > threshold
+    labels = np.zeros(regions.shape[1:], dtype=np.uint8)
+    labels[regions[0]] = 2
+    labels[regions[1]] = 1
+    labels[regions[2]] = 4
+    return labels
+
+
+def brats_labels_to_index(labels: np.ndarray) -> np.ndarray:
+    """Labels 0/1/2/4 -> class indices 0/1/2/3 (int64), for softmax training."""
+    labels = np.asarray(labels)
+    index = labels.astype(np.int64)
+    index[labels == 4] = 3
+    return index
+
+
+def brats_index_to_labels(index: np.ndarray) -> np.ndarray:
+    """Class indices 0/1/2/3 -> labels 0/1/2/4 (uint8), for writing NIfTI."""
+    index = np.asarray(index)
+    labels = index.astype(np.uint8)
+    labels[index == 3] = 4
+    return labels
+
+
+def _canonical_labels(path: Path, raw: np.ndarray, layout: BratsLayout) -> np.ndarray:
+    allowed = (0, 1, 2, layout.enhancing_label)
+    labels = checked_labels(path, raw, set(allowed), f"{', '.join(map(str, allowed))} (BraTS {layout.name})")
+    if layout.enhancing_label != 4:
+        labels[labels == layout.enhancing_label] = 4
+    return labels
+
+
+def _check_same_grid(path: Path, shape: tuple, spacing: np.ndarray, reference: tuple) -> None:
+    ref_path, ref_shape, ref_spacing, _ = reference
+    if tuple(shape) != tuple(ref_shape):
+        raise data_error(path, f"shape {tuple(shape)} differs from {ref_path.name} {tuple(ref_shape)}; "
+                         "expected all modalities and the segmentation on one grid")
+    if not np.allclose(spacing, ref_spacing, rtol=1e-3, atol=1e-4):
+        raise data_error(path, f"spacing {millimetres(spacing)} differs from {ref_path.name} {millimetres(ref_spacing)}; "
+                         "expected all modalities and the segmentation on one grid")

@@ -1,0 +1,209 @@
+"""CHAOS readers: DICOM series paired with their PNG masks.
+
+Slice k's DICOM pairs with slice k's mask by the natural sort of the file
+NAMES. Sorting by ImagePositionPatient would reverse many CT cases (their z
+decreases with the file index) and silently misalign every mask.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+from data.errors import checked_labels, data_error, reason, require_data_root
+from data.intensity import scale_percentiles, window
+from data.png import read_png
+from data.resize import resize_images, resize_labels, resized_affine
+
+MODALITIES = ("CT", "MR")
+# Series name -> (DICOM folder, mask folder), relative to the patient folder.
+SERIES = {
+    "CT": ("DICOM_anon", "Ground"),
+    "T2SPIR": ("T2SPIR/DICOM_anon", "T2SPIR/Ground"),
+    # T1 in- and out-phase share one Ground folder.
+    "T1DUAL_InPhase": ("T1DUAL/DICOM_anon/InPhase", "T1DUAL/Ground"),
+    "T1DUAL_OutPhase": ("T1DUAL/DICOM_anon/OutPhase", "T1DUAL/Ground"),
+}
+ORGANS = ("background", "liver", "right kidney", "left kidney", "spleen")
+# MR mask grey levels are 63/126/189/252; the challenge's own evaluation
+# accepts these ranges around them. (low, high, class index)
+MR_GREY_LEVELS = ((55, 70, 1), (110, 135, 2), (175, 200, 3), (240, 255, 4))
+
+
+def series_of(modality: str, sequence: str = "T2SPIR") -> str:
+    """The SERIES key for a modality ("CT" or "MR") and, for MR, its sequence."""
+    if modality not in MODALITIES:
+        raise ValueError(f"unknown CHAOS modality {modality!r}: expected one of {', '.join(MODALITIES)}")
+    if modality == "CT":
+        return "CT"
+    if sequence not in SERIES or sequence == "CT":
+        choices = ", ".join(name for name in SERIES if name != "CT")
+        raise ValueError(f"unknown CHAOS MR sequence {sequence!r}: expected one of {choices}")
+    return sequence
+
+
+def natural_key(path: Path) -> list:
+    """Sort key that orders i2.dcm before i10.dcm (digit runs compared as numbers)."""
+    return [int(token) if token.isdigit() else token.lower() for token in re.split(r"(\d+)", path.name)]
+
+
+def find_chaos_cases(root: str | os.PathLike, modality: str = "CT", sequence: str = "T2SPIR") -> list[Path]:
+    """Patient folders of one modality, in natural order of their names.
+
+    Accepts the data root itself, `<root>/<modality>` or the official
+    `<root>/Train_Sets/<modality>`.
+    """
+    root = require_data_root(root)
+    dicom_folder = SERIES[series_of(modality, sequence)][0]
+    for parent in (root / "Train_Sets" / modality, root / modality, root):
+        if parent.is_dir():
+            patients = [d for d in parent.iterdir() if (d / dicom_folder).is_dir()]
+            if patients:
+                return sorted(patients, key=natural_key)
+    looked = (f"Train_Sets/{modality}/<patient>/{dicom_folder}/*.dcm, {modality}/<patient>/{dicom_folder}/*.dcm "
+              f"or <patient>/{dicom_folder}/*.dcm")
+    raise data_error(root, f"no CHAOS {modality} patients found; looked for {looked}")
+
+
+def chaos_case_files(patient_dir: str | os.PathLike, series: str = "CT") -> tuple[list[Path], list[Path]]:
+    """DICOM files and mask PNGs of one series, paired by index (natural sort of names)."""
+    patient_dir = Path(patient_dir)
+    dicom_folder, mask_folder = (patient_dir / part for part in SERIES[series])
+    if not dicom_folder.is_dir():
+        raise data_error(patient_dir, f"missing {SERIES[series][0]}/; expected the {series} DICOM folder")
+    dicoms = sorted(dicom_folder.glob("*.dcm"), key=natural_key)
+    masks = sorted(mask_folder.glob("*.png"), key=natural_key) if mask_folder.is_dir() else []
+    if not dicoms:
+        raise data_error(dicom_folder, "holds no .dcm files; expected one DICOM file per slice")
+    if len(dicoms) != len(masks):
+        raise data_error(patient_dir, f"{len(dicoms)} DICOM files in {SERIES[series][0]}/ but {len(masks)} "
+                         f"mask PNGs in {SERIES[series][1]}/; expected one mask per slice")
+    return dicoms, masks
+
+
+def read_chaos_case(
+    patient_dir: str | os.PathLike, modality: str = "CT", sequence: str = "T2SPIR"
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Read one patient's series: image (S, H, W) float32, label (S, H, W) uint8, meta.
+
+    CT images are in Hounsfield units, MR images in scanner units. CT labels
+    are 0/1 (liver), MR labels 0..4 (ORGANS). meta: spacing (slice, row,
+    column) in mm, affine from (slice, row, column) indices to DICOM patient
+    coordinates (LPS), original_shape, source (per-slice DICOM paths).
+    """
+    series = series_of(modality, sequence)
+    dicoms, masks = chaos_case_files(patient_dir, series)
+    slices, headers = zip(*(_read_dicom(path, modality) for path in dicoms))
+    first_shape = slices[0].shape
+    for path, pixels in zip(dicoms, slices):
+        if pixels.shape != first_shape:
+            raise data_error(path, f"slice shape {pixels.shape} differs from {dicoms[0].name} {first_shape}; "
+                             "expected one in-plane size per series")
+    labels = []
+    for dicom, mask_path in zip(dicoms, masks):
+        mask = read_png(mask_path)
+        if mask.ndim == 3:  # some tools save grey masks as RGB(A)
+            mask = mask[..., 0]
+        if mask.shape != first_shape:
+            raise data_error(mask_path, f"mask shape {mask.shape} differs from its DICOM {dicom.name} "
+                             f"{first_shape}; expected image and mask of one size")
+        labels.append(_ct_mask(mask_path, mask) if modality == "CT" else _mr_mask(mask_path, mask))
+    meta = _geometry(dicoms, headers, first_shape)
+    return np.stack(slices).astype(np.float32), np.stack(labels), meta
+
+
+def preprocess_chaos_case(
+    patient_dir: str | os.PathLike,
+    image_size: int,
+    modality: str = "CT",
+    sequence: str = "T2SPIR",
+    hu_window: tuple[float, float] = (-1024.0, 1024.0),
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """SPEC's preprocessing: intensities to [0, 1], slices resized to image_size^2.
+
+    CT: the Hounsfield window onto [0, 1]; MR: per-patient percentiles onto
+    [0, 1]. Returns image (S, 1, size, size) float32, label (S, size, size)
+    uint8 and the meta of the resized grid (spacing, affine) with the
+    original shape.
+    """
+    image, label, meta = read_chaos_case(patient_dir, modality, sequence)
+    image = window(image, *hu_window) if modality == "CT" else scale_percentiles(image)
+    in_plane = image.shape[1:]
+    meta = dict(meta)
+    meta["spacing"] = meta["spacing"] * np.array([1.0, in_plane[0] / image_size, in_plane[1] / image_size])
+    meta["affine"] = resized_affine(meta["affine"], in_plane, image_size)
+    return resize_images(image[:, None], image_size), resize_labels(label, image_size), meta
+
+
+def _read_dicom(path: Path, modality: str) -> tuple[np.ndarray, pydicom.Dataset]:
+    try:
+        header = pydicom.dcmread(str(path))
+        pixels = header.pixel_array
+    except Exception as exc:  # pydicom raises many types for broken files
+        raise data_error(path, f"unreadable or truncated DICOM ({reason(exc)})") from None
+    found = str(getattr(header, "Modality", modality))
+    if found != modality:
+        raise data_error(path, f"DICOM modality {found}; expected {modality}")
+    if pixels.ndim != 2:
+        raise data_error(path, f"pixel data of shape {pixels.shape}; expected one 2D slice per file")
+    pixels = pixels.astype(np.float32)
+    if modality == "CT":
+        # Stored values to Hounsfield units.
+        slope = float(getattr(header, "RescaleSlope", 1.0))
+        intercept = float(getattr(header, "RescaleIntercept", 0.0))
+        pixels = pixels * slope + intercept
+    return pixels, header
+
+
+def _ct_mask(path: Path, mask: np.ndarray) -> np.ndarray:
+    # 1-bit masks read as 0/255; some exports use 0/1.
+    return (checked_labels(path, mask, {0, 1, 255}, "0 and 255 (liver > 0)") > 0).astype(np.uint8)
+
+
+def _mr_mask(path: Path, mask: np.ndarray) -> np.ndarray:
+    lookup = np.full(256, 255, dtype=np.uint8)
+    lookup[0] = 0
+    for low, high, index in MR_GREY_LEVELS:
+        lookup[low:high + 1] = index
+    labels = lookup[checked_labels(path, mask, set(range(256)), "0..255")]
+    if (labels == 255).any():
+        unknown = np.unique(mask[labels == 255])[:5]
+        raise data_error(path, f"unknown label values {', '.join(map(str, unknown))}; expected 0 and the "
+                         "organ grey levels 63, 126, 189, 252")
+    return labels
+
+
+def _geometry(dicoms: list[Path], headers: tuple, shape: tuple[int, int]) -> dict:
+    first = headers[0]
+    if "PixelSpacing" not in first:
+        raise data_error(dicoms[0], "missing PixelSpacing; expected a DICOM image header")
+    row_spacing, column_spacing = (float(v) for v in first.PixelSpacing)
+    orientation = np.asarray(getattr(first, "ImageOrientationPatient", [1, 0, 0, 0, 1, 0]), dtype=np.float64)
+    along_row, along_column = orientation[:3], orientation[3:]
+    normal = np.cross(along_row, along_column)
+    positions = [h.get("ImagePositionPatient") for h in headers]
+    if all(p is not None for p in positions) and len(positions) > 1:
+        positions = np.asarray(positions, dtype=np.float64)
+        # Slice spacing from the positions (SliceThickness may differ from it).
+        step = float(np.median(np.diff(positions @ normal)))
+        slice_vector = normal * step
+        origin = positions[0]
+    else:
+        step = float(getattr(first, "SliceThickness", 1.0) or 1.0)
+        slice_vector = normal * step
+        origin = np.asarray(getattr(first, "ImagePositionPatient", [0, 0, 0]), dtype=np.float64)
+    affine = np.eye(4)
+    affine[:3, 0] = slice_vector
+    affine[:3, 1] = along_column * row_spacing  # one row down moves along the column direction
+    affine[:3, 2] = along_row * column_spacing
+    affine[:3, 3] = origin
+    return {
+        "spacing": np.array([abs(step), row_spacing, column_spacing]),
+        "affine": affine,
+        "original_shape": np.array([len(dicoms), *shape], dtype=np.int64),
+        "source": [str(path) for path in dicoms],
+    }

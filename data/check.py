@@ -1,0 +1,160 @@
+"""Dataset integrity check: `python -m data.check --dataset NAME [--data-root DIR] [--skip-bad]`.
+
+Reads every case with the same readers training uses, collects every problem
+(nnU-Net's verify_dataset_integrity style) instead of stopping at the first,
+prints a summary table and the problems, and exits non-zero if there are any.
+With --skip-bad, bad cases are listed as skipped and only a data root with no
+usable case fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from data.errors import DataError, data_error
+from data.presets import get_preset, list_datasets
+from data.sample import sample_root
+from data.sources import SOURCES
+
+
+@dataclass
+class CheckReport:
+    dataset: str
+    root: Path
+    cases: pd.DataFrame  # one row per readable case
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (case or root, one-line message)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> pd.DataFrame:
+        """One row per property: cases, slices, shapes, spacings, labels, class balance, channels."""
+        rows = [("dataset", self.dataset), ("data root", str(self.root)),
+                ("cases", f"{len(self.cases)} readable, {len(self.problems)} with problems")]
+        if len(self.cases):
+            c = self.cases
+            rows += [
+                ("slices", f"{int(c['slices'].sum())} (per case {c['slices'].min()}-{c['slices'].max()})"),
+                ("shapes", _distinct(c["shape"])),
+                ("spacings", _spacing_range(c["spacing"])),
+                ("label values", ", ".join(str(v) for v in sorted({v for vs in c["labels"] for v in vs}))),
+                ("class balance", _balance(c)),
+                ("channels", _distinct(c["channels"])),
+            ]
+        return pd.DataFrame(rows, columns=["property", "value"])
+
+
+def check_dataset(name: str, root: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+                  progress: bool = True, **dataset_options) -> CheckReport:
+    """Read every case of `name` under `root` (None: the sample data) and report."""
+    preset = get_preset(name)
+    unknown = sorted(set(dataset_options) - set(preset.options))
+    if unknown:
+        raise TypeError(f"{name} has no option(s) {', '.join(unknown)}; valid: {', '.join(preset.options) or 'none'}")
+    options = {**preset.options, **dataset_options}
+    root = sample_root(name, cache_dir) if root is None else Path(root).expanduser()
+    source = SOURCES[name]
+    empty = pd.DataFrame(columns=["case", "slices", "shape", "spacing", "labels", "counts", "channels"])
+    try:
+        case_paths = source.find(root, options)
+    except DataError as exc:
+        return CheckReport(name, root, empty, [(str(root), str(exc))])
+    rows, problems = [], []
+    for path in tqdm(case_paths, desc=f"checking {name}", unit="case", disable=None if progress else True):
+        case = source.case_id(path)
+        try:
+            image, label, meta = source.read(path, options)
+            if not np.isfinite(image).all():
+                raise data_error(meta["source"] if isinstance(meta["source"], str) else path,
+                                 "holds NaN or infinite values; expected finite intensities")
+        except DataError as exc:
+            problems.append((case, str(exc)))
+            continue
+        counts = np.bincount(label.ravel(), minlength=1)
+        values = np.flatnonzero(counts)
+        rows.append({
+            "case": case,
+            # 2D-from-3D and 3D cases: slices along the first / last axis; images: 1.
+            "slices": 1 if source.kind == "images" else int(label.shape[0] if source.kind == "slices" else label.shape[-1]),
+            "shape": "x".join(map(str, label.shape)),
+            "spacing": tuple(round(float(s), 3) for s in meta["spacing"]),
+            "labels": tuple(int(v) for v in values),
+            "counts": {int(v): int(counts[v]) for v in values},
+            "channels": ",".join(source.channels(options)),
+        })
+    cases = pd.DataFrame(rows, columns=empty.columns) if rows else empty
+    return CheckReport(name, root, cases, problems)
+
+
+def _distinct(values: pd.Series, limit: int = 4) -> str:
+    counts = values.value_counts()
+    shown = ", ".join(f"{value} ({count})" for value, count in counts.head(limit).items())
+    return shown + (f", ... {len(counts) - limit} more" if len(counts) > limit else "")
+
+
+def _spacing_range(spacings: pd.Series) -> str:
+    array = np.array(spacings.tolist(), dtype=float)
+    low, median, high = array.min(0), np.median(array, 0), array.max(0)
+    fmt = lambda v: "x".join(f"{x:.3g}" for x in v)  # noqa: E731
+    return f"median {fmt(median)}, min {fmt(low)}, max {fmt(high)}"
+
+
+def _balance(cases: pd.DataFrame) -> str:
+    totals: dict[int, int] = {}
+    for counts in cases["counts"]:
+        for value, count in counts.items():
+            totals[value] = totals.get(value, 0) + count
+    everything = sum(totals.values())
+    return ", ".join(f"{value}: {100 * count / everything:.2f}%" for value, count in sorted(totals.items()))
+
+
+def _parse_option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value  # a bare word such as MR
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m data.check", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", required=True, choices=list_datasets())
+    parser.add_argument("--data-root", default=None, help="dataset folder (default: the bundled sample data)")
+    parser.add_argument("--skip-bad", action="store_true", help="list bad cases as skipped; fail only if none is usable")
+    parser.add_argument("--per-case", action="store_true", help="also print one row per case")
+    parser.add_argument("--option", action="append", type=_parse_option, default=[], metavar="KEY=VALUE",
+                        help="dataset option, e.g. modality=MR or sequence=T1DUAL_InPhase (repeatable)")
+    args = parser.parse_args(argv)
+    report = check_dataset(args.dataset, args.data_root, **dict(args.option))
+    print(_table(report.summary()))
+    if args.per_case and len(report.cases):
+        print()
+        print(_table(report.cases.drop(columns=["counts"])))
+    if report.problems:
+        heading = "skipped (--skip-bad)" if args.skip_bad else "problems"
+        print(f"\n{len(report.problems)} {heading}:")
+        for _, message in report.problems:
+            print(f"  {message}")
+    if args.skip_bad:
+        return 0 if len(report.cases) else 1
+    return 0 if report.ok else 1
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_string(index=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

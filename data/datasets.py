@@ -1,0 +1,217 @@
+"""The torch Datasets: 2D slices/images and 3D volumes served from the cache.
+
+Construction prepares every case of the split once (read, validate,
+preprocess, store as .npy); afterwards items are read from memory maps, so no
+DICOM, NIfTI or MetaImage file is opened again. Bad cases raise `DataError`,
+or with `skip_bad` are left out and listed in `dataset.skipped`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from data.augment2d import apply_augment_2d, build_augment_2d
+from data.augment3d import RandomAugment3D
+from data.brats import brats_labels_to_index, brats_labels_to_regions
+from data.cache import CaseCache
+from data.errors import DataError
+from data.presets import Augment2D, Augment3D
+from data.sources import Source
+
+# Foreground voxels kept per case for foreground-biased crops (nnU-Net keeps 10k).
+_FOREGROUND_SAMPLES = 10_000
+
+
+class CaseDataset(Dataset):
+    """Shared part: prepare the split's cases into the cache and keep their meta."""
+
+    spatial_dims = 0
+    in_channels = 0
+    num_classes = 0
+
+    def __init__(self, name: str, split: str, case_paths: dict[str, Path], source: Source, options: dict,
+                 cache: CaseCache, skip_bad: bool = False):
+        self.name = name
+        self.split = split
+        self.options = options
+        self.cache = cache
+        self.cases: list[str] = []
+        self.skipped: list[tuple[str, str]] = []
+        self.splits: dict = {}
+        self._folders: dict[str, Path] = {}
+        self._meta: dict[str, dict] = {}
+        self._rng_key = None
+        self._rng = np.random.default_rng(0)
+        progress = tqdm(case_paths.items(), desc=f"{name} {split}: preparing", unit="case", disable=None,
+                        leave=False)
+        for case, path in progress:
+            try:
+                folder = cache.case_folder(case, source.files(path, options))
+                meta = cache.read_meta(folder)
+                if meta is None:
+                    image, label, meta = source.prepare(path, options)
+                    cache.write(folder, self._arrays_to_cache(image, label), meta)
+                    meta = cache.read_meta(folder)
+            except DataError as exc:
+                if not skip_bad:
+                    raise
+                self.skipped.append((case, str(exc)))
+                continue
+            self.cases.append(case)
+            self._folders[case] = folder
+            self._meta[case] = meta
+
+    def _arrays_to_cache(self, image: np.ndarray, label: np.ndarray) -> dict[str, np.ndarray]:
+        return {"image": image.astype(np.float32, copy=False), "label": label.astype(np.uint8, copy=False)}
+
+    def _array(self, case: str, name: str) -> np.ndarray:
+        return self.cache.array(self._folders[case], name)
+
+    def _generator(self) -> np.random.Generator:
+        """This process's random stream: reseeded once per DataLoader worker.
+
+        Workers get torch's per-worker seed (derived from the loader's seeded
+        generator); the main process uses torch's initial seed, so
+        `torch.manual_seed` makes single-process runs repeatable too.
+        """
+        info = torch.utils.data.get_worker_info()
+        key = (os.getpid(), None if info is None else info.id)
+        if key != self._rng_key:
+            seed = info.seed if info is not None else torch.initial_seed()
+            self._rng_key = key
+            self._rng = np.random.default_rng(seed)
+            self._reseed(int(seed) % 2**32)
+        return self._rng
+
+    def _reseed(self, seed: int) -> None:
+        """Hook for augmenters with their own random state."""
+
+    def case_of(self, index: int) -> str:
+        """The case (patient) an item belongs to."""
+        return self.items[index][0]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getstate__(self) -> dict:
+        # Spawned workers must not inherit the parent's random stream.
+        return {**self.__dict__, "_rng_key": None}
+
+
+class SliceDataset(CaseDataset):
+    """2D items: slices of CHAOS / PROMISE12 volumes, or DSB2018 images.
+
+    `items[i]` is (case, slice index); single images have slice index -1.
+    """
+
+    spatial_dims = 2
+
+    def __init__(self, *args, in_channels: int, image_size: int, augment: Augment2D | None,
+                 mean: float | None, std: float | None, num_classes: int = 1, from_volumes: bool = True,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.image_size = image_size
+        self.mean, self.std = mean, std
+        self.augment = build_augment_2d(augment) if augment is not None else None
+        self.items: list[tuple[str, int]] = []
+        for case in self.cases:
+            count = int(self._meta[case]["original_shape"][0]) if from_volumes else 1
+            self.items += [(case, s if from_volumes else -1) for s in range(count)]
+
+    def _reseed(self, seed: int) -> None:
+        if self.augment is not None:
+            self.augment.set_random_seed(seed)
+
+    def __getitem__(self, index: int) -> dict:
+        case, slice_index = self.items[index]
+        position = max(slice_index, 0)
+        image = np.array(self._array(case, "image")[position], dtype=np.float32)
+        label = np.array(self._array(case, "label")[position])
+        if self.augment is not None:
+            self._generator()
+            image, label = apply_augment_2d(self.augment, image, label)
+        if self.mean is not None:
+            image = (image - self.mean) / self.std
+        if self.num_classes == 1:
+            # Binary tasks: class 1 (liver, prostate, nucleus) for sigmoid/BCE.
+            target = torch.from_numpy((label == 1).astype(np.float32)[None])
+        else:
+            target = torch.from_numpy(label.astype(np.int64))
+        meta = self._meta[case]
+        source = meta["source"]
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
+            "label": target,
+            "case": case,
+            "meta": {
+                "spacing": np.asarray(meta["spacing"][-2:], dtype=np.float64),
+                "affine": np.asarray(meta["affine"], dtype=np.float64),
+                "original_shape": np.asarray(meta["original_shape"][-2:], dtype=np.int64),
+                "source": source[position] if isinstance(source, list) else str(source),
+                "slice_index": slice_index,
+            },
+        }
+
+
+class VolumeDataset(CaseDataset):
+    """3D items (BraTS): random crops for training, whole volumes otherwise."""
+
+    spatial_dims = 3
+    TARGETS = ("labels", "index", "regions")
+
+    def __init__(self, *args, in_channels: int, num_classes: int, target: str, augment: Augment3D, crop: bool,
+                 random_augment: bool, **kwargs):
+        if target not in self.TARGETS:
+            raise ValueError(f"unknown target {target!r}: expected one of {', '.join(self.TARGETS)}")
+        super().__init__(*args, **kwargs)
+        self.in_channels = in_channels
+        self.target = target
+        self.num_classes = num_classes
+        self.crop_size = augment.crop_size if crop else None
+        self.transform = RandomAugment3D(augment, crop=crop, augment=random_augment)
+        self.items = [(case, -1) for case in self.cases]
+
+    def _arrays_to_cache(self, image: np.ndarray, label: np.ndarray) -> dict[str, np.ndarray]:
+        arrays = super()._arrays_to_cache(image, label)
+        foreground = np.argwhere(label > 0).astype(np.int32)
+        if len(foreground) > _FOREGROUND_SAMPLES:
+            # Evenly spaced rather than random: the cache stays deterministic.
+            foreground = foreground[np.linspace(0, len(foreground) - 1, _FOREGROUND_SAMPLES).astype(int)]
+        arrays["foreground"] = foreground.reshape(-1, 3)
+        return arrays
+
+    def __getitem__(self, index: int) -> dict:
+        case = self.items[index][0]
+        image, label = self._array(case, "image"), self._array(case, "label")
+        if self.transform.crop or self.transform.augment:
+            image, label = self.transform(image, label, self._generator(), self._array(case, "foreground"))
+        # Copies only what is still a read-only memory map or a flipped view.
+        image = np.require(image, np.float32, ["C", "W"])
+        label = np.require(label, None, ["C", "W"])
+        if self.target == "labels":
+            target = torch.from_numpy(label.astype(np.int64)[None])
+        elif self.target == "index":
+            target = torch.from_numpy(brats_labels_to_index(label))
+        else:
+            target = torch.from_numpy(brats_labels_to_regions(label))
+        meta = self._meta[case]
+        return {
+            "image": torch.from_numpy(image),
+            "label": target,
+            "case": case,
+            "meta": {
+                "spacing": np.asarray(meta["spacing"], dtype=np.float64),
+                "affine": np.asarray(meta["affine"], dtype=np.float64),
+                "original_shape": np.asarray(meta["original_shape"], dtype=np.int64),
+                "source": str(meta["source"]),
+                "slice_index": -1,
+            },
+        }

@@ -1,0 +1,85 @@
+"""DSB2018 (Kaggle Data Science Bowl nuclei) readers: one RGB(A) image per
+case and one binary PNG per nucleus, merged into a single foreground mask."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from data.errors import checked_labels, data_error, require_data_root
+from data.png import read_png
+from data.resize import resize_images, resize_labels, resized_affine
+
+_LAYOUTS = "stage1_train/<id>/images/<id>.png with stage1_train/<id>/masks/*.png, or <id>/images/<id>.png"
+
+
+def find_dsb2018_cases(root: str | os.PathLike) -> list[Path]:
+    """Case folders (`<id>/` holding `images/<id>.png`), sorted by id."""
+    root = require_data_root(root)
+    for parent in (root / "stage1_train", root):
+        if parent.is_dir():
+            cases = [d for d in parent.iterdir() if (d / "images").is_dir()]
+            if cases:
+                return sorted(cases, key=lambda d: d.name)
+    raise data_error(root, f"no DSB2018 cases found; looked for {_LAYOUTS}")
+
+
+def read_dsb2018_case(case_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Read one case: image (3, H, W) float32 in [0, 1], label (H, W) uint8 union of nuclei, meta.
+
+    RGBA keeps its first three channels; grey images are repeated to RGB (the
+    seed converts black-and-white images to three equal channels).
+    """
+    case_dir = Path(case_dir)
+    image_path = case_dir / "images" / f"{case_dir.name}.png"
+    if not image_path.is_file():
+        raise data_error(case_dir, f"missing images/{image_path.name}; expected the case's image")
+    pixels = read_png(image_path)
+    image = _to_rgb(image_path, pixels)
+    mask_paths = sorted((case_dir / "masks").glob("*.png"))
+    if not mask_paths:
+        raise data_error(case_dir, "no PNGs in masks/; expected one 0/255 PNG per nucleus")
+    label = np.zeros(image.shape[1:], dtype=bool)
+    for mask_path in mask_paths:
+        mask = read_png(mask_path)
+        if mask.ndim == 3:
+            mask = mask[..., 0]
+        if mask.shape != label.shape:
+            raise data_error(mask_path, f"mask shape {mask.shape} differs from {image_path.name} "
+                             f"{label.shape}; expected image and masks of one size")
+        # Nuclei overlap in places; the union keeps every pixel any mask marks.
+        label |= checked_labels(mask_path, mask, {0, 1, 255}, "0 and 255 (one nucleus per file)") > 0
+    height, width = label.shape
+    meta = {
+        "spacing": np.ones(2),
+        "affine": np.eye(4),
+        "original_shape": np.array([height, width], dtype=np.int64),
+        "source": str(image_path),
+    }
+    return image, label.astype(np.uint8), meta
+
+
+def preprocess_dsb2018_case(case_dir: str | os.PathLike, image_size: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Read and resize to image_size^2: image (3, size, size) float32, label (size, size) uint8, meta."""
+    image, label, meta = read_dsb2018_case(case_dir)
+    height, width = label.shape
+    meta = dict(meta)
+    meta["spacing"] = np.array([height / image_size, width / image_size])
+    meta["affine"] = resized_affine(np.eye(4), (height, width), image_size)
+    return resize_images(image[None], image_size)[0], resize_labels(label[None], image_size)[0], meta
+
+
+def _to_rgb(path: Path, pixels: np.ndarray) -> np.ndarray:
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    channels = pixels.shape[-1]
+    if channels in (1, 2):  # grey, or grey + alpha
+        pixels = np.repeat(pixels[..., :1], 3, axis=-1)
+    elif channels in (3, 4):
+        pixels = pixels[..., :3]
+    else:
+        raise data_error(path, f"{channels} channels; expected a grey, RGB or RGBA PNG")
+    scale = float(np.iinfo(pixels.dtype).max) if pixels.dtype.kind in "ui" else 1.0
+    return np.ascontiguousarray(np.moveaxis(pixels, -1, 0), dtype=np.float32) / scale

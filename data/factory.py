@@ -1,0 +1,105 @@
+"""`get_dataset`: the one constructor of every dataset, from presets and options."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from data.cache import CaseCache, cache_root
+from data.datasets import SliceDataset, VolumeDataset
+from data.errors import data_error
+from data.presets import get_preset
+from data.sample import sample_root
+from data.sources import SOURCES
+from data.splits import SPLITS, load_splits, make_splits
+
+
+def get_dataset(
+    name: str,
+    root: str | os.PathLike | None = None,
+    split: str = "train",
+    seed: int = 0,
+    *,
+    splits_file: str | os.PathLike | None = None,
+    val_fraction: float = 0.25,
+    augment: bool | None = None,
+    image_size: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    skip_bad: bool = False,
+    **dataset_options,
+) -> Dataset:
+    """A torch Dataset of one split of `name` ("dsb2018", "chaos", "promise12", "brats").
+
+    root: the data root (layouts in docs/data.md); None uses the bundled
+        sample data, written into the cache on first use.
+    split: "train", "val" or "test", cut by case with `seed` (see
+        `data.make_splits`), or read from `splits_file` (a saved splits.json).
+    augment: random augmentation; None = on for "train" only.
+    image_size: 2D side length (default: the preset's 256, or 64 for sample data).
+    cache_dir: root of the sample data and preprocessed-array cache
+        (default $LWNAS_CACHE or ~/.cache/lwnas).
+    skip_bad: leave out cases that fail to read and list them in
+        `dataset.skipped` instead of raising `DataError`.
+    dataset_options: chaos: modality ("CT"/"MR"), sequence, organs,
+        hu_window; promise12: denoise, ...; brats: target ("labels", "index",
+        "regions"), crop_size, foreground_prob. Defaults in data/presets.py.
+
+    The dataset has attributes in_channels, num_classes, spatial_dims, cases,
+    items (item index -> (case, slice index)), splits, skipped.
+    """
+    preset = get_preset(name)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
+    options = _options(name, preset.options, dataset_options)
+    use_sample = root is None
+    root = sample_root(name, cache_dir) if use_sample else Path(root).expanduser()
+    if preset.spatial_dims == 2:
+        options["image_size"] = int(image_size or (preset.sample_image_size if use_sample else preset.image_size))
+    source = SOURCES[name]
+    case_paths = {source.case_id(path): path for path in source.find(root, options)}
+
+    if splits_file is not None:
+        splits = load_splits(splits_file)
+        if splits.get("dataset") not in ("", None, name):
+            raise data_error(splits_file, f"holds splits of {splits['dataset']}; expected {name}")
+        missing = [case for part in SPLITS for case in splits[part] if case not in case_paths]
+        if missing:
+            raise data_error(splits_file, f"case {missing[0]} ({len(missing)} in all) is not under {root}; "
+                             "expected the data root the splits were made from")
+    else:
+        splits = make_splits(list(case_paths), preset.test_fraction, val_fraction, seed, dataset=name)
+
+    settings = {"dataset": name, **{k: v for k, v in options.items() if k not in preset.item_options}}
+    cache = CaseCache(cache_root(cache_dir) / "preprocessed" / name, settings)
+    chosen = {case: case_paths[case] for case in splits[split]}
+    common = dict(name=name, split=split, case_paths=chosen, source=source, options=options, cache=cache,
+                  skip_bad=skip_bad, in_channels=preset.in_channels, num_classes=source.num_classes(options))
+    augment = split == "train" if augment is None else augment
+    if source.kind != "volumes":
+        dataset = SliceDataset(
+            **common, image_size=options["image_size"], augment=preset.augment_2d if augment else None,
+            mean=preset.mean, std=preset.std, from_volumes=source.kind == "slices")
+    else:
+        settings_3d = preset.augment_3d
+        crop_size = options["crop_size"] or (preset.sample_crop_size if use_sample else settings_3d.crop_size)
+        crop_size = (crop_size,) * 3 if isinstance(crop_size, int) else tuple(int(v) for v in crop_size)
+        foreground_prob = options["foreground_prob"]
+        settings_3d = dataclasses.replace(
+            settings_3d, crop_size=crop_size,
+            foreground_prob=settings_3d.foreground_prob if foreground_prob is None else float(foreground_prob))
+        dataset = VolumeDataset(**common, target=options["target"], augment=settings_3d,
+                                crop=split == "train", random_augment=augment)
+    dataset.splits = splits
+    dataset.root = root
+    return dataset
+
+
+def _options(name: str, defaults: dict, given: dict) -> dict:
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        valid = ", ".join(defaults) or "none"
+        raise TypeError(f"get_dataset({name!r}) got unknown option(s) {', '.join(unknown)}; valid: {valid}")
+    return {**defaults, **{key: value for key, value in given.items() if value is not None}}

@@ -1,0 +1,133 @@
+"""PROMISE12 readers: MetaImage (.mhd/.raw) cases read, denoised and resampled
+with SimpleITK.
+
+Arrays come out in SimpleITK's (z, y, x) order: slice, row, column.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from data.errors import checked_labels, data_error, millimetres, reason, require_data_root
+from data.intensity import scale_percentiles
+
+_CASE = re.compile(r"Case\d{2}\.mhd")
+_LAYOUTS = "CaseNN.mhd with CaseNN_segmentation.mhd, flat or under TrainingData_Part1/2/3"
+
+
+def find_promise12_cases(root: str | os.PathLike) -> list[Path]:
+    """The CaseNN.mhd files under `root` (searched recursively), sorted by case name."""
+    root = require_data_root(root)
+    cases = sorted((p for p in root.rglob("Case*.mhd") if _CASE.fullmatch(p.name)), key=lambda p: p.name)
+    if not cases:
+        raise data_error(root, f"no PROMISE12 cases found; looked for {_LAYOUTS}")
+    names = [case.name for case in cases]
+    for name in names:
+        if names.count(name) > 1:
+            raise data_error(root, f"{name} occurs more than once; expected unique case names")
+    return cases
+
+
+def segmentation_path(case_path: str | os.PathLike) -> Path:
+    case_path = Path(case_path)
+    return case_path.with_name(f"{case_path.stem}_segmentation.mhd")
+
+
+def load_promise12_images(case_path: str | os.PathLike) -> tuple[sitk.Image, sitk.Image]:
+    """The image (float32) and its segmentation as SimpleITK images, checked to share one grid."""
+    case_path = Path(case_path)
+    label_path = segmentation_path(case_path)
+    if not label_path.is_file():
+        raise data_error(case_path, f"missing segmentation; expected {label_path.name} beside it")
+    image = _read_mhd(case_path, sitk.sitkFloat32)
+    label = _read_mhd(label_path, sitk.sitkUInt8)
+    if image.GetDimension() != 3:
+        raise data_error(case_path, f"has {image.GetDimension()} dimensions; expected a 3D volume")
+    if image.GetSize() != label.GetSize():
+        raise data_error(label_path, f"size {label.GetSize()} differs from {case_path.name} {image.GetSize()}; "
+                         "expected image and segmentation on one grid")
+    if not np.allclose(image.GetSpacing(), label.GetSpacing(), rtol=1e-3):
+        raise data_error(label_path, f"spacing {millimetres(label.GetSpacing())} differs from {case_path.name} "
+                         f"{millimetres(image.GetSpacing())}; expected image and segmentation on one grid")
+    # Segmentations are sometimes written with a slightly different origin
+    # (rounding); the voxel grid is what pairs them.
+    label.CopyInformation(image)
+    return image, label
+
+
+def read_promise12_case(case_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Read one case as stored: image (S, H, W) float32, label (S, H, W) uint8 in {0, 1}, meta."""
+    image, label = load_promise12_images(case_path)
+    labels = checked_labels(segmentation_path(case_path), sitk.GetArrayViewFromImage(label), {0, 1},
+                            "0 and 1 (prostate)")
+    return sitk.GetArrayFromImage(image), labels, geometry(image, case_path)
+
+
+def preprocess_promise12_case(
+    case_path: str | os.PathLike,
+    image_size: int,
+    denoise: bool = True,
+    denoise_time_step: float = 0.125,
+    denoise_iterations: int = 5,
+    intensity_percentiles: tuple[float, float] = (0.5, 99.5),
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """SPEC's preprocessing: denoise, resample in-plane to image_size^2, scale to [0, 1].
+
+    Returns image (S, image_size, image_size) float32, label of the same shape
+    (uint8 0/1) and the meta of the resampled grid.
+    """
+    image, label = load_promise12_images(case_path)
+    checked_labels(segmentation_path(case_path), sitk.GetArrayViewFromImage(label), {0, 1}, "0 and 1 (prostate)")
+    original = geometry(image, case_path)
+    if denoise:
+        image = sitk.CurvatureFlow(image, timeStep=denoise_time_step, numberOfIterations=denoise_iterations)
+    image = _resample_in_plane(image, image_size, sitk.sitkLinear)
+    label = _resample_in_plane(label, image_size, sitk.sitkNearestNeighbor)
+    array = scale_percentiles(sitk.GetArrayFromImage(image), intensity_percentiles)
+    meta = geometry(image, case_path)
+    meta["original_shape"] = original["original_shape"]
+    meta["original_spacing"] = original["spacing"]
+    return array, sitk.GetArrayFromImage(label), meta
+
+
+def geometry(image: sitk.Image, case_path: str | os.PathLike) -> dict:
+    """spacing (z, y, x), affine from (z, y, x) indices to ITK physical (LPS) mm, shape, source."""
+    spacing_xyz = np.asarray(image.GetSpacing(), dtype=np.float64)
+    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
+    affine = np.eye(4)
+    # Columns reversed so that index (z, y, x) maps like SimpleITK's (x, y, z).
+    affine[:3, :3] = (direction * spacing_xyz)[:, ::-1]
+    affine[:3, 3] = image.GetOrigin()
+    return {
+        "spacing": spacing_xyz[::-1].copy(),
+        "affine": affine,
+        "original_shape": np.asarray(image.GetSize()[::-1], dtype=np.int64),
+        "source": str(case_path),
+    }
+
+
+def _resample_in_plane(image: sitk.Image, size: int, interpolator: int) -> sitk.Image:
+    """Resample x and y to `size` pixels over the same physical extent; z unchanged."""
+    old_size = np.asarray(image.GetSize())
+    old_spacing = np.asarray(image.GetSpacing())
+    new_size = np.array([size, size, old_size[2]])
+    new_spacing = old_spacing * old_size / new_size
+    direction = np.asarray(image.GetDirection()).reshape(3, 3)
+    # Keep the outer edges of the grid fixed: the first pixel centre moves by
+    # half the change of pixel size.
+    origin = np.asarray(image.GetOrigin()) + direction @ ((new_spacing - old_spacing) / 2)
+    return sitk.Resample(image, [int(v) for v in new_size], sitk.Transform(), interpolator,
+                         origin.tolist(), new_spacing.tolist(), image.GetDirection(), 0.0,
+                         image.GetPixelID())
+
+
+def _read_mhd(path: Path, pixel_type: int) -> sitk.Image:
+    try:
+        return sitk.ReadImage(str(path), pixel_type)
+    except RuntimeError as exc:
+        raise data_error(path, f"unreadable or truncated MetaImage ({reason(exc)})") from None
