@@ -23,6 +23,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], N
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(handle, "wb") as stream:
             write(stream)
             stream.flush()
@@ -40,6 +41,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], N
     except OSError:
         pass  # some file systems cannot fsync a directory; the rename is still atomic
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -60,8 +61,16 @@ def genotype_to_dict(genotype: Genotype, **metadata: Any) -> dict:
 
 def save_genotype(path: str | os.PathLike, genotype: Genotype, **metadata: Any) -> Path:
     """Write the genotype atomically (temp file + rename) as indented JSON."""
-    text = json.dumps(genotype_to_dict(genotype, **metadata), indent=2)
-    return atomic_write_text(path, text + "\n")
+    return atomic_write_text(path, readable_json(genotype_to_dict(genotype, **metadata)))
+
+
+def readable_json(data: Any) -> str:
+    """Indented JSON with every innermost list (an [op, input] pair, a row of alphas) on one
+    line, so a genotype reads as a table."""
+    text = json.dumps(data, indent=2)
+    text = re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]",
+                  text)
+    return text + "\n"
 
 
 def _fail(source: str, message: str) -> GenotypeError:

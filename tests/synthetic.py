@@ -1,0 +1,33 @@
+"""A tiny in-memory segmentation data set with the attributes the loops read."""
+import torch
+from torch.utils.data import Dataset
+
+
+class SquaresDataset(Dataset):
+    """Bright squares on noise; the label is the square. Deterministic per seed."""
+
+    in_channels = 1
+    num_classes = 1
+    spatial_dims = 2
+
+    def __init__(self, count: int = 8, size: int = 16, seed: int = 0) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.images, self.labels = [], []
+        for _ in range(count):
+            label = torch.zeros(1, size, size)
+            top, left = torch.randint(0, size // 2, (2,), generator=generator).tolist()
+            side = size // 3
+            label[:, top:top + side, left:left + side] = 1.0
+            image = label * 2.0 + 0.5 * torch.randn(1, size, size, generator=generator)
+            self.images.append(image)
+            self.labels.append(label)
+        self.poisoned = False
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict:
+        image = self.images[index]
+        if self.poisoned:
+            image = image * float("nan")
+        return {"image": image, "label": self.labels[index], "case": f"case{index}"}
