@@ -11,12 +11,14 @@ from typing import Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyArrowPatch
+from matplotlib.text import Text
 
 from supernet import CellGenotype, Genotype
 
-from .figures import op_style, save_figure, source_label
+from .figures import DPI, op_style, save_figure, source_label
 
 # Geometry in data units; the figure is scaled so one unit is _INCH_PER_UNIT.
 _LAYER_GAP = 2.7
@@ -24,13 +26,12 @@ _ROW_GAP = 1.9
 _INPUT_RADIUS = 0.42
 _NODE_RADIUS = 0.32
 _INCH_PER_UNIT = 0.8
-_DPI = 150
 _LABEL_FONTSIZE = 8
 # Curvatures tried per edge (arc3's rad), straightest first so ties keep edges straight.
 _CURVATURES = (0.0, 0.12, -0.12, 0.25, -0.25, 0.4, -0.4, 0.55, -0.55)
 # Where along its edge a label may sit; the middle is preferred, the ends are left to arrows.
 _LABEL_POSITIONS = np.linspace(0.2, 0.8, 13)
-_SAMPLES = 41
+_SAMPLES = 41  # points per edge curve, for the bending and label searches
 OUTPUT_NODE_LABEL = "$c_{k}$"
 
 
@@ -97,7 +98,7 @@ def _overlap_area(box: np.ndarray, boxes: np.ndarray) -> float:
     return float(np.sum(np.clip(width, 0, None) * np.clip(height, 0, None)))
 
 
-def _place_labels(figure: Figure, ax, texts: list, curves: list[np.ndarray],
+def _place_labels(figure: Figure, ax: Axes, texts: list[Text], curves: list[np.ndarray],
                   obstacles: list[np.ndarray]) -> None:
     """Slide each label along its edge to the spot nearest the middle that overlaps no node
     and no label placed before it, and covers as little of the other edges as possible."""
@@ -147,7 +148,7 @@ def cell_figure(cell: CellGenotype, title: str = "",
     (x0, y0), (x1, y1) = points.min(axis=0) - margin, points.max(axis=0) + margin
     y1 += 0.6 if title else 0.0  # the title goes inside the axes, which fill the figure
     figure = Figure(figsize=((x1 - x0) * _INCH_PER_UNIT, (y1 - y0) * _INCH_PER_UNIT),
-                    dpi=_DPI)
+                    dpi=DPI)
     # the axes fill the figure with the data's own aspect ratio, so "equal" holds exactly and
     # the arc3 curves drawn in display space are the ones computed above in data space
     ax = figure.add_axes((0, 0, 1, 1))

@@ -12,6 +12,9 @@ from matplotlib.figure import Figure
 
 import ops
 
+#: Resolution of every picture: sharp enough for a report, small enough to mail.
+DPI = 150
+
 # Ops with parameters get vivid colours and solid lines, parameter-free ops muted colours and
 # dashed lines, so a collapse onto skips and pools shows at a glance.
 _LEARNABLE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",

@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
-from .figures import edge_labels, op_style, save_figure
+from .figures import DPI, edge_labels, op_style, save_figure
 
 if TYPE_CHECKING:
     import pandas as pd
+
+_KEYS_PER_ROW = 4
 
 # Panels of the training curves: title and the log columns drawn in it, with their legend
 # names. The search log and the retrain log share the first ones.
@@ -45,28 +48,32 @@ def _normalise_history(alphas_history: Sequence[Mapping[str, Any]] | Mapping[str
         alphas_history = [alphas_history]
     if not alphas_history:
         raise ValueError("no epochs of alphas to draw")
+    if not all(isinstance(epoch, Mapping) for epoch in alphas_history):
+        raise ValueError("every epoch of alphas must map cell-type keys to (edges, ops) weights")
     history = [{key: _as_array(value) for key, value in epoch.items()}
                for epoch in alphas_history]
     for epoch, alphas in enumerate(history):
+        if set(alphas) != set(history[0]):
+            raise ValueError(f"epoch {epoch} has alphas for {sorted(alphas)}, epoch 0 for "
+                             f"{sorted(history[0])}")
         for key, values in alphas.items():
             if values.ndim != 2 or values.shape[1] != len(primitives):
                 raise ValueError(f"epoch {epoch}: alphas {key!r} have shape {values.shape}, "
                                  f"expected (edges, {len(primitives)}) for primitives "
                                  f"{', '.join(primitives)}")
-            first = history[0].get(key)
-            if first is None or first.shape != values.shape:
-                raise ValueError(f"epoch {epoch}: alphas {key!r} do not match epoch 0's keys "
-                                 "and shapes")
+            if values.shape != history[0][key].shape:
+                raise ValueError(f"epoch {epoch}: alphas {key!r} have shape {values.shape}, "
+                                 f"epoch 0 {history[0][key].shape}")
     return history
 
 
 def alpha_figure(alphas_history: Sequence[Mapping[str, Any]] | Mapping[str, Any],
                  primitives: Sequence[str], key: str | Sequence[str] | None = None,
                  epochs: Sequence[int] | None = None) -> Figure:
-    """Top row: one heat map per cell-type key of the last epoch's weights (rows = edges,
-    columns = ops, the strongest op of each edge outlined). Bottom row (with 2 or more
-    epochs): the mean weight of each op over the key's edges, per epoch. Epochs are numbered
-    from 1 unless ``epochs`` says otherwise."""
+    """One heat map per cell-type key of the last epoch's weights (rows = edges, columns =
+    ops, the strongest op of each edge outlined) and, with 2 or more epochs, below each map
+    the mean weight of every op over the key's edges per epoch. ``key`` picks one key (or
+    several); epochs are numbered from 1 unless ``epochs`` says otherwise."""
     primitives = list(primitives)
     history = _normalise_history(alphas_history, primitives)
     keys = list(history[0]) if key is None else [key] if isinstance(key, str) else list(key)
@@ -79,14 +86,19 @@ def alpha_figure(alphas_history: Sequence[Mapping[str, Any]] | Mapping[str, Any]
     evolution = len(history) > 1
     final = history[-1]
     edges = max(final[name].shape[0] for name in keys)
-    figure = Figure(figsize=(1.6 + 0.5 * len(primitives) * len(keys),
-                             1.8 + 0.26 * edges + (2.6 if evolution else 0)), dpi=150,
-                    layout="constrained")
-    grid = figure.add_gridspec(2 if evolution else 1, len(keys),
-                               height_ratios=[0.26 * edges + 1.2, 2.6] if evolution else None)
+    # per-cell alphas give one key per cell: wrap the panels so the picture stays printable
+    per_row = min(len(keys), _KEYS_PER_ROW)
+    blocks = math.ceil(len(keys) / per_row)
+    heights = [0.26 * edges + 1.2] + ([2.6] if evolution else [])
+    figure = Figure(figsize=(2.6 + 0.5 * len(primitives) * per_row, 0.4 + blocks * sum(heights)),
+                    dpi=DPI, layout="constrained")
+    grid = figure.add_gridspec(blocks * len(heights), per_row, height_ratios=heights * blocks)
     vmax = max(float(final[name].max()) for name in keys)
-    for column, name in enumerate(keys):
-        ax = figure.add_subplot(grid[0, column])
+    maps = []
+    for index, name in enumerate(keys):
+        block, column = divmod(index, per_row)
+        ax = figure.add_subplot(grid[block * len(heights), column])
+        maps.append(ax)
         values = final[name]
         image = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
         ax.set_title(f"{name} (epoch {epochs[-1]})", fontsize=9)
@@ -95,21 +107,22 @@ def alpha_figure(alphas_history: Sequence[Mapping[str, Any]] | Mapping[str, Any]
                       edge_labels(values.shape[0]) if column == 0 else [], fontsize=7)
         for row, best in enumerate(values.argmax(axis=1)):
             ax.add_patch(_outline(best, row))
-        if column == len(keys) - 1:
-            figure.colorbar(image, ax=ax, label="softmax weight", shrink=0.9)
         if evolution:
-            lines = figure.add_subplot(grid[1, column])
+            lines = figure.add_subplot(grid[block * len(heights) + 1, column])
             means = np.stack([alphas[name].mean(axis=0) for alphas in history])
             for op_index, op in enumerate(primitives):
                 colour, linestyle = op_style(op, primitives)
                 lines.plot(epochs, means[:, op_index], color=colour, linestyle=linestyle,
                            label=op, linewidth=1.4)
+            lines.xaxis.set_major_locator(MaxNLocator(integer=True))
             lines.set_xlabel("epoch", fontsize=8)
-            lines.set_ylabel("mean weight" if column == 0 else "", fontsize=8)
+            lines.set_ylabel("mean weight over edges" if column == 0 else "", fontsize=8)
             lines.tick_params(labelsize=7)
             lines.grid(alpha=0.3)
-            if column == len(keys) - 1:
+            if index == per_row - 1:
                 lines.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    figure.colorbar(image, ax=maps, label="softmax weight (last epoch)", shrink=0.8,
+                    aspect=30)
     return figure
 
 
@@ -170,7 +183,7 @@ def training_curves_figure(log: str | os.PathLike | pd.DataFrame,
     x = frame["epoch"] if "epoch" in frame.columns else frame.index
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    figure = Figure(figsize=(4.2 * ncols, 3.0 * nrows), dpi=150, layout="constrained")
+    figure = Figure(figsize=(4.2 * ncols, 3.0 * nrows), dpi=DPI, layout="constrained")
     for index, (title, group) in enumerate(panels):
         ax = figure.add_subplot(nrows, ncols, index + 1)
         for column, name in group:
@@ -180,11 +193,14 @@ def training_curves_figure(log: str | os.PathLike | pd.DataFrame,
                     marker="o" if kept.sum() < 30 else None, markersize=3, linewidth=1.4,
                     gid=column)
         drawn = frame[[column for column, _ in group]].stack()  # stack drops the NaNs
-        if title == "learning rate" and len(drawn) and (drawn > 0).all():
+        # a decaying learning rate reads best on a log axis, once it spans a decade
+        if (title == "learning rate" and len(drawn) and (drawn > 0).all()
+                and drawn.max() > 10 * drawn.min()):
             ax.set_yscale("log")
         ax.set_title(title, fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(which="both", labelsize=7)
         ax.grid(alpha=0.3)
         if len(group) > 1:
             ax.legend(fontsize=7)

@@ -22,20 +22,20 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from supernet import Genotype, reduction_positions
 
 from .cell_plot import OUTPUT_NODE_LABEL, cell_figure, plot_cell, plot_cells
-from .figures import save_figure
+from .figures import DPI, save_figure
 from .genotype import GenotypeError, load_genotype_file
 from .search_plots import (
     alpha_figure, load_alpha_history, plot_alpha_heatmap, plot_training_curves,
     training_curves_figure,
 )
 
-_DPI = 150
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ _ROLE_FILLS = {"encoder": "#c6dbef", "middle": "#dadaeb", "decoder": "#c7e9c0",
 _BOX_W, _BOX_H = 2.0, 0.9
 
 
-def _box(ax, centre: tuple[float, float], text: str, fill: str, gid: str,
+def _box(ax: Axes, centre: tuple[float, float], text: str, fill: str, gid: str,
          fontsize: float = 8) -> FancyBboxPatch:
     x, y = centre
     box = FancyBboxPatch((x - _BOX_W / 2, y - _BOX_H / 2), _BOX_W, _BOX_H,
@@ -89,7 +89,7 @@ def _box(ax, centre: tuple[float, float], text: str, fill: str, gid: str,
     return box
 
 
-def _arrow(ax, box_a, box_b, gid: str, rad: float = 0.0, **style) -> FancyArrowPatch:
+def _arrow(ax: Axes, box_a: FancyBboxPatch, box_b: FancyBboxPatch, gid: str, rad: float = 0.0, **style) -> FancyArrowPatch:
     start = (box_a.get_x() + box_a.get_width() / 2, box_a.get_y() + box_a.get_height() / 2)
     end = (box_b.get_x() + box_b.get_width() / 2, box_b.get_y() + box_b.get_height() / 2)
     arrow = FancyArrowPatch(start, end, connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>",
@@ -117,7 +117,7 @@ def _u_positions(cells: list[MacroCell]) -> list[tuple[float, float]]:
     return positions
 
 
-def _u_macro(ax, genotype: Genotype, cells: list[MacroCell]) -> None:
+def _u_macro(ax: Axes, genotype: Genotype, cells: list[MacroCell]) -> None:
     positions = _u_positions(cells)
     boxes = [_box(ax, xy, cell.label(), _ROLE_FILLS[cell.role], f"cell:{i}")
              for i, (xy, cell) in enumerate(zip(positions, cells))]
@@ -152,7 +152,7 @@ def _u_macro(ax, genotype: Genotype, cells: list[MacroCell]) -> None:
     _arrow(ax, boxes[-1], head, "head")
 
 
-def _darts_macro(ax, genotype: Genotype, cells: list[MacroCell]) -> None:
+def _darts_macro(ax: Axes, genotype: Genotype, cells: list[MacroCell]) -> None:
     """A chain read like text that snakes back and forth, so long stacks stay compact and
     every arrow joins neighbours."""
     per_row, run, row = 6, 2.6, 1.6
@@ -173,7 +173,7 @@ def macro_figure(genotype: Genotype) -> Figure:
     """The macro layout: a U (U space) or a chain with reduction cells marked (DARTS space);
     one box per cell labelled with its role, width and scale."""
     cells = macro_cells(genotype)
-    figure = Figure(dpi=_DPI)
+    figure = Figure(dpi=DPI)
     ax = figure.add_axes((0, 0, 1, 1))
     draw = _u_macro if genotype.space == "unet" else _darts_macro
     draw(ax, genotype, cells)
@@ -189,9 +189,11 @@ def macro_figure(genotype: Genotype) -> Figure:
     figure.set_size_inches((x1 - x0) * 0.75, (y1 - y0) * 0.75)
     ax.set_aspect("equal")
     ax.axis("off")
-    note = ("each cell also reads the output of the cell two before it; "
-            f"{'widths double per level' if genotype.space == 'unet' else 'widths double at each reduction'}"
-            f"; {genotype.nodes} nodes per cell")
+    doubling = "per level" if genotype.space == "unet" else "at each reduction"
+    output = ("projected back to the width" if genotype.project_output
+              else f"the concat of its nodes ({genotype.nodes} x width)")
+    note = (f"each cell also reads the output of the cell two before it; {genotype.nodes} nodes "
+            f"per cell; a cell's output is {output}; widths double {doubling}")
     ax.text((x0 + x1) / 2, y0 + 0.2, note, ha="center", va="bottom", fontsize=7,
             color="#555555")
     return figure
@@ -236,12 +238,15 @@ def draw_run(source: str | os.PathLike, out_dir: str | os.PathLike | None = None
     try:
         if alphas_path is not None and alphas_path.exists():
             history, primitives = load_alpha_history(alphas_path)
-            written.append(plot_alpha_heatmap(history, primitives or genotype.primitives,
-                                              out / "alphas.png"))
+            primitives = primitives or (genotype.primitives if genotype else ())
+            if not primitives:
+                raise ValueError(f"{alphas_path} names no primitives and there is no genotype "
+                                 "to take them from")
+            written.append(plot_alpha_heatmap(history, primitives, out / "alphas.png"))
         elif genotype is not None and metadata.get("alphas"):
             written.append(plot_alpha_heatmap([metadata["alphas"]], genotype.primitives,
                                               out / "alphas.png"))
-    except (ValueError, OSError, AttributeError) as error:
+    except (ValueError, OSError) as error:  # json.JSONDecodeError is a ValueError
         problems.append(f"alpha heat map: {error}")
 
     log_path = run_dir / "log.csv" if run_dir else None
@@ -257,8 +262,10 @@ def draw_run(source: str | os.PathLike, out_dir: str | os.PathLike | None = None
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Draw the pictures of a run directory or a genotype file; print the paths written."""
-    parser = argparse.ArgumentParser(prog="python -m nas.visualize", description=__doc__
-                                     .splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m nas.visualize",
+        description="Draw the cells, the macro layout, the alpha heat map and the training "
+                    "curves of a search run (or the pictures of one genotype file) as PNGs.")
     parser.add_argument("source", help="a run directory (genotype.json, log.csv, alphas.json) "
                                        "or a genotype JSON file")
     parser.add_argument("--out", help="folder for the PNGs (default: RUN_DIR/figures, or "
