@@ -193,7 +193,7 @@ def macro_figure(genotype: Genotype) -> Figure:
     output = ("projected back to the width" if genotype.project_output
               else f"the concat of its nodes ({genotype.nodes} x width)")
     note = (f"each cell also reads the output of the cell two before it; {genotype.nodes} nodes "
-            f"per cell; a cell's output is {output}; widths double {doubling}")
+            f"per cell\na cell's output is {output}; widths double {doubling}")
     ax.text((x0 + x1) / 2, y0 + 0.2, note, ha="center", va="bottom", fontsize=7,
             color="#555555")
     return figure
