@@ -106,8 +106,9 @@ def test_conv_block_counts_and_pools():
     x = torch.zeros(1, 1, 7, 7)
     x[0, 0, 6, 6] = 1.0  # only in the last odd row and column
     with torch.no_grad():
-        pooled.convs[0][0].weight.zero_()
-        pooled.convs[0][0].weight[0, 0, 1, 1] = 1.0  # identity conv
+        for layer in pooled.convs:  # identity convs
+            layer[0].weight.zero_()
+            layer[0].weight[0, 0, 1, 1] = 1.0
         assert pooled(x).shape == (1, 1, 4, 4) and pooled(x)[0, 0, 3, 3] == 1.0
     with pytest.raises(ValueError, match="at least one conv"):
         ops.build_unit("conv_block", 3, 4, 4, num_convs=0)
