@@ -36,9 +36,3 @@ def kaiming_initialise(module: nn.Module) -> nn.Module:
                 nn.init.ones_(layer.weight)
                 nn.init.zeros_(layer.bias)
     return module
-
-
-def check_output_activation(name: str) -> str:
-    if name not in OUTPUT_ACTIVATIONS:
-        raise ValueError(f"output_activation must be one of {OUTPUT_ACTIVATIONS}, got {name!r}")
-    return name

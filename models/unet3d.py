@@ -1,4 +1,4 @@
-"""The plain 3D U-Net baseline (Çiçek et al. 2016), as the comparison tables of seeds 000/004 use it.
+"""The plain 3D U-Net baseline (Çiçek et al. 2016), as seed 000's comparison table counts it.
 
 Encoder: 4 levels of two 3x3x3 conv -> BN -> ReLU layers, the first level 4 -> 32 -> 64 and each
 later one entered by a 2x2x2 max-pool and doubling the channels before the next pool

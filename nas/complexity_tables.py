@@ -76,10 +76,11 @@ _NOTES = {
         "every op of a cell must, hence our DARTS average above the seed's.\n"
     ),
     "models": (
-        "Params include norm weight/bias (not running statistics) and DMF's 3 dilation weights\n"
-        "per unit. FLOPs count one op per multiply-add; the conventions differ in what else counts:\n"
+        "Params include norm weight/bias (not running statistics) and DMF's 3 dilation\n"
+        "weights per unit. FLOPs count one op per multiply-add; the conventions differ in what\n"
+        "else counts:\n"
         "  macs         conv + linear multiply-accumulates.\n"
-        "  thop_0.0.31  macs + 2 x BN input elements (trilinear upsampling and ReLU count 0): what\n"
+        "  thop_0.0.31  macs + 2 x BN input elements (trilinear upsampling, ReLU count 0): what\n"
         "               seed 000's code prints (thop.profile at 1x4x128^3, MFSNet_MixLoss.py):\n"
         "               MFS-Net 20.50 G (paper 20.51), and its table's DMFNet 26.93 G exactly.\n"
         "  dmfnet       macs + 2 x BN + upsample output elements: the DMFNet README's MFNet\n"

@@ -62,7 +62,8 @@ def importance_map(roi_size: Sequence[int], mode: str = "gaussian", sigma_scale:
     return weights.to(device)
 
 
-def flip_axes_subsets(spatial_dims: int, axes: Sequence[int] | None = None) -> list[tuple[int, ...]]:
+def flip_axes_subsets(spatial_dims: int,
+                      axes: Sequence[int] | None = None) -> list[tuple[int, ...]]:
     """Every subset of the flipped spatial axes (as tensor dims of an (N, C, ...) batch):
     8 for the 3 axes of a volume, the empty one (no flip) first."""
     axes = tuple(range(spatial_dims)) if axes is None else tuple(axes)
