@@ -13,5 +13,5 @@ from .registry import build, list_models, register_model
 from .unet3d import UNet3D
 from .vae_unet import VAEOutput, VAEUNet
 
-__all__ = ["build", "list_models", "register_model", "OUTPUT_ACTIVATIONS", "MultiFiberNet", "FIBER_LAYOUTS",
-           "MultiFiberRes2Net", "VAEUNet", "VAEOutput", "UNet3D"]
+__all__ = ["build", "list_models", "register_model", "OUTPUT_ACTIVATIONS", "MultiFiberNet",
+           "FIBER_LAYOUTS", "MultiFiberRes2Net", "VAEUNet", "VAEOutput", "UNet3D"]
