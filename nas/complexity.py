@@ -98,16 +98,18 @@ def _example_input(module: nn.Module, input_shape: Sequence[int], device, dtype)
 
 
 def profile_layers(module: nn.Module, input_shape: Sequence[int], *, device=None,
-                   dtype: torch.dtype = torch.float32) -> list[dict]:
+                   dtype: torch.dtype = torch.float32, training: bool = False) -> list[dict]:
     """One record per leaf-layer call: name, type, output shape, macs, norm/upsample elements,
     and the layer's own parameter count (shared layers called twice appear twice, params once).
 
     ``input_shape`` includes the batch axis; counts scale with it, so pass batch 1 for per-image
-    figures. The module is run in eval mode under ``torch.no_grad`` and restored afterwards.
+    figures. The module is run in eval mode (``training=True``: train mode, for branches that
+    only run in training, such as a VAE regulariser) under ``torch.no_grad`` and restored
+    afterwards.
     """
     records: list[dict] = []
     was_training = module.training
-    module.eval()
+    module.train(training)
     try:
         with torch.no_grad(), _counting_hooks(module, records):
             module(_example_input(module, input_shape, device, dtype))
@@ -124,13 +126,14 @@ def profile_layers(module: nn.Module, input_shape: Sequence[int], *, device=None
 
 
 def profile(module: nn.Module, input_shape: Sequence[int], *, device=None,
-            dtype: torch.dtype = torch.float32) -> dict[str, int]:
-    """Totals for one forward pass of ``module`` on a random input of ``input_shape``.
+            dtype: torch.dtype = torch.float32, training: bool = False) -> dict[str, int]:
+    """Totals for one forward pass of ``module`` on a random input of ``input_shape``
+    (in eval mode unless ``training``).
 
     Returns ``params``, ``macs``, ``flops`` (= macs, the seed papers' convention),
     ``norm_elements`` and ``upsample_elements``.
     """
-    records = profile_layers(module, input_shape, device=device, dtype=dtype)
+    records = profile_layers(module, input_shape, device=device, dtype=dtype, training=training)
     macs = sum(r["macs"] for r in records)
     return {
         "params": count_parameters(module),

@@ -4,7 +4,10 @@
   ``SEARCH_OPS`` is the ordered search space of Auto-LW-MISN, ``DARTS_OPS`` DARTS' own.
 - Building units of the hand-designed networks: ``build_unit(name, spatial_dims, in, out, stride)``.
 """
-from . import ghost, primitives, res2, resnet, selective_kernel, shuffle  # noqa: F401  (register)
+from . import (  # noqa: F401  (register)
+    conv_block, ghost, primitives, res2, resnet, selective_kernel, shuffle,
+)
+from .conv_block import ConvBlock
 from .fiber import DilatedMultiFiberUnit, MultiFiberShuffleUnit, MultiFiberUnit, planar_kernel
 from .ghost import GhostModule
 from .layers import (
@@ -40,5 +43,5 @@ __all__ = [
     "FactorizedReduce", "DilatedConv", "SeparableConv", "GhostModule", "SelectiveKernel",
     "ShuffleUnit", "ChannelShuffle", "channel_shuffle", "MultiFiberUnit",
     "MultiFiberShuffleUnit", "DilatedMultiFiberUnit", "HierarchicalSplitConv", "Res2Unit",
-    "MultiFiberRes2Unit", "ResNetGroupNormBlock", "planar_kernel",
+    "MultiFiberRes2Unit", "ResNetGroupNormBlock", "planar_kernel", "ConvBlock",
 ]

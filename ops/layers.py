@@ -94,8 +94,11 @@ def conv_transpose(
 
 
 def max_pool(spatial_dims: int, kernel_size: IntOrTuple = 2, stride: IntOrTuple | None = None,
-             padding: IntOrTuple = 0) -> nn.Module:
-    return _MAX_POOL[check_spatial_dims(spatial_dims)](kernel_size, stride=stride, padding=padding)
+             padding: IntOrTuple = 0, ceil_mode: bool = False) -> nn.Module:
+    """Max pooling; ``ceil_mode=True`` keeps the last odd row, so a 2x2 pool gives ceil(n / 2)
+    like the stride-2 convs do."""
+    return _MAX_POOL[check_spatial_dims(spatial_dims)](kernel_size, stride=stride, padding=padding,
+                                                       ceil_mode=ceil_mode)
 
 
 def avg_pool(spatial_dims: int, kernel_size: IntOrTuple = 2, stride: IntOrTuple | None = None,

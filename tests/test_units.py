@@ -91,3 +91,24 @@ def test_ghost_and_sk_units_change_width():
     x = torch.randn(2, 8, 5, 5, 5)
     assert ops.build_unit("ghost", 3, 8, 12)(x).shape == (2, 12, 5, 5, 5)
     assert ops.build_unit("sk", 3, 8, 12)(x).shape == (2, 12, 5, 5, 5)
+
+
+def test_conv_block_counts_and_pools():
+    # the 3D U-Net's first level 4 -> 32 -> 64: two conv + BN layers, ReLU after each
+    block = ops.build_unit("conv_block", 3, 4, 64, mid_channels=32)
+    assert _params(block) == (4 * 32 * 27 + 2 * 32) + (32 * 64 * 27 + 2 * 64)
+    assert sum(isinstance(m, torch.nn.ReLU) for m in block.modules()) == 2
+    single = ops.build_unit("conv_block", 3, 8, 8, num_convs=1, mid_channels=4)
+    assert _params(single) == 8 * 8 * 27 + 2 * 8  # mid only matters between convs
+    # stride 2 is a max-pool in front, rounding odd sizes up like the stride-2 convs
+    pooled = ops.build_unit("conv_block", 2, 1, 1, 2, norm=None, act=None)
+    assert isinstance(pooled.pool, torch.nn.MaxPool2d)
+    x = torch.zeros(1, 1, 7, 7)
+    x[0, 0, 6, 6] = 1.0  # only in the last odd row and column
+    with torch.no_grad():
+        for layer in pooled.convs:  # identity convs
+            layer[0].weight.zero_()
+            layer[0].weight[0, 0, 1, 1] = 1.0
+        assert pooled(x).shape == (1, 1, 4, 4) and pooled(x)[0, 0, 3, 3] == 1.0
+    with pytest.raises(ValueError, match="at least one conv"):
+        ops.build_unit("conv_block", 3, 4, 4, num_convs=0)

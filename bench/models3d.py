@@ -1,0 +1,292 @@
+"""Benchmark of the 3D networks against ``unet3d``: train step, memory, whole-volume inference.
+
+Per registered network, in one run (so every figure shares the machine's state):
+
+- train step: forward + backward + Adam step on a ``batch x 4 x size^3`` crop (median ms);
+- memory: on CUDA the peak bytes allocated by a forward + backward above the parameters
+  (``nas.complexity.peak_cuda_memory``); on CPU the bytes autograd saves for backward
+  (``nas.complexity.activation_memory``), the part of training memory that grows with the crop;
+- whole volume: ``nas.inference.sliding_window_inference`` over one ``4 x volume`` case with
+  ``size^3`` windows (overlap 0.5), probabilities averaged (median seconds per case).
+
+Each figure is also given as a ratio to ``unet3d`` under the same settings. On CUDA every
+network runs in fp32, bf16 autocast and bf16 autocast + channels_last_3d, and the table
+says which is fastest. The section appended to BENCHMARKS.md records the device, date and
+command. GPU: ``python -m bench.models3d``; CPU (2 cores, minutes):
+``python -m bench.models3d --size 32 --volume 48x48x32``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+import models
+from nas import complexity, inference
+
+REFERENCE = "unet3d"
+#: name -> (autocast dtype, channels_last_3d)
+PRECISIONS = {
+    "fp32": (None, False),
+    "bf16": (torch.bfloat16, False),
+    "bf16+channels_last": (torch.bfloat16, True),
+}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.models3d", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=None,
+                        help=f"networks to run (default: all registered; {REFERENCE} is "
+                             f"always added as the reference)")
+    parser.add_argument("--size", type=int, default=128, help="training crop / window edge")
+    parser.add_argument("--batch", type=int, default=2, help="training batch")
+    parser.add_argument("--volume", default="240x240x155", help="whole-volume size, AxBxC")
+    parser.add_argument("--overlap", type=float, default=0.5)
+    parser.add_argument("--sw-batch-size", type=int, default=1)
+    parser.add_argument("--tta", action="store_true", help="8-flip test-time augmentation")
+    parser.add_argument("--precisions", nargs="+", choices=list(PRECISIONS), default=None,
+                        help="default: all three on CUDA, fp32 on CPU")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5, help="timed train steps")
+    parser.add_argument("--volume-repeats", type=int, default=1, help="timed whole volumes")
+    parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda if any)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--output", default="BENCHMARKS.md",
+                        help="markdown file the section is appended to")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    return parser.parse_args(argv)
+
+
+def device_description(device: torch.device) -> str:
+    """The GPU's name, or the CPU model from /proc/cpuinfo and the threads torch uses."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    threads = torch.get_num_threads()
+    return f"CPU {model}, {threads} torch thread{'s' if threads > 1 else ''}"
+
+
+def build_network(name: str, size: int, device: torch.device, channels_last: bool) -> nn.Module:
+    # the VAE branch's dense layers are sized by the training crop
+    kwargs = {"input_size": (size,) * 3} if name == "vae_unet" else {}
+    network = models.build(name, **kwargs).to(device)
+    if channels_last:
+        network = network.to(memory_format=torch.channels_last_3d)
+    return network
+
+
+def training_loss(network: nn.Module, output, x: torch.Tensor,
+                  target: torch.Tensor) -> torch.Tensor:
+    """A loss of the network's kind (cross-entropy or region BCE, plus the VAE terms)."""
+    extra = 0.0
+    if isinstance(output, models.VAEOutput):
+        extra = (nn.functional.mse_loss(output.reconstruction.float(), x)
+                 + 0.1 * (output.mu.square() + output.logvar.exp() - output.logvar - 1).mean())
+        output = output.segmentation
+    if network.output_activation == "softmax":
+        return nn.functional.cross_entropy(output.float(), target) + extra
+    return nn.functional.binary_cross_entropy_with_logits(output.float(), target) + extra
+
+
+def _median_seconds(run: Callable[[], None], device: torch.device, warmup: int,
+                    repeats: int) -> float:
+    times = []
+    for step in range(warmup + repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if step >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def time_train_step(network: nn.Module, batch: int, size: int, device: torch.device,
+                    autocast_dtype: torch.dtype | None, channels_last: bool, warmup: int,
+                    repeats: int) -> float:
+    """Median seconds of forward + backward + Adam step on a random batch."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 4, size, size, size, generator=generator).to(device)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last_3d)
+    spatial = (batch, size, size, size)
+    if network.output_activation == "softmax":
+        target = torch.randint(0, network.num_classes, spatial, generator=generator)
+    else:
+        target = (torch.rand((batch, network.num_classes) + spatial[1:],
+                             generator=generator) > 0.5).float()
+    target = target.to(device)
+    optimizer = torch.optim.Adam(network.parameters(), lr=1e-4)
+    network.train()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            output = network(x)
+        training_loss(network, output, x, target).backward()
+        optimizer.step()
+
+    seconds = _median_seconds(step, device, warmup, repeats)
+    optimizer.zero_grad(set_to_none=True)
+    return seconds
+
+
+def memory_bytes(network: nn.Module, batch: int, size: int, device: torch.device,
+                 autocast_dtype: torch.dtype | None) -> int:
+    shape = (batch, 4, size, size, size)
+    if device.type == "cuda":
+        return complexity.peak_cuda_memory(network, shape, device=device,
+                                           autocast_dtype=autocast_dtype)
+    return complexity.activation_memory(network, shape, device=device)
+
+
+def time_whole_volume(network: nn.Module, volume: Sequence[int], roi: int,
+                      device: torch.device, autocast_dtype: torch.dtype | None,
+                      channels_last: bool, overlap: float, sw_batch_size: int, tta: bool,
+                      repeats: int) -> float:
+    """Median seconds to predict one case's probabilities with sliding windows."""
+    network.eval()
+    activation = ((lambda logits: logits.float().softmax(1))
+                  if network.output_activation == "softmax" else
+                  (lambda logits: logits.float().sigmoid()))
+
+    def predictor(batch: torch.Tensor) -> torch.Tensor:
+        if channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last_3d)
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            return activation(network(batch))
+
+    case = torch.randn(1, 4, *volume, generator=torch.Generator().manual_seed(0)).to(device)
+    with torch.no_grad():  # one window first: kernel selection is not part of a case's time
+        predictor(case[..., :roi, :roi, :roi].contiguous())
+
+    def run() -> None:
+        inference.sliding_window_inference(case, roi, predictor, overlap, sw_batch_size,
+                                           tta_flips=tta)
+
+    return _median_seconds(run, device, 0, repeats)
+
+
+def run_benchmark(args: argparse.Namespace) -> tuple[pd.DataFrame, torch.device]:
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    names = list(args.models or models.list_models())
+    names = [REFERENCE] + [name for name in names if name != REFERENCE]
+    precisions = args.precisions or (list(PRECISIONS) if device.type == "cuda" else ["fp32"])
+    volume = tuple(int(v) for v in args.volume.lower().split("x"))
+    rows = []
+    for precision in precisions:
+        autocast_dtype, channels_last = PRECISIONS[precision]
+        for name in names:
+            torch.manual_seed(0)
+            network = build_network(name, args.size, device, channels_last)
+            train = time_train_step(network, args.batch, args.size, device, autocast_dtype,
+                                    channels_last, args.warmup, args.repeats)
+            memory = memory_bytes(network, args.batch, args.size, device, autocast_dtype)
+            whole = time_whole_volume(network, volume, args.size, device, autocast_dtype,
+                                      channels_last, args.overlap, args.sw_batch_size,
+                                      args.tta, args.volume_repeats)
+            rows.append({"model": name, "precision": precision,
+                         "params_M": complexity.count_parameters(network) / 1e6,
+                         "train_step_ms": 1e3 * train, "memory_MB": memory / 2 ** 20,
+                         "volume_s": whole})
+            print(f"  {precision:>18} {name:>10}: train {1e3 * train:8.1f} ms, "
+                  f"memory {memory / 2 ** 20:8.1f} MB, volume {whole:7.2f} s", flush=True)
+            del network
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    frame = pd.DataFrame(rows)
+    for column, ratio in (("train_step_ms", "train_ratio"), ("memory_MB", "memory_ratio"),
+                          ("volume_s", "volume_ratio")):
+        reference = frame[frame["model"] == REFERENCE].set_index("precision")[column]
+        frame[ratio] = frame[column] / frame["precision"].map(reference)
+    order = ["model", "precision", "params_M", "train_step_ms", "train_ratio", "memory_MB",
+             "memory_ratio", "volume_s", "volume_ratio"]
+    return frame[order].round(3), device
+
+
+def fastest_settings(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per network, the precision setting with the fastest train step and whole volume."""
+    rows = []
+    for name, group in frame.groupby("model", sort=False):
+        train = group.loc[group["train_step_ms"].idxmin()]
+        whole = group.loc[group["volume_s"].idxmin()]
+        rows.append({"model": name, "fastest train": train["precision"],
+                     "train_step_ms": train["train_step_ms"],
+                     "fastest volume": whole["precision"], "volume_s": whole["volume_s"]})
+    return pd.DataFrame(rows)
+
+
+def markdown_section(frame: pd.DataFrame, args: argparse.Namespace, device: torch.device,
+                     command: str) -> str:
+    memory_kind = ("peak CUDA bytes of forward + backward above the parameters"
+                   if device.type == "cuda" else
+                   "bytes saved for backward by one training forward (activation_memory)")
+    lines = [
+        f"## models3d: 3D networks against {REFERENCE} "
+        f"({datetime.date.today().isoformat()}, {device_description(device)})",
+        "",
+        f"Command: `{command}`  ",
+        f"torch {torch.__version__}, Python {platform.python_version()}. Train step: forward + "
+        f"backward + Adam on {args.batch} x 4 x {args.size}^3; memory: {memory_kind}; volume: "
+        f"one 4 x {args.volume} case, {args.size}^3 windows, overlap {args.overlap}, "
+        f"sw_batch_size {args.sw_batch_size}, TTA {'8 flips' if args.tta else 'off'}. Ratios "
+        f"are to {REFERENCE} under the same precision setting (below 1: faster / smaller).",
+        "",
+        frame.to_markdown(index=False),
+        "",
+    ]
+    if frame["precision"].nunique() > 1:
+        lines += ["Fastest setting per network:", "",
+                  fastest_settings(frame).to_markdown(index=False), ""]
+    mfs = frame[frame["model"] == "mfsnet"]
+    if not mfs.empty:
+        best = mfs.loc[mfs["volume_s"].idxmin()]
+        reference = frame[(frame["model"] == REFERENCE)
+                          & (frame["precision"] == best["precision"])].iloc[0]
+        verdict = "at least as fast as" if best["volume_ratio"] <= 1.0 else "slower than"
+        lines += [f"MFS-Net per case: {best['volume_s']:.2f} s vs {REFERENCE} "
+                  f"{reference['volume_s']:.2f} s ({best['precision']}), ratio "
+                  f"{best['volume_ratio']:.2f}: {verdict} {REFERENCE} on this device.", ""]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    command = "python -m bench.models3d " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    frame, device = run_benchmark(args)
+    section = markdown_section(frame, args, device, command.strip())
+    print("\n" + section)
+    if not args.no_write:
+        path = Path(args.output)
+        header = "" if path.exists() else "# Benchmarks\n\n"
+        with path.open("a") as handle:
+            handle.write(header + section + "\n")
+        print(f"appended to {path}")
+    return frame
+
+
+if __name__ == "__main__":
+    main()
