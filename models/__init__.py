@@ -10,8 +10,9 @@ from .common import OUTPUT_ACTIVATIONS
 from .mf_res2net import MultiFiberRes2Net
 from .multi_fiber import FIBER_LAYOUTS, MultiFiberNet
 from .registry import build, list_models, register_model
-from .unet3d import UNet3D
+from .unet3d import UNET_2D_WIDTHS, UNet3D, plain_unet
 from .vae_unet import VAEOutput, VAEUNet
 
 __all__ = ["build", "list_models", "register_model", "OUTPUT_ACTIVATIONS", "MultiFiberNet",
-           "FIBER_LAYOUTS", "MultiFiberRes2Net", "VAEUNet", "VAEOutput", "UNet3D"]
+           "FIBER_LAYOUTS", "MultiFiberRes2Net", "VAEUNet", "VAEOutput", "UNet3D", "plain_unet",
+           "UNET_2D_WIDTHS"]

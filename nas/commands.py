@@ -31,10 +31,17 @@ def default_run_dir(kind: str, dataset: str) -> Path:
     return Path("runs") / dataset / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _run_dir(kind: str, dataset: str, out: str | Path | None, context: DistributedContext
-             ) -> Path:
-    # every rank must use rank 0's directory (its timestamp)
-    return Path(broadcast_object(str(out or default_run_dir(kind, dataset)), context))
+def _run_dir(kind: str, dataset: str, out: str | Path | None, context: DistributedContext,
+             resume: bool) -> Path:
+    """The run directory (rank 0's choice on every rank). A fresh run refuses a directory that
+    already holds a run, so nothing computed is overwritten by accident."""
+    path = Path(broadcast_object(str(out or default_run_dir(kind, dataset)), context))
+    if resume and not (path / "checkpoint.pt").is_file():
+        raise FileNotFoundError(f"{path}: nothing to resume (no checkpoint.pt)")
+    if not resume and (path / "checkpoint.pt").exists():
+        raise FileExistsError(f"{path}: already holds a run; resume it with --resume {path} "
+                              "or choose another --out")
+    return path
 
 
 def _log(context: DistributedContext, message: str) -> None:
@@ -69,7 +76,7 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
     if overrides.get("image_size") is None and data_root is None:
         overrides["image_size"] = SAMPLE_IMAGE_SIZE
     config = SearchConfig.from_preset(dataset, seed=seed, progress=progress, **overrides)
-    out_dir = _run_dir("search", dataset, out, context)
+    out_dir = _run_dir("search", dataset, out, context, resume)
     options = dict(image_size=config.image_size, skip_bad=skip_bad)
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context, **options)
     train_set = data.get_dataset(dataset, data_root, "train", seed, splits_file=splits, **options)
@@ -123,7 +130,7 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
     values.pop("extra")
     config = RetrainConfig(dataset=dataset, seed=seed, progress=progress, model="genotype",
                            **values)
-    out_dir = _run_dir("retrain", dataset, out, context)
+    out_dir = _run_dir("retrain", dataset, out, context, resume)
     options = dict(image_size=config.image_size, skip_bad=skip_bad)
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
                             splits_file or _genotype_splits(genotype_path), **options)

@@ -48,8 +48,7 @@ def baseline_unet(genotype: Genotype) -> nn.Module:
     """The plain U-Net the seed compares against, in the genotype's dimensionality."""
     import models
 
-    return models.build("unet", in_channels=genotype.in_channels,
-                        num_classes=genotype.num_classes, spatial_dims=genotype.spatial_dims)
+    return models.plain_unet(genotype.in_channels, genotype.num_classes, genotype.spatial_dims)
 
 
 def _cell_latencies(network: nn.Module, x: torch.Tensor, repeats: int) -> list[float]:
