@@ -23,7 +23,7 @@ def data_error(path: str | os.PathLike, problem: str) -> DataError:
     return DataError(f"{Path(path)}: {one_line(problem)}")
 
 
-def one_line(text: str, limit: int = 300) -> str:
+def one_line(text: str, limit: int = 600) -> str:
     """Collapse whitespace so a library's multi-line message fits one line."""
     text = re.sub(r"\s+", " ", str(text)).strip()
     return text if len(text) <= limit else text[: limit - 3] + "..."

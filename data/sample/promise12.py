@@ -26,8 +26,8 @@ def write_promise12_case(folder: Path, name: str, rng: np.random.Generator, shap
     folder.mkdir(parents=True, exist_ok=True)
     depth, height, width = shape_zyx
     centre = np.array([depth / 2 - 0.5, height * 0.55, width / 2]) + rng.uniform(-0.06, 0.06, 3) * shape_zyx
-    # Physical radii (mm) over the spacing: a ~4 x 3.5 x 4 cm gland.
-    radii = np.array([rng.uniform(11, 15), rng.uniform(16, 20), rng.uniform(19, 24)]) / np.array(SPACING_XYZ[::-1])
+    # A gland over about a third of the slices and a quarter of the field of view.
+    radii = np.array(shape_zyx) * [rng.uniform(0.28, 0.36), rng.uniform(0.18, 0.24), rng.uniform(0.2, 0.27)]
     prostate = ellipsoid(shape_zyx, centre, radii)
     body = ellipsoid(shape_zyx, (depth / 2, height / 2, width / 2), (depth * 2, height * 0.48, width * 0.48))
     image = np.where(body, 250.0, 10.0)
