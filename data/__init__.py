@@ -18,6 +18,7 @@ from data.brats import (
     read_brats_case,
 )
 from data.cache import cache_root, clear_cache
+from data.check import CheckReport, check_dataset
 from data.chaos import find_chaos_cases, preprocess_chaos_case, read_chaos_case
 from data.datasets import CaseDataset, SliceDataset, VolumeDataset
 from data.dsb2018 import find_dsb2018_cases, preprocess_dsb2018_case, read_dsb2018_case
@@ -33,9 +34,9 @@ from data.sample import sample_root, write_sample
 from data.splits import load_splits, make_splits, save_splits
 
 __all__ = [
-    "PRESETS", "CaseDataset", "DataError", "RandomAugment3D", "SliceDataset", "VolumeDataset",
+    "PRESETS", "CaseDataset", "CheckReport", "DataError", "RandomAugment3D", "SliceDataset", "VolumeDataset",
     "apply_augment_2d", "brats_case_files", "brats_index_to_labels", "brats_labels_to_index",
-    "brats_labels_to_regions", "brats_regions_to_labels", "build_augment_2d", "cache_root", "clear_cache",
+    "brats_labels_to_regions", "brats_regions_to_labels", "build_augment_2d", "cache_root", "check_dataset", "clear_cache",
     "crop", "crop_start", "find_brats_cases", "find_chaos_cases", "find_dsb2018_cases", "find_promise12_cases",
     "get_dataset", "get_preset", "list_datasets", "load_splits", "make_loader", "make_splits",
     "preprocess_chaos_case", "preprocess_dsb2018_case", "preprocess_promise12_case", "random_flip",

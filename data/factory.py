@@ -59,6 +59,8 @@ def get_dataset(
     # Sample data (also when written with `python -m data.sample --out DIR`)
     # gets its own small default sizes.
     use_sample = is_sample(root, name)
+    if preset.spatial_dims == 3 and image_size is not None:
+        raise ValueError(f"image_size applies to 2D datasets; {name} is 3D: pass crop_size instead")
     if preset.spatial_dims == 2:
         options["image_size"] = int(image_size or (preset.sample_image_size if use_sample else preset.image_size))
     source = SOURCES[name]
