@@ -18,7 +18,6 @@ from data.brats import (
     read_brats_case,
 )
 from data.cache import cache_root, clear_cache
-from data.check import CheckReport, check_dataset
 from data.chaos import find_chaos_cases, preprocess_chaos_case, read_chaos_case
 from data.datasets import CaseDataset, SliceDataset, VolumeDataset
 from data.dsb2018 import find_dsb2018_cases, preprocess_dsb2018_case, read_dsb2018_case
@@ -32,6 +31,18 @@ from data.promise12 import find_promise12_cases, preprocess_promise12_case, read
 from data.resize import restore_original_size
 from data.sample import sample_root, write_sample
 from data.splits import load_splits, make_splits, save_splits
+
+
+
+def __getattr__(name: str):
+    # Imported on first use: `python -m data.check` must find data.check not
+    # yet imported, and `import data` need not load pandas.
+    if name in ("check_dataset", "CheckReport"):
+        from data import check
+
+        return getattr(check, name)
+    raise AttributeError(f"module 'data' has no attribute {name!r}")
+
 
 __all__ = [
     "PRESETS", "CaseDataset", "CheckReport", "DataError", "RandomAugment3D", "SliceDataset", "VolumeDataset",
