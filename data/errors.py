@@ -39,7 +39,7 @@ def reason(exc: BaseException) -> str:
     return one_line(f"{type(exc).__name__}: {message}" if message else type(exc).__name__, 200)
 
 
-def millimetres(spacing) -> str:
+def millimetres(spacing: np.ndarray | tuple[float, ...]) -> str:
     """Spacing for messages: 0.6x0.6x3.6 mm."""
     return "x".join(f"{float(s):.3g}" for s in spacing) + " mm"
 

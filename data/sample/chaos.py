@@ -22,8 +22,9 @@ MR_PATIENTS = ("1", "2", "3", "5")
 MR_GREY = (63, 126, 189, 252)  # liver, right kidney, left kidney, spleen
 
 
-def write_chaos(out: Path, seed: int = 0, ct_patients=CT_PATIENTS, mr_patients=MR_PATIENTS,
-                slices: int = 10, ct_size: int = 128, mr_size: int = 64, mr_slices: int = 8) -> Path:
+def write_chaos(out: Path, seed: int = 0, ct_patients: tuple[str, ...] = CT_PATIENTS,
+                mr_patients: tuple[str, ...] = MR_PATIENTS, slices: int = 10, ct_size: int = 128,
+                mr_size: int = 64, mr_slices: int = 8) -> Path:
     """Write `out/Train_Sets/{CT,MR}/<patient>/...`; returns `out`."""
     rng = np.random.default_rng(seed)
     for number, patient in enumerate(ct_patients):
@@ -111,8 +112,8 @@ def write_mr_patient(folder: Path, rng: np.random.Generator, patient: str, slice
         write_png(folder / "T1DUAL" / "Ground" / f"IMG-0002-{2 * k + 2:05d}.png", grey)
 
 
-def dicom_image(series: str, index: int, modality: str, pixels: np.ndarray, position, spacing: float,
-           thickness: float) -> pydicom.Dataset:
+def dicom_image(series: str, index: int, modality: str, pixels: np.ndarray, position: list[float],
+                spacing: float, thickness: float) -> pydicom.Dataset:
     """A minimal but valid single-frame DICOM image with deterministic UIDs."""
     storage = CTImageStorage if modality == "CT" else MRImageStorage
     instance = generate_uid(entropy_srcs=["lwnas-sample", series, str(index)])

@@ -13,7 +13,8 @@ from data.sample.shapes import ellipsoid, texture
 SPACING_XYZ = (0.625, 0.625, 3.6)  # close to the data set's median 0.61 x 0.61 x 3.6 mm
 
 
-def write_promise12(out: Path, seed: int = 0, cases: int = 5, shape_zyx=(12, 80, 80), parts: bool = False) -> Path:
+def write_promise12(out: Path, seed: int = 0, cases: int = 5, shape_zyx: tuple[int, int, int] = (12, 80, 80),
+                    parts: bool = False) -> Path:
     """Write CaseNN files flat in `out`, or under TrainingData_Part1/2/3 with `parts`."""
     rng = np.random.default_rng(seed)
     for number in range(cases):
@@ -22,7 +23,7 @@ def write_promise12(out: Path, seed: int = 0, cases: int = 5, shape_zyx=(12, 80,
     return out
 
 
-def write_promise12_case(folder: Path, name: str, rng: np.random.Generator, shape_zyx) -> None:
+def write_promise12_case(folder: Path, name: str, rng: np.random.Generator, shape_zyx: tuple[int, int, int]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     depth, height, width = shape_zyx
     centre = np.array([depth / 2 - 0.5, height * 0.55, width / 2]) + rng.uniform(-0.06, 0.06, 3) * shape_zyx
