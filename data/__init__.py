@@ -32,10 +32,22 @@ from data.resize import restore_original_size
 from data.sample import sample_root, write_sample
 from data.splits import load_splits, make_splits, save_splits
 
+
+
+def __getattr__(name: str):
+    # Imported on first use: `python -m data.check` must find data.check not
+    # yet imported, and `import data` need not load pandas.
+    if name in ("check_dataset", "CheckReport"):
+        from data import check
+
+        return getattr(check, name)
+    raise AttributeError(f"module 'data' has no attribute {name!r}")
+
+
 __all__ = [
-    "PRESETS", "CaseDataset", "DataError", "RandomAugment3D", "SliceDataset", "VolumeDataset",
+    "PRESETS", "CaseDataset", "CheckReport", "DataError", "RandomAugment3D", "SliceDataset", "VolumeDataset",
     "apply_augment_2d", "brats_case_files", "brats_index_to_labels", "brats_labels_to_index",
-    "brats_labels_to_regions", "brats_regions_to_labels", "build_augment_2d", "cache_root", "clear_cache",
+    "brats_labels_to_regions", "brats_regions_to_labels", "build_augment_2d", "cache_root", "check_dataset", "clear_cache",
     "crop", "crop_start", "find_brats_cases", "find_chaos_cases", "find_dsb2018_cases", "find_promise12_cases",
     "get_dataset", "get_preset", "list_datasets", "load_splits", "make_loader", "make_splits",
     "preprocess_chaos_case", "preprocess_dsb2018_case", "preprocess_promise12_case", "random_flip",

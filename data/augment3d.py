@@ -63,7 +63,7 @@ def random_flip(image: Array, label: Array | None, rng: np.random.Generator, pro
 def random_rotate(
     image: Array, label: Array | None, rng: np.random.Generator, max_degrees: float = 10.0, prob: float = 1.0,
 ) -> tuple[Array, Array | None]:
-    """Rotate by U(-max_degrees, max_degrees) in one random plane (trilinear image, nearest label)."""
+    """Rotate by U(-max_degrees, max_degrees) in one random plane (linear image, nearest label)."""
     if max_degrees <= 0 or rng.random() >= prob:
         return image, label
     plane = [(0, 1), (0, 2), (1, 2)][rng.integers(3)]

@@ -38,15 +38,15 @@ class BratsLayout:
 
 LAYOUTS = (
     BratsLayout("2018", re.compile(r"Brats18_.+"), "_", MODALITIES, "seg", 4,
-                "MICCAI_BraTS_2018_Data_Training/{HGG,LGG}/Brats18_*/Brats18_*_{flair,t1,t1ce,t2,seg}.nii.gz"),
+                "{HGG,LGG}/Brats18_*/<case>_{flair,t1,t1ce,t2,seg}.nii.gz"),
     BratsLayout("2019", re.compile(r"BraTS19_.+"), "_", MODALITIES, "seg", 4,
-                "MICCAI_BraTS_2019_Data_Training/{HGG,LGG}/BraTS19_*/BraTS19_*_{flair,t1,t1ce,t2,seg}.nii.gz"),
+                "{HGG,LGG}/BraTS19_*/<case>_{flair,t1,t1ce,t2,seg}.nii.gz"),
     BratsLayout("2020", re.compile(r"BraTS20_(Training|Validation)_\d{3}"), "_", MODALITIES, "seg", 4,
-                "BraTS20_Training_NNN/BraTS20_Training_NNN_{flair,t1,t1ce,t2,seg}.nii.gz"),
+                "BraTS20_Training_NNN/<case>_{flair,t1,t1ce,t2,seg}.nii.gz"),
     BratsLayout("2021", re.compile(r"BraTS2021_\d{5}"), "_", MODALITIES, "seg", 4,
-                "BraTS2021_NNNNN/BraTS2021_NNNNN_{flair,t1,t1ce,t2,seg}.nii.gz"),
+                "BraTS2021_NNNNN/<case>_{flair,t1,t1ce,t2,seg}.nii.gz"),
     BratsLayout("2023", re.compile(r"BraTS-[A-Z]+-\d{5}-\d{3}"), "-", ("t2f", "t1n", "t1c", "t2w"), "seg", 3,
-                "BraTS-GLI-NNNNN-NNN/BraTS-GLI-NNNNN-NNN-{t2f,t1n,t1c,t2w,seg}.nii.gz"),
+                "BraTS-GLI-NNNNN-NNN/<case>-{t2f,t1n,t1c,t2w,seg}.nii.gz"),
 )
 
 # Known misnamed files of the official releases: case -> segmentation file name.

@@ -139,7 +139,12 @@ def preprocess_chaos_case(
     return resize_images(image[:, None], image_size), resize_labels(label, image_size), meta
 
 
-def _read_dicom(path: Path, modality: str) -> tuple[np.ndarray, pydicom.Dataset]:
+# Header fields kept per slice for the geometry; the rest (and the pixel
+# bytes) is let go so a 250-slice series does not hold two copies.
+_GEOMETRY_TAGS = ("PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient", "SliceThickness")
+
+
+def _read_dicom(path: Path, modality: str) -> tuple[np.ndarray, dict]:
     try:
         header = pydicom.dcmread(str(path))
         pixels = header.pixel_array
@@ -156,7 +161,7 @@ def _read_dicom(path: Path, modality: str) -> tuple[np.ndarray, pydicom.Dataset]
         slope = float(getattr(header, "RescaleSlope", 1.0))
         intercept = float(getattr(header, "RescaleIntercept", 0.0))
         pixels = pixels * slope + intercept
-    return pixels, header
+    return pixels, {tag: header.get(tag) for tag in _GEOMETRY_TAGS}
 
 
 def _ct_mask(path: Path, mask: np.ndarray) -> np.ndarray:
@@ -177,15 +182,15 @@ def _mr_mask(path: Path, mask: np.ndarray) -> np.ndarray:
     return labels
 
 
-def _geometry(dicoms: list[Path], headers: tuple, shape: tuple[int, int]) -> dict:
+def _geometry(dicoms: list[Path], headers: tuple[dict, ...], shape: tuple[int, int]) -> dict:
     first = headers[0]
-    if "PixelSpacing" not in first:
+    if first["PixelSpacing"] is None:
         raise data_error(dicoms[0], "missing PixelSpacing; expected a DICOM image header")
-    row_spacing, column_spacing = (float(v) for v in first.PixelSpacing)
-    orientation = np.asarray(getattr(first, "ImageOrientationPatient", [1, 0, 0, 0, 1, 0]), dtype=np.float64)
+    row_spacing, column_spacing = (float(v) for v in first["PixelSpacing"])
+    orientation = np.asarray(first["ImageOrientationPatient"] or [1, 0, 0, 0, 1, 0], dtype=np.float64)
     along_row, along_column = orientation[:3], orientation[3:]
     normal = np.cross(along_row, along_column)
-    positions = [h.get("ImagePositionPatient") for h in headers]
+    positions = [h["ImagePositionPatient"] for h in headers]
     if all(p is not None for p in positions) and len(positions) > 1:
         positions = np.asarray(positions, dtype=np.float64)
         # Slice spacing from the positions (SliceThickness may differ from it).
@@ -193,9 +198,9 @@ def _geometry(dicoms: list[Path], headers: tuple, shape: tuple[int, int]) -> dic
         slice_vector = normal * step
         origin = positions[0]
     else:
-        step = float(getattr(first, "SliceThickness", 1.0) or 1.0)
+        step = float(first["SliceThickness"] or 1.0)
         slice_vector = normal * step
-        origin = np.asarray(getattr(first, "ImagePositionPatient", [0, 0, 0]), dtype=np.float64)
+        origin = np.asarray(first["ImagePositionPatient"] or [0, 0, 0], dtype=np.float64)
     affine = np.eye(4)
     affine[:3, 0] = slice_vector
     affine[:3, 1] = along_column * row_spacing  # one row down moves along the column direction

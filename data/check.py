@@ -104,9 +104,9 @@ def _distinct(values: pd.Series, limit: int = 4) -> str:
 
 def _spacing_range(spacings: pd.Series) -> str:
     array = np.array(spacings.tolist(), dtype=float)
-    low, median, high = array.min(0), np.median(array, 0), array.max(0)
-    fmt = lambda v: "x".join(f"{x:.3g}" for x in v)  # noqa: E731
-    return f"median {fmt(median)}, min {fmt(low)}, max {fmt(high)}"
+    text = {name: "x".join(f"{v:.3g}" for v in values)
+            for name, values in (("median", np.median(array, 0)), ("min", array.min(0)), ("max", array.max(0)))}
+    return ", ".join(f"{name} {values}" for name, values in text.items())
 
 
 def _balance(cases: pd.DataFrame) -> str:

@@ -43,7 +43,8 @@ class CaseDataset(Dataset):
         self.cache = cache
         self.cases: list[str] = []
         self.skipped: list[tuple[str, str]] = []
-        self.splits: dict = {}
+        self.splits: dict = {}  # all three case lists, set by get_dataset
+        self.root: Path | None = None
         self._folders: dict[str, Path] = {}
         self._meta: dict[str, dict] = {}
         self._rng_key = None
@@ -136,7 +137,7 @@ class SliceDataset(CaseDataset):
         image = np.array(self._array(case, "image")[position], dtype=np.float32)
         label = np.array(self._array(case, "label")[position])
         if self.augment is not None:
-            self._generator()
+            self._generator()  # reseeds the pipeline once per worker
             image, label = apply_augment_2d(self.augment, image, label)
         if self.mean is not None:
             image = (image - self.mean) / self.std

@@ -23,7 +23,7 @@ def data_error(path: str | os.PathLike, problem: str) -> DataError:
     return DataError(f"{Path(path)}: {one_line(problem)}")
 
 
-def one_line(text: str, limit: int = 300) -> str:
+def one_line(text: str, limit: int = 600) -> str:
     """Collapse whitespace so a library's multi-line message fits one line."""
     text = re.sub(r"\s+", " ", str(text)).strip()
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -39,7 +39,7 @@ def reason(exc: BaseException) -> str:
     return one_line(f"{type(exc).__name__}: {message}" if message else type(exc).__name__, 200)
 
 
-def millimetres(spacing) -> str:
+def millimetres(spacing: np.ndarray | tuple[float, ...]) -> str:
     """Spacing for messages: 0.6x0.6x3.6 mm."""
     return "x".join(f"{float(s):.3g}" for s in spacing) + " mm"
 

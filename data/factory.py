@@ -12,7 +12,7 @@ from data.cache import CaseCache, cache_root
 from data.datasets import SliceDataset, VolumeDataset
 from data.errors import data_error
 from data.presets import get_preset
-from data.sample import sample_root
+from data.sample import is_sample, sample_root
 from data.sources import SOURCES
 from data.splits import SPLITS, load_splits, make_splits
 
@@ -34,11 +34,12 @@ def get_dataset(
     """A torch Dataset of one split of `name` ("dsb2018", "chaos", "promise12", "brats").
 
     root: the data root (layouts in docs/data.md); None uses the bundled
-        sample data, written into the cache on first use.
+        sample data, written into the cache on first use. Sample data sets
+        default to small sizes (2D 64, 3D crops 32^3) instead of SPEC's.
     split: "train", "val" or "test", cut by case with `seed` (see
         `data.make_splits`), or read from `splits_file` (a saved splits.json).
     augment: random augmentation; None = on for "train" only.
-    image_size: 2D side length (default: the preset's 256, or 64 for sample data).
+    image_size: 2D side length (default: the preset's 256; 64 for sample data).
     cache_dir: root of the sample data and preprocessed-array cache
         (default $LWNAS_CACHE or ~/.cache/lwnas).
     skip_bad: leave out cases that fail to read and list them in
@@ -54,8 +55,12 @@ def get_dataset(
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
     options = _options(name, preset.options, dataset_options)
-    use_sample = root is None
-    root = sample_root(name, cache_dir) if use_sample else Path(root).expanduser()
+    root = sample_root(name, cache_dir) if root is None else Path(root).expanduser()
+    # Sample data (also when written with `python -m data.sample --out DIR`)
+    # gets its own small default sizes.
+    use_sample = is_sample(root, name)
+    if preset.spatial_dims == 3 and image_size is not None:
+        raise ValueError(f"image_size applies to 2D datasets; {name} is 3D: pass crop_size instead")
     if preset.spatial_dims == 2:
         options["image_size"] = int(image_size or (preset.sample_image_size if use_sample else preset.image_size))
     source = SOURCES[name]

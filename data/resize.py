@@ -30,7 +30,9 @@ def resize_labels(labels: np.ndarray, size: int) -> np.ndarray:
     return resized.squeeze(1).numpy().astype(labels.dtype)
 
 
-def restore_original_size(prediction: np.ndarray | torch.Tensor, original_shape) -> np.ndarray | torch.Tensor:
+def restore_original_size(
+    prediction: np.ndarray | torch.Tensor, original_shape: np.ndarray | tuple[int, ...]
+) -> np.ndarray | torch.Tensor:
     """Resize a 2D prediction (..., H, W) back to `meta["original_shape"]` (H0, W0), nearest neighbour.
 
     Inverse of the preprocessing resize for label maps: the grids of both

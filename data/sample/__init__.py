@@ -10,6 +10,7 @@ Dice within a few CPU epochs.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -23,8 +24,10 @@ from data.sample.dsb2018 import write_dsb2018
 from data.sample.promise12 import write_promise12
 
 # Bump when a writer changes, so cached copies are rewritten.
-SAMPLE_VERSION = "1"
-_COMPLETE = ".lwnas-sample-complete"
+SAMPLE_VERSION = 1
+# Written last into every sample folder: marks it complete, and tells
+# get_dataset to use the sample's small default sizes for it.
+MARKER = "lwnas-sample.json"
 
 WRITERS: dict[str, Callable[..., Path]] = {
     "dsb2018": write_dsb2018,
@@ -39,23 +42,33 @@ def write_sample(name: str, out: str | os.PathLike, seed: int = 0, **options) ->
     get_preset(name)  # unknown names fail with suggestions
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    return WRITERS[name](out, seed=seed, **options)
+    WRITERS[name](out, seed=seed, **options)
+    marker = {"dataset": name, "version": SAMPLE_VERSION, "seed": seed, "options": options}
+    (out / MARKER).write_text(json.dumps(marker, default=str) + "\n")
+    return out
+
+
+def is_sample(root: str | os.PathLike, name: str) -> bool:
+    """Whether `root` holds a complete, current sample data set of `name`."""
+    try:
+        marker = json.loads((Path(root) / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return marker.get("dataset") == name and marker.get("version") == SAMPLE_VERSION
 
 
 def sample_root(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
     """The sample data set's folder in the cache, written first if missing or outdated."""
     get_preset(name)
     folder = cache_root(cache_dir) / "sample" / name
-    marker = folder / _COMPLETE
-    if marker.is_file() and marker.read_text() == SAMPLE_VERSION:
+    if is_sample(folder, name):
         return folder
     # Write beside and rename, so concurrent processes (DDP ranks) never read
     # a half-written folder.
     partial = folder.with_name(f"{name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     write_sample(name, partial)
-    (partial / _COMPLETE).write_text(SAMPLE_VERSION)
-    if folder.exists() and not (marker.is_file() and marker.read_text() == SAMPLE_VERSION):
+    if folder.exists() and not is_sample(folder, name):
         shutil.rmtree(folder, ignore_errors=True)
     try:
         partial.rename(folder)
@@ -64,4 +77,4 @@ def sample_root(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
     return folder
 
 
-__all__ = ["SAMPLE_VERSION", "WRITERS", "sample_root", "write_sample"]
+__all__ = ["MARKER", "SAMPLE_VERSION", "WRITERS", "is_sample", "sample_root", "write_sample"]

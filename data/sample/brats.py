@@ -39,8 +39,8 @@ def case_names(year: str, cases: int, first_case: int = 1) -> list[tuple[str, st
     raise ValueError(f"unknown BraTS year {year!r}: expected one of {', '.join(YEARS)}")
 
 
-def write_brats(out: Path, seed: int = 0, year: str = "2021", cases: int = 4, shape=(48, 56, 40),
-                first_case: int = 1) -> Path:
+def write_brats(out: Path, seed: int = 0, year: str = "2021", cases: int = 4,
+                shape: tuple[int, int, int] = (48, 56, 40), first_case: int = 1) -> Path:
     """Write `cases` BraTS cases of `shape` (1 mm voxels) in the `year` layout; returns `out`."""
     year = str(year)
     names = case_names(year, cases, first_case)

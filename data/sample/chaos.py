@@ -22,8 +22,9 @@ MR_PATIENTS = ("1", "2", "3", "5")
 MR_GREY = (63, 126, 189, 252)  # liver, right kidney, left kidney, spleen
 
 
-def write_chaos(out: Path, seed: int = 0, ct_patients=CT_PATIENTS, mr_patients=MR_PATIENTS,
-                slices: int = 10, ct_size: int = 128, mr_size: int = 64, mr_slices: int = 8) -> Path:
+def write_chaos(out: Path, seed: int = 0, ct_patients: tuple[str, ...] = CT_PATIENTS,
+                mr_patients: tuple[str, ...] = MR_PATIENTS, slices: int = 10, ct_size: int = 128,
+                mr_size: int = 64, mr_slices: int = 8) -> Path:
     """Write `out/Train_Sets/{CT,MR}/<patient>/...`; returns `out`."""
     rng = np.random.default_rng(seed)
     for number, patient in enumerate(ct_patients):
@@ -58,7 +59,7 @@ def write_ct_patient(folder: Path, rng: np.random.Generator, patient: str, slice
         stored = np.clip(np.round(hu + 1024.0), 0, 4095).astype(np.uint16)
         z = -k * 3.0 if z_decreasing else k * 3.0
         name = f"IMG-0004-{k + 1:05d}.dcm" if img_names else f"i{k:04d},0000b.dcm"
-        header = _dicom(f"ct-{patient}", k, "CT", stored, [-180.0, -180.0, 100.0 + z], spacing, 3.0)
+        header = dicom_image(f"ct-{patient}", k, "CT", stored, [-180.0, -180.0, 100.0 + z], spacing, 3.0)
         header.RescaleIntercept = -1024
         header.RescaleSlope = 1
         header.RescaleType = "HU"
@@ -104,15 +105,15 @@ def write_mr_patient(folder: Path, rng: np.random.Generator, patient: str, slice
             image += texture((size, size), rng, 15.0, 1.0) * body + rng.normal(0, 8.0, (size, size))
             stored = np.clip(np.round(image), 0, 4095).astype(np.uint16)
             number = 2 * k + (1 if name == "OutPhase" else 2)
-            header = _dicom(f"mr-{patient}-{name}", k, "MR", stored, [-170.0, -170.0, 60.0 - 7.0 * k],
+            header = dicom_image(f"mr-{patient}-{name}", k, "MR", stored, [-170.0, -170.0, 60.0 - 7.0 * k],
                             340.0 / size, 7.0)
             header.save_as(path / f"IMG-0002-{number:05d}.dcm", enforce_file_format=True)
         write_png(folder / "T2SPIR" / "Ground" / f"IMG-0002-{2 * k + 2:05d}.png", grey)
         write_png(folder / "T1DUAL" / "Ground" / f"IMG-0002-{2 * k + 2:05d}.png", grey)
 
 
-def _dicom(series: str, index: int, modality: str, pixels: np.ndarray, position, spacing: float,
-           thickness: float) -> pydicom.Dataset:
+def dicom_image(series: str, index: int, modality: str, pixels: np.ndarray, position: list[float],
+                spacing: float, thickness: float) -> pydicom.Dataset:
     """A minimal but valid single-frame DICOM image with deterministic UIDs."""
     storage = CTImageStorage if modality == "CT" else MRImageStorage
     instance = generate_uid(entropy_srcs=["lwnas-sample", series, str(index)])
@@ -124,7 +125,7 @@ def _dicom(series: str, index: int, modality: str, pixels: np.ndarray, position,
     header.file_meta = meta
     header.SOPClassUID = storage
     header.SOPInstanceUID = instance
-    header.StudyInstanceUID = generate_uid(entropy_srcs=["lwnas-sample-study", series.split("-")[1]])
+    header.StudyInstanceUID = generate_uid(entropy_srcs=["lwnas-sample-study", "-".join(series.split("-")[:2])])
     header.SeriesInstanceUID = generate_uid(entropy_srcs=["lwnas-sample-series", series])
     header.Modality = modality
     header.PatientID = series

@@ -13,7 +13,8 @@ from data.sample.shapes import ellipsoid, texture
 SPACING_XYZ = (0.625, 0.625, 3.6)  # close to the data set's median 0.61 x 0.61 x 3.6 mm
 
 
-def write_promise12(out: Path, seed: int = 0, cases: int = 5, shape_zyx=(12, 80, 80), parts: bool = False) -> Path:
+def write_promise12(out: Path, seed: int = 0, cases: int = 5, shape_zyx: tuple[int, int, int] = (12, 80, 80),
+                    parts: bool = False) -> Path:
     """Write CaseNN files flat in `out`, or under TrainingData_Part1/2/3 with `parts`."""
     rng = np.random.default_rng(seed)
     for number in range(cases):
@@ -22,12 +23,12 @@ def write_promise12(out: Path, seed: int = 0, cases: int = 5, shape_zyx=(12, 80,
     return out
 
 
-def write_promise12_case(folder: Path, name: str, rng: np.random.Generator, shape_zyx) -> None:
+def write_promise12_case(folder: Path, name: str, rng: np.random.Generator, shape_zyx: tuple[int, int, int]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     depth, height, width = shape_zyx
     centre = np.array([depth / 2 - 0.5, height * 0.55, width / 2]) + rng.uniform(-0.06, 0.06, 3) * shape_zyx
-    # Physical radii (mm) over the spacing: a ~4 x 3.5 x 4 cm gland.
-    radii = np.array([rng.uniform(11, 15), rng.uniform(16, 20), rng.uniform(19, 24)]) / np.array(SPACING_XYZ[::-1])
+    # A gland over about a third of the slices and a quarter of the field of view.
+    radii = np.array(shape_zyx) * [rng.uniform(0.28, 0.36), rng.uniform(0.18, 0.24), rng.uniform(0.2, 0.27)]
     prostate = ellipsoid(shape_zyx, centre, radii)
     body = ellipsoid(shape_zyx, (depth / 2, height / 2, width / 2), (depth * 2, height * 0.48, width * 0.48))
     image = np.where(body, 250.0, 10.0)

@@ -6,7 +6,8 @@ import numpy as np
 from scipy import ndimage
 
 
-def ellipsoid(shape: tuple[int, ...], centre, radii, angle: float = 0.0) -> np.ndarray:
+def ellipsoid(shape: tuple[int, ...], centre: np.ndarray | tuple[float, ...],
+              radii: np.ndarray | tuple[float, ...], angle: float = 0.0) -> np.ndarray:
     """Boolean mask of an axis-aligned ellipse/ellipsoid, rotated by `angle` in the last two axes."""
     grids = np.meshgrid(*[np.arange(n, dtype=np.float64) for n in shape], indexing="ij")
     offsets = [g - c for g, c in zip(grids, centre)]
