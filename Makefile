@@ -17,8 +17,16 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# The main job on the bundled sample data (DSB2018 format), small enough for 2 CPU cores:
+# search a genotype, retrain it from scratch, report its complexity beside a U-Net.
+DEMO ?= runs/demo
 demo: $(STAMP)
+	rm -rf $(DEMO)
+	$(PY) search.py --dataset dsb2018 --epochs 6 --channels 8 --out $(DEMO)/search
+	$(PY) retrain.py --genotype $(DEMO)/search/genotype.json --epochs 40 --out $(DEMO)/retrain
+	$(PY) -m nas.report $(DEMO)/retrain --out $(DEMO)/report
 	$(PY) -m nas.complexity ops --size 32 --channels 32
+	@echo "demo done: pictures in $(DEMO)/search/figures, metrics in $(DEMO)/retrain/metrics.json"
 
 test: $(STAMP)
 	$(PY) -m pytest -q
