@@ -24,7 +24,7 @@ from data.dsb2018 import find_dsb2018_cases, preprocess_dsb2018_case, read_dsb20
 from data.errors import DataError
 from data.factory import get_dataset
 from data.intensity import scale_percentiles, window, zscore_nonzero
-from data.loader import make_loader
+from data.loader import ShardSampler, make_loader
 from data.nifti import write_nifti_like
 from data.presets import PRESETS, get_preset, list_datasets
 from data.promise12 import find_promise12_cases, preprocess_promise12_case, read_promise12_case
@@ -45,7 +45,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "PRESETS", "CaseDataset", "CheckReport", "DataError", "RandomAugment3D", "SliceDataset", "VolumeDataset",
+    "PRESETS", "CaseDataset", "CheckReport", "DataError", "RandomAugment3D", "ShardSampler", "SliceDataset", "VolumeDataset",
     "apply_augment_2d", "brats_case_files", "brats_index_to_labels", "brats_labels_to_index",
     "brats_labels_to_regions", "brats_regions_to_labels", "build_augment_2d", "cache_root", "check_dataset", "clear_cache",
     "crop", "crop_start", "find_brats_cases", "find_chaos_cases", "find_dsb2018_cases", "find_promise12_cases",

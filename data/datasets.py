@@ -8,7 +8,6 @@ or with `skip_bad` are left out and listed in `dataset.skipped`.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +46,8 @@ class CaseDataset(Dataset):
         self.root: Path | None = None
         self._folders: dict[str, Path] = {}
         self._meta: dict[str, dict] = {}
-        self._rng_key = None
-        self._rng = np.random.default_rng(0)
+        self.seed = 0  # with the epoch and the item index, it fixes every random draw
+        self.epoch = 0
         progress = tqdm(case_paths.items(), desc=f"{name} {split}: preparing", unit="case", disable=None,
                         leave=False)
         for case, path in progress:
@@ -74,21 +73,20 @@ class CaseDataset(Dataset):
     def _array(self, case: str, name: str) -> np.ndarray:
         return self.cache.array(self._folders[case], name)
 
-    def _generator(self) -> np.random.Generator:
-        """This process's random stream: reseeded once per DataLoader worker.
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose augmentations the next items get (the training loops call
+        this before each epoch; loader workers are re-created per epoch, so they see it)."""
+        self.epoch = int(epoch)
 
-        Workers get torch's per-worker seed (derived from the loader's seeded
-        generator); the main process uses torch's initial seed, so
-        `torch.manual_seed` makes single-process runs repeatable too.
+    def _item_generator(self, index: int) -> np.random.Generator:
+        """The random stream of one item in one epoch: a pure function of (seed, epoch, index).
+
+        So augmentations do not depend on the number of loader workers, and a run resumed at
+        epoch k draws exactly what an uninterrupted run draws.
         """
-        info = torch.utils.data.get_worker_info()
-        key = (os.getpid(), None if info is None else info.id)
-        if key != self._rng_key:
-            seed = info.seed if info is not None else torch.initial_seed()
-            self._rng_key = key
-            self._rng = np.random.default_rng(seed)
-            self._reseed(int(seed) % 2**32)
-        return self._rng
+        sequence = np.random.SeedSequence([int(self.seed), self.epoch, int(index)])
+        self._reseed(int(sequence.generate_state(1)[0]))
+        return np.random.default_rng(sequence)
 
     def _reseed(self, seed: int) -> None:
         """Hook for augmenters with their own random state."""
@@ -99,10 +97,6 @@ class CaseDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.items)
-
-    def __getstate__(self) -> dict:
-        # Spawned workers must not inherit the parent's random stream.
-        return {**self.__dict__, "_rng_key": None}
 
 
 class SliceDataset(CaseDataset):
@@ -137,7 +131,7 @@ class SliceDataset(CaseDataset):
         image = np.array(self._array(case, "image")[position], dtype=np.float32)
         label = np.array(self._array(case, "label")[position])
         if self.augment is not None:
-            self._generator()  # reseeds the pipeline once per worker
+            self._item_generator(index)  # reseeds the albumentations pipeline for this item
             image, label = apply_augment_2d(self.augment, image, label)
         if self.mean is not None:
             image = (image - self.mean) / self.std
@@ -193,7 +187,8 @@ class VolumeDataset(CaseDataset):
         case = self.items[index][0]
         image, label = self._array(case, "image"), self._array(case, "label")
         if self.transform.crop or self.transform.augment:
-            image, label = self.transform(image, label, self._generator(), self._array(case, "foreground"))
+            image, label = self.transform(image, label, self._item_generator(index),
+                                          self._array(case, "foreground"))
         # Copies only what is still a read-only memory map or a flipped view.
         image = np.require(image, np.float32, ["C", "W"])
         label = np.require(label, None, ["C", "W"])

@@ -99,6 +99,7 @@ def get_dataset(
                                 crop=split == "train", random_augment=augment)
     dataset.splits = splits
     dataset.root = root
+    dataset.seed = seed
     return dataset
 
 

@@ -24,6 +24,20 @@ def seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
+class ShardSampler(torch.utils.data.Sampler):
+    """Every ``num_replicas``-th index from ``rank``, in order and without padding: evaluation
+    shards that together hold each item exactly once (DistributedSampler pads with repeats)."""
+
+    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0) -> None:
+        self.indices = list(range(rank, len(dataset), num_replicas))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
 def make_loader(
     dataset: Dataset,
     batch_size: int,
@@ -36,10 +50,15 @@ def make_loader(
 ) -> DataLoader:
     """A reproducible DataLoader.
 
-    num_workers: None = `default_workers()`; workers persist across epochs.
-    distributed: shard with a DistributedSampler when a process group is
-        initialised (otherwise a plain single-process loader); call
-        `loader.sampler.set_epoch(epoch)` each epoch to reshuffle.
+    Shuffled loaders always draw through a DistributedSampler (one replica outside a process
+    group): its order is a function of (seed, epoch) alone, set by ``loader.sampler.set_epoch``,
+    so a resumed run sees the batches an uninterrupted one saw, and N processes with batch b
+    together see exactly the batches of one process with batch N x b. Unshuffled loaders shard
+    without padding (:class:`ShardSampler`).
+
+    num_workers: None = `default_workers()`. Workers are re-created each epoch (not
+        persistent) so they pick up the dataset's epoch, which seeds the augmentations.
+    distributed: shard across the ranks of the initialised process group.
     drop_last: None = `shuffle` (training drops a last partial batch, which
         would give BatchNorm a batch of one).
     pin_memory: None = on when CUDA is available.
@@ -47,19 +66,22 @@ def make_loader(
     workers = default_workers() if num_workers is None else int(num_workers)
     drop_last = shuffle if drop_last is None else drop_last
     generator = torch.Generator().manual_seed(seed)
-    sampler = None
+    replicas, rank = 1, 0
     if distributed and dist.is_available() and dist.is_initialized():
-        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
-        shuffle = False  # the sampler shuffles
+        replicas, rank = dist.get_world_size(), dist.get_rank()
+    if shuffle:
+        sampler = DistributedSampler(dataset, num_replicas=replicas, rank=rank, shuffle=True,
+                                     seed=seed, drop_last=drop_last)
+    else:
+        sampler = ShardSampler(dataset, replicas, rank)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
         sampler=sampler,
         num_workers=workers,
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         drop_last=drop_last,
-        persistent_workers=workers > 0,
+        persistent_workers=False,
         prefetch_factor=2 if workers > 0 else None,
         worker_init_fn=seed_worker,
         generator=generator,

@@ -24,7 +24,7 @@ class Architect:
                  arch_lr: float = 6e-4, arch_betas: tuple[float, float] = (0.5, 0.999),
                  arch_weight_decay: float = 1e-3, order: int = 1,
                  finite_difference_eps: float = 0.01,
-                 grad_hook: Callable[[list[nn.Parameter]], None] | None = None) -> None:
+                 reduce_hook: Callable[[list[torch.Tensor]], None] | None = None) -> None:
         if order not in (1, 2):
             raise ValueError(f"order must be 1 (first order) or 2 (unrolled), got {order!r}")
         self.model = model
@@ -32,9 +32,10 @@ class Architect:
         self.val_loss = val_loss
         self.order = order
         self.eps = finite_difference_eps
-        # called on the alphas once their gradients are set, before the update: under
-        # DistributedDataParallel it averages them so every rank keeps identical alphas
-        self.grad_hook = grad_hook
+        # averages a list of tensors over ranks in place (multi-process runs): applied to the
+        # alphas' gradients before each update and, in the second-order step, to the virtual
+        # step's weight gradients and to dL_val/dw', so every rank keeps identical alphas
+        self.reduce_hook = reduce_hook or (lambda tensors: None)
         self.arch_params = list(model.arch_parameters())
         self.weight_params = [p for p in model.weight_parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.arch_params, lr=arch_lr, betas=arch_betas,
@@ -60,8 +61,7 @@ class Architect:
             loss, grads = self._unrolled_gradients(train_batch, val_batch, weight_optimizer)
         for param, grad in zip(self.arch_params, grads):
             param.grad = torch.zeros_like(param) if grad is None else grad.detach()
-        if self.grad_hook is not None:
-            self.grad_hook(self.arch_params)
+        self.reduce_hook([p.grad for p in self.arch_params])
         self.optimizer.step()
         return loss.detach()
 
@@ -92,10 +92,13 @@ class Architect:
         snapshot = self._snapshot()
         try:
             train = self.train_loss(self.model, train_batch)
-            grads = torch.autograd.grad(train, self.weight_params, allow_unused=True)
+            grads = [torch.zeros_like(p) if g is None else g for p, g in
+                     zip(self.weight_params, torch.autograd.grad(train, self.weight_params,
+                                                                 allow_unused=True))]
+            self.reduce_hook(grads)
             with torch.no_grad():
                 for param, grad in zip(self.weight_params, grads):
-                    step = torch.zeros_like(param) if grad is None else grad.clone()
+                    step = grad.clone()
                     step.add_(param, alpha=weight_decay)
                     buffer = weight_optimizer.state.get(param, {}).get("momentum_buffer")
                     if buffer is not None and momentum:
@@ -107,6 +110,7 @@ class Architect:
             arch_grads = list(grads[: len(self.arch_params)])
             vector = [torch.zeros_like(p) if g is None else g
                       for p, g in zip(self.weight_params, grads[len(self.arch_params):])]
+            self.reduce_hook(vector)
             self._restore(snapshot)
             implicit = self.hessian_vector_product(vector, train_batch)
             arch_grads = [None if g is None else g - lr * h

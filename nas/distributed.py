@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ops import convert_sync_batchnorm
+
 
 @dataclass(frozen=True)
 class DistributedContext:
@@ -91,22 +93,24 @@ def all_reduce_sum(values: torch.Tensor, context: DistributedContext) -> torch.T
     return reduced
 
 
-def all_reduce_gradients(parameters: Sequence[nn.Parameter], context: DistributedContext
-                         ) -> None:
-    """Average ``.grad`` over ranks in one flat all-reduce (parameters DDP does not own, such as
-    the alphas, must stay identical on every rank)."""
-    if not context.enabled:
+def all_reduce_tensors(tensors: Sequence[torch.Tensor], context: DistributedContext) -> None:
+    """Average tensors over ranks in place, in one flat all-reduce."""
+    if not context.enabled or not tensors:
         return
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
+    flat = torch.cat([t.reshape(-1) for t in tensors])
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     flat /= context.world_size
     offset = 0
-    for grad in grads:
-        grad.copy_(flat[offset: offset + grad.numel()].view_as(grad))
-        offset += grad.numel()
+    for tensor in tensors:
+        tensor.copy_(flat[offset: offset + tensor.numel()].view_as(tensor))
+        offset += tensor.numel()
+
+
+def all_reduce_gradients(parameters: Sequence[nn.Parameter], context: DistributedContext
+                         ) -> None:
+    """Average ``.grad`` over ranks (for parameters no DistributedDataParallel wrapper owns,
+    such as the supernet's weights and alphas, which must stay identical on every rank)."""
+    all_reduce_tensors([p.grad for p in parameters if p.grad is not None], context)
 
 
 def broadcast_object(value: Any, context: DistributedContext, source: int = 0) -> Any:
@@ -134,7 +138,7 @@ def wrap_model(model: nn.Module, context: DistributedContext, sync_batchnorm: bo
     if not context.enabled:
         return model
     if sync_batchnorm:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = convert_sync_batchnorm(model)
     device_ids = [context.device.index] if context.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids,
                                                find_unused_parameters=find_unused_parameters)

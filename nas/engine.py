@@ -50,6 +50,9 @@ def start_epoch_randomness(seed: int, epoch: int, loaders: Iterable[Any]) -> Non
         sampler = getattr(loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
+        dataset = getattr(loader, "dataset", None)
+        if hasattr(dataset, "set_epoch"):  # per-item augmentation seeds
+            dataset.set_epoch(epoch)
         generator = getattr(loader, "generator", None)
         if generator is not None:
             generator.manual_seed(base + 101 * (offset + 1))

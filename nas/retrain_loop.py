@@ -170,7 +170,7 @@ def run_retrain(model: nn.Module, config: RetrainConfig, train_set, out_dir: str
                 **(metadata or {})})
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
-    return {"history": history, "best": best, "out_dir": out_dir}
+    return {"history": history, "best": best, "out_dir": out_dir, "model": plain}
 
 
 def _to_float(output: Any) -> Any:

@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 import data
+from ops import convert_sync_batchnorm
 from supernet import build_supernet
 
 from . import losses
@@ -26,7 +27,8 @@ from .checkpoint import (atomic_write_text, capture_rng_state, load_checkpoint,
                          restore_rng_state, save_checkpoint)
 from .costs import CostModel, network_complexity
 from .derive import derive_genotype, parameter_free_share, skip_connect_count
-from .distributed import DistributedContext, all_reduce_gradients, all_reduce_mean, resolve_device
+from .distributed import (DistributedContext, all_reduce_gradients, all_reduce_mean,
+                          all_reduce_tensors, resolve_device)
 from .engine import (autocast, check_finite, check_output_dir, cycle, evaluate_binary,
                      resolve_precision, seed_everything, start_epoch_randomness, unpack_batch,
                      write_log)
@@ -118,7 +120,10 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
     in_channels, num_classes = int(train_set.in_channels), int(train_set.num_classes)
 
     seed_everything(config.seed)
-    model = _supernet(config, in_channels, num_classes).to(device)
+    model = _supernet(config, in_channels, num_classes)
+    if context.enabled:  # batch statistics over all ranks: N x b behaves like one batch
+        model = convert_sync_batchnorm(model)
+    model = model.to(device)
     costs = CostModel(model, input_size).to(device)
     weight_params = model.weight_parameters()
     weight_optimizer = torch.optim.SGD(weight_params, lr=config.weight_lr,
@@ -141,7 +146,7 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
 
     architect = Architect(model, segmentation_loss, architecture_loss, config.arch_lr,
                           (0.5, 0.999), config.arch_weight_decay, config.order,
-                          grad_hook=lambda params: all_reduce_gradients(params, context))
+                          reduce_hook=lambda tensors: all_reduce_tensors(tensors, context))
     start_epoch, history, alphas_history = 0, [], []
     if resume:
         state = load_checkpoint(checkpoint_path, map_location=device)
@@ -224,7 +229,7 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
         if stop_reason != "completed":
             break
     return {"genotype": genotype, "history": history, "stop_reason": stop_reason,
-            "out_dir": out_dir}
+            "out_dir": out_dir, "model": model}
 
 
 def _write_epoch(out_dir: Path, config: SearchConfig, model, genotype, derived, history,

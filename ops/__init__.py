@@ -20,6 +20,7 @@ from .res2 import HierarchicalSplitConv, MultiFiberRes2Unit, Res2Unit
 from .resnet import ResNetGroupNormBlock
 from .selective_kernel import SelectiveKernel
 from .shuffle import ChannelShuffle, ShuffleUnit, channel_shuffle
+from .sync_batchnorm import SyncBatchNorm, convert_sync_batchnorm
 
 #: The search space of seed 002 (Auto-LW-MISN), in the order alphas are indexed.
 SEARCH_OPS: tuple[str, ...] = (
@@ -43,5 +44,6 @@ __all__ = [
     "FactorizedReduce", "DilatedConv", "SeparableConv", "GhostModule", "SelectiveKernel",
     "ShuffleUnit", "ChannelShuffle", "channel_shuffle", "MultiFiberUnit",
     "MultiFiberShuffleUnit", "DilatedMultiFiberUnit", "HierarchicalSplitConv", "Res2Unit",
-    "MultiFiberRes2Unit", "ResNetGroupNormBlock", "planar_kernel", "ConvBlock",
+    "MultiFiberRes2Unit", "ResNetGroupNormBlock", "planar_kernel", "SyncBatchNorm",
+    "convert_sync_batchnorm", "ConvBlock",
 ]

@@ -152,7 +152,9 @@ def norm_layer(spec: LayerSpec, spatial_dims: int, channels: int) -> nn.Module:
     if name == "batch":
         return _BATCH_NORM[dims](channels, affine=affine, **kwargs)
     if name == "syncbatch":
-        return nn.SyncBatchNorm(channels, affine=affine, **kwargs)
+        from .sync_batchnorm import SyncBatchNorm  # works on CPU (gloo) and CUDA alike
+
+        return SyncBatchNorm(channels, affine=affine, **kwargs)
     if name == "instance":
         return _INSTANCE_NORM[dims](channels, affine=affine, **kwargs)
     if name == "group":

@@ -107,7 +107,7 @@ def test_norm_and_activation_factories():
     assert isinstance(ops.norm_layer("batch", 3, 8), nn.BatchNorm3d)
     assert isinstance(ops.norm_layer("instance", 2, 8), nn.InstanceNorm2d)
     assert ops.norm_layer(("group", {"num_groups": 4}), 3, 8).num_groups == 4
-    assert isinstance(ops.norm_layer("syncbatch", 3, 8), nn.SyncBatchNorm)
+    assert isinstance(ops.norm_layer("syncbatch", 3, 8), ops.SyncBatchNorm)
     assert isinstance(ops.norm_layer(None, 2, 8), nn.Identity)
     assert isinstance(ops.act_layer("leakyrelu"), nn.LeakyReLU)
     with pytest.raises(ValueError, match="batch"):
