@@ -159,6 +159,12 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
         start_epoch = state["epoch"] + 1
         restore_rng_state(state["rng"])
 
+    needed = config.batch_size * context.world_size
+    for name, split in (("training", train_set), ("validation", val_set)):
+        if len(split) < needed:
+            raise ValueError(f"the {name} split has {len(split)} images, fewer than one batch "
+                             f"of {config.batch_size} per process x {context.world_size} "
+                             "processes; lower --batch-size, use fewer processes or add data")
     loader_options = dict(num_workers=config.num_workers, distributed=context.enabled,
                           seed=config.seed)
     train_loader = data.make_loader(train_set, config.batch_size, shuffle=True, drop_last=True,
@@ -191,9 +197,6 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
             weight_optimizer.step()
             loss_sum += loss.detach().double()
             steps += 1
-        if steps == 0:
-            raise ValueError(f"the training split has fewer than batch_size={config.batch_size} "
-                             "images; lower --batch-size or add data")
         current_lr = scheduler.get_last_lr()[0]
         scheduler.step()
         train_loss = all_reduce_mean(loss_sum / steps, context).item()
