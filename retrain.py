@@ -29,7 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--drop-path", type=float)
     parser.add_argument("--loss", help="loss name (see nas.losses.list_losses())")
     parser.add_argument("--image-size", type=int, help="2D side length")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"))
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    parser.add_argument("--channels-last", action="store_true", default=None)
+    parser.add_argument("--compile", action="store_true", default=None,
+                        help="torch.compile the network's forward")
+    parser.add_argument("--deterministic", action="store_true", default=None,
+                        help="deterministic kernels only (slower on CUDA)")
     parser.add_argument("--workers", type=int, dest="num_workers", help="loader workers")
     parser.add_argument("--val-fraction", type=float, default=0.25)
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable cases")

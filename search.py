@@ -42,7 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--early-stop-skip", type=int, metavar="N",
                         help="stop when a derived cell holds N skip connections (DARTS+)")
     parser.add_argument("--warmup-epochs", type=int, help="weight-only epochs before alphas move")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"))
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    parser.add_argument("--no-fused", dest="fused", action="store_false", default=None,
+                        help="one mixed op per edge instead of the fused cells (same function)")
+    parser.add_argument("--channels-last", action="store_true", default=None)
+    parser.add_argument("--compile", action="store_true", default=None,
+                        help="torch.compile the supernet's forward")
+    parser.add_argument("--deterministic", action="store_true", default=None,
+                        help="deterministic kernels only (slower on CUDA)")
     parser.add_argument("--workers", type=int, dest="num_workers", help="loader workers")
     parser.add_argument("--val-fraction", type=float, default=0.25,
                         help="share of the training cases that update the alphas")

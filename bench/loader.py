@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import shlex
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import data  # noqa: E402
+from bench.common import BENCHMARKS, append_section, cpu_model  # noqa: E402
 from data.sample.brats import write_brats  # noqa: E402
 
 DATASETS = ("dsb2018", "chaos", "promise12", "brats")
@@ -109,16 +109,6 @@ def measure(name: str, root: Path, cache: Path, args: argparse.Namespace, label:
     }
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
@@ -133,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="loader workers (default: make_loader's)")
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum warm measuring time per pipeline")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for the training step")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "BENCHMARKS.md"))
+    parser.add_argument("--out", default=str(BENCHMARKS))
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -163,10 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(measure(name, root, cache, args, label, **options))
             print(f"done: {label}", file=sys.stderr)
     table = pd.DataFrame(rows)
-    try:
-        text = table.to_markdown(index=False)
-    except ImportError:  # pandas needs `tabulate` for markdown
-        text = table.to_string(index=False)
+    text = table.to_markdown(index=False)
     print(text)
     command = "python " + " ".join(shlex.quote(a) for a in ["bench/loader.py", *(argv or sys.argv[1:])])
     block = "\n".join([
@@ -180,11 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         text,
         "",
     ])
-    out = Path(args.out)
-    if not out.exists():
-        out.write_text("# Benchmarks\n")
-    with out.open("a") as handle:
-        handle.write(block)
+    append_section(block, args.out)
     return 0
 
 

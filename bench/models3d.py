@@ -34,6 +34,8 @@ from torch import nn
 import models
 from nas import complexity, inference
 
+from bench.common import append_section, device_description, median_seconds
+
 REFERENCE = "unet3d"
 #: name -> (autocast dtype, channels_last_3d)
 PRECISIONS = {
@@ -68,22 +70,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def device_description(device: torch.device) -> str:
-    """The GPU's name, or the CPU model from /proc/cpuinfo and the threads torch uses."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    threads = torch.get_num_threads()
-    return f"CPU {model}, {threads} torch thread{'s' if threads > 1 else ''}"
-
-
 def build_network(name: str, size: int, device: torch.device, channels_last: bool) -> nn.Module:
     # the VAE branch's dense layers are sized by the training crop
     kwargs = {"input_size": (size,) * 3} if name == "vae_unet" else {}
@@ -104,21 +90,6 @@ def training_loss(network: nn.Module, output, x: torch.Tensor,
     if network.output_activation == "softmax":
         return nn.functional.cross_entropy(output.float(), target) + extra
     return nn.functional.binary_cross_entropy_with_logits(output.float(), target) + extra
-
-
-def _median_seconds(run: Callable[[], None], device: torch.device, warmup: int,
-                    repeats: int) -> float:
-    times = []
-    for step in range(warmup + repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        run()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if step >= warmup:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def time_train_step(network: nn.Module, batch: int, size: int, device: torch.device,
@@ -146,7 +117,7 @@ def time_train_step(network: nn.Module, batch: int, size: int, device: torch.dev
         training_loss(network, output, x, target).backward()
         optimizer.step()
 
-    seconds = _median_seconds(step, device, warmup, repeats)
+    seconds = median_seconds(step, device, warmup, repeats)
     optimizer.zero_grad(set_to_none=True)
     return seconds
 
@@ -184,7 +155,7 @@ def time_whole_volume(network: nn.Module, volume: Sequence[int], roi: int,
         inference.sliding_window_inference(case, roi, predictor, overlap, sw_batch_size,
                                            tta_flips=tta)
 
-    return _median_seconds(run, device, 0, repeats)
+    return median_seconds(run, device, 0, repeats)
 
 
 def run_benchmark(args: argparse.Namespace) -> tuple[pd.DataFrame, torch.device]:
@@ -280,11 +251,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     section = markdown_section(frame, args, device, command.strip())
     print("\n" + section)
     if not args.no_write:
-        path = Path(args.output)
-        header = "" if path.exists() else "# Benchmarks\n\n"
-        with path.open("a") as handle:
-            handle.write(header + section + "\n")
-        print(f"appended to {path}")
+        print(f"appended to {append_section(section, args.output)}")
     return frame
 
 

@@ -58,6 +58,24 @@ def start_epoch_randomness(seed: int, epoch: int, loaders: Iterable[Any]) -> Non
             generator.manual_seed(base + 101 * (offset + 1))
 
 
+def configure_backends(device: torch.device, deterministic: bool = False) -> None:
+    """cuDNN autotuning for fixed-shape training, or bit-reproducible kernels on request
+    (slower: no autotuning, deterministic algorithms only)."""
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+def to_channels_last(module: nn.Module, spatial_dims: int) -> nn.Module:
+    """NHWC / NDHWC weights: faster convs for bf16 on tensor cores."""
+    return module.to(memory_format=torch.channels_last if spatial_dims == 2
+                     else torch.channels_last_3d)
+
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device``; None means full fp32.
 

@@ -24,8 +24,9 @@ from . import losses
 from .checkpoint import (capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint,
                          unwrap_model)
 from .distributed import DistributedContext, all_reduce_mean, resolve_device
-from .engine import (autocast, check_finite, check_output_dir, resolve_precision,
-                     seed_everything, start_epoch_randomness, unpack_batch, write_log)
+from .engine import (autocast, check_finite, check_output_dir, configure_backends,
+                     resolve_precision, seed_everything, start_epoch_randomness, to_channels_last,
+                     unpack_batch, write_log)
 
 _RESUME_KEYS = ("dataset", "model", "batch_size", "seed", "image_size", "loss")
 
@@ -48,6 +49,8 @@ class RetrainConfig:
     seed: int = 0
     precision: str = "auto"
     channels_last: bool = False
+    compile: bool = False
+    deterministic: bool = False
     num_workers: int | None = None
     progress: bool = True
     select_metric: str = "val_dsc"
@@ -97,7 +100,11 @@ def run_retrain(model: nn.Module, config: RetrainConfig, train_set, out_dir: str
     if context.is_main:
         check_output_dir(out_dir)
     seed_everything(config.seed)
+    configure_backends(device, config.deterministic)
     plain = unwrap_model(model)
+    if config.channels_last:
+        model = to_channels_last(model, getattr(plain, "spatial_dims", 3))
+    forward = torch.compile(model) if config.compile else model
     optimizer = build_optimizer(config, [p for p in model.parameters() if p.requires_grad])
     scheduler = build_scheduler(config, optimizer)
     loss_fn = losses.build(config.loss, **config.loss_options)
@@ -133,7 +140,7 @@ def run_retrain(model: nn.Module, config: RetrainConfig, train_set, out_dir: str
             image, label = unpack_batch(batch, device, config.channels_last)
             optimizer.zero_grad(set_to_none=True)
             with autocast(device, precision):
-                output = model(image)
+                output = forward(image)
             output = _to_float(output)
             loss = loss_fn(output, label, image=image) if takes_image else loss_fn(output, label)
             check_finite(loss, epoch, step, "training", checkpoint_path)

@@ -29,15 +29,15 @@ from .costs import CostModel, network_complexity
 from .derive import derive_genotype, parameter_free_share, skip_connect_count
 from .distributed import (DistributedContext, all_reduce_gradients, all_reduce_mean,
                           all_reduce_tensors, resolve_device)
-from .engine import (autocast, check_finite, check_output_dir, cycle, evaluate_binary,
-                     resolve_precision, seed_everything, start_epoch_randomness, unpack_batch,
-                     write_log)
+from .engine import (autocast, check_finite, check_output_dir, configure_backends, cycle,
+                     evaluate_binary, resolve_precision, seed_everything, start_epoch_randomness,
+                     to_channels_last, unpack_batch, write_log)
 from .genotype import save_genotype
 from .presets import merge, search_preset
 
 #: Settings that must match for ``--resume`` to continue a run (the rest may change).
 _RESUME_KEYS = ("dataset", "space", "layout", "channels", "image_size", "partial_channels",
-                "edge_normalization", "alpha_sharing", "order", "seed", "batch_size")
+                "edge_normalization", "alpha_sharing", "order", "seed", "batch_size", "fused")
 
 
 @dataclass
@@ -69,6 +69,10 @@ class SearchConfig:
     warmup_epochs: int = 0
     seed: int = 0
     precision: str = "auto"
+    fused: bool = True
+    channels_last: bool = False
+    compile: bool = False
+    deterministic: bool = False
     num_workers: int | None = None
     progress: bool = True
 
@@ -89,8 +93,9 @@ def _supernet(config: SearchConfig, in_channels: int, num_classes: int) -> torch
                   partial_channels=config.partial_channels,
                   edge_normalization=config.edge_normalization, drop_path_rate=config.drop_path)
     if config.space == "unet":
+        # fused cells compute the same function faster (reduction-free U cells only)
         return build_supernet("unet", layout=config.layout, alpha_sharing=config.alpha_sharing,
-                              **common)
+                              fused=config.fused, **common)
     cells = sum(int(part) for part in config.layout.split("/"))
     return build_supernet("darts", num_cells=cells, **common)
 
@@ -120,10 +125,14 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
     in_channels, num_classes = int(train_set.in_channels), int(train_set.num_classes)
 
     seed_everything(config.seed)
+    configure_backends(device, config.deterministic)
     model = _supernet(config, in_channels, num_classes)
     if context.enabled:  # batch statistics over all ranks: N x b behaves like one batch
         model = convert_sync_batchnorm(model)
     model = model.to(device)
+    if config.channels_last:
+        model = to_channels_last(model, spatial_dims)
+    forward = torch.compile(model) if config.compile else model
     costs = CostModel(model, input_size).to(device)
     weight_params = model.weight_parameters()
     weight_optimizer = torch.optim.SGD(weight_params, lr=config.weight_lr,
@@ -135,9 +144,9 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
     precision = resolve_precision(config.precision, device)
 
     def segmentation_loss(net, batch):
-        image, label = unpack_batch(batch, device)
+        image, label = unpack_batch(batch, device, config.channels_last)
         with autocast(device, precision):
-            logits = net(image)
+            logits = forward(image)  # ``net`` is ``model``; ``forward`` may be its compiled form
         return loss_fn(logits.float(), label)
 
     def architecture_loss(net, batch):

@@ -17,6 +17,8 @@ from ops import LayerSpec
 
 from .architecture import ArchitectureParameters, SupernetMixin
 from .cells import FixedCell, SearchCell, num_edges
+from .fused import FusedSearchCell
+from .fused_ops import FUSED_OPS, SHARED_OPS, fusable
 from .genotype import Genotype
 from .mixed_op import SEARCH_NORM
 
@@ -119,14 +121,18 @@ class UShapedNetwork(nn.Module):
 
 class USupernet(SupernetMixin, UShapedNetwork):
     """The search supernet: every cell a :class:`SearchCell`; alphas shared per cell type
-    (encoder, middle, decoder) by default, or one set per cell (``alpha_sharing="cell"``)."""
+    (encoder, middle, decoder) by default, or one set per cell (``alpha_sharing="cell"``).
+
+    ``fused=True`` uses :class:`FusedSearchCell`s: the same function with the edges leaving a
+    node evaluated together (fewer, larger kernels: the fast search step).
+    """
 
     def __init__(self, in_channels: int, num_classes: int = 1, channels: int = 16,
                  layout: str | Sequence[int] | Mapping[str, int] = (2, 3, 2),
                  spatial_dims: int = 2, primitives: Sequence[str] = ops.SEARCH_OPS,
                  nodes: int = 4, alpha_sharing: str = "type", partial_channels: int = 1,
                  edge_normalization: bool = False, project_output: bool = True,
-                 drop_path_rate: float = 0.0) -> None:
+                 drop_path_rate: float = 0.0, fused: bool = False) -> None:
         if alpha_sharing not in ("type", "cell"):
             raise ValueError(f"alpha_sharing must be 'type' or 'cell', got {alpha_sharing!r}")
         layout = parse_layout(layout)
@@ -136,9 +142,14 @@ class USupernet(SupernetMixin, UShapedNetwork):
         self.project_output = project_output
         self.drop_path_rate = drop_path_rate
         self.alpha_sharing = alpha_sharing
+        if fused and not fusable(self.primitives):
+            raise ValueError(f"fused cells support {sorted(FUSED_OPS) + list(SHARED_OPS)}; "
+                             f"got primitives {self.primitives}")
+        self.fused = fused
+        cell_class = FusedSearchCell if fused else SearchCell
 
         def factory(index: int, in0: int, in1: int, width: int) -> nn.Module:
-            return SearchCell(in0, in1, width, spatial_dims, self.primitives, nodes,
+            return cell_class(in0, in1, width, spatial_dims, self.primitives, nodes,
                               partial_channels, project_output)
 
         super().__init__(in_channels, num_classes, channels, layout, spatial_dims, factory,
