@@ -7,31 +7,16 @@ networks default to 4 classes, region-sigmoid ones to 3).
 """
 from __future__ import annotations
 
-import difflib
-import fnmatch
 from typing import Any, Callable
 
 from torch import nn
 
+from ops import Registry
+
 ModelBuilder = Callable[..., nn.Module]
-_MODELS: dict[str, ModelBuilder] = {}
-
-
-def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
-    """Decorator filing a network class or builder under ``name``; duplicates are an error."""
-
-    def decorator(builder: ModelBuilder) -> ModelBuilder:
-        if name in _MODELS:
-            raise ValueError(f"model {name!r} is already registered (by {_MODELS[name]!r})")
-        _MODELS[name] = builder
-        return builder
-
-    return decorator
-
-
-def list_models(pattern: str = "*") -> list[str]:
-    """Registered network names matching a shell-style pattern, sorted."""
-    return sorted(name for name in _MODELS if fnmatch.fnmatch(name, pattern))
+MODELS: Registry[ModelBuilder] = Registry("model")
+register_model = MODELS.register
+list_models = MODELS.names
 
 
 def build(name: str, in_channels: int = 4, num_classes: int | None = None,
@@ -42,11 +27,8 @@ def build(name: str, in_channels: int = 4, num_classes: int | None = None,
     constructor (``None`` values are dropped). The network returns logits and exposes
     ``output_activation`` ("softmax" or "sigmoid") and ``num_classes``.
     """
-    if name not in _MODELS:
-        close = difflib.get_close_matches(str(name), list(_MODELS), n=3)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"unknown model {name!r}.{hint} Valid: {', '.join(list_models())}")
+    builder = MODELS.lookup(name)
     kwargs = {key: value for key, value in kwargs.items() if value is not None}
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
-    return _MODELS[name](in_channels=in_channels, **kwargs)
+    return builder(in_channels=in_channels, **kwargs)

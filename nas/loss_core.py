@@ -19,13 +19,13 @@ Conventions every loss follows:
 
 from __future__ import annotations
 
-import difflib
 from contextlib import AbstractContextManager
-from typing import Callable, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ops import Registry
 
 __all__ = ["SegmentationLoss", "LOSSES", "register_loss", "build", "list_losses"]
 
@@ -46,25 +46,13 @@ class SegmentationLoss(nn.Module):
         """Tell the loss which epoch starts (0-based) out of ``total_epochs``; no-op here."""
 
 
-LossType = TypeVar("LossType", bound=type[SegmentationLoss])
-LOSSES: dict[str, type[SegmentationLoss]] = {}
-
-
-def register_loss(name: str) -> Callable[[LossType], LossType]:
-    """Class decorator filing a loss under ``name``; a duplicate name raises."""
-
-    def decorator(cls: LossType) -> LossType:
-        if name in LOSSES:
-            raise ValueError(f"loss {name!r} is already registered by {LOSSES[name].__name__}")
-        LOSSES[name] = cls
-        return cls
-
-    return decorator
+LOSSES: Registry[type[SegmentationLoss]] = Registry("loss")
+register_loss = LOSSES.register
 
 
 def list_losses() -> list[str]:
     """Names accepted by `build`, sorted."""
-    return sorted(LOSSES)
+    return LOSSES.names()
 
 
 def build(name: str, **kwargs: object) -> SegmentationLoss:
@@ -72,11 +60,8 @@ def build(name: str, **kwargs: object) -> SegmentationLoss:
 
     Dropping None lets an unset command-line flag fall through to the loss's default.
     """
-    if name not in LOSSES:
-        close = difflib.get_close_matches(name, LOSSES, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ValueError(f"unknown loss {name!r}{hint}; valid names: {', '.join(list_losses())}")
-    return LOSSES[name](**{key: value for key, value in kwargs.items() if value is not None})
+    loss_class = LOSSES.lookup(name)
+    return loss_class(**{key: value for key, value in kwargs.items() if value is not None})
 
 
 def float32_region(tensor: torch.Tensor) -> AbstractContextManager:

@@ -15,7 +15,8 @@ from .layers import (
     conv_transpose, dropout, global_avg_pool, max_pool, norm_layer, pad_to_match, upsample,
 )
 from .primitives import ActConvNorm, DilatedConv, FactorizedReduce, SeparableConv, Zero
-from .registry import build, build_unit, list_ops, list_units, register, register_unit
+from .registry import (OPS, UNITS, Registry, build, build_unit, list_ops, list_units, register,
+                       register_unit)
 from .res2 import HierarchicalSplitConv, MultiFiberRes2Unit, Res2Unit
 from .resnet import ResNetGroupNormBlock
 from .selective_kernel import SelectiveKernel
@@ -37,7 +38,7 @@ PARAMETER_FREE_OPS: frozenset[str] = frozenset(
     {"none", "skip_connect", "max_pool_3x3", "avg_pool_3x3"})
 
 __all__ = [
-    "SEARCH_OPS", "DARTS_OPS", "PARAMETER_FREE_OPS", "build", "build_unit", "list_ops",
+    "SEARCH_OPS", "DARTS_OPS", "PARAMETER_FREE_OPS", "Registry", "OPS", "UNITS", "build", "build_unit", "list_ops",
     "list_units", "register", "register_unit", "LayerSpec", "check_spatial_dims", "conv",
     "conv_transpose", "norm_layer", "act_layer", "max_pool", "avg_pool", "global_avg_pool",
     "dropout", "upsample", "pad_to_match", "NormActConv", "ConvNormAct", "ActConvNorm", "Zero",

@@ -84,10 +84,30 @@ class ArchitectureParameters(nn.Module):
 
 
 class SupernetMixin:
-    """``arch_parameters()`` / ``weight_parameters()`` for a module holding an
-    :class:`ArchitectureParameters` as ``self.architecture``."""
+    """What a supernet adds to its macro network: ``arch_parameters()`` /
+    ``weight_parameters()`` over ``self.architecture`` (an :class:`ArchitectureParameters`),
+    and a forward that computes each key's op weights once and hands them to every cell of
+    that key (``self.cell_types`` lists the key of each cell)."""
 
     architecture: ArchitectureParameters
+    cell_types: tuple[str, ...]
+    drop_path_rate: float
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # softmax once per key per step, shared by every cell of that key
+        self._weights = {key: (self.architecture.weights(key),
+                               self.architecture.edge_weights(key))
+                         for key in self.architecture.keys}
+        try:
+            return super().forward(x)  # type: ignore[misc]  (the macro network's forward)
+        finally:
+            self._weights = {}
+
+    def run_cell(self, index: int, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        key = self.cell_types[index]
+        weights, edge_weights = self._weights[key]
+        return self.cells[index](s0, s1, weights, edge_weights,  # type: ignore[attr-defined]
+                                 self.architecture.active(key), self.drop_path_rate)
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return self.architecture.parameters_list()

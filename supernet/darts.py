@@ -92,22 +92,6 @@ class DartsSupernet(SupernetMixin, DartsStack):
         self.cell_types = tuple(self.cell_kinds)
         self.architecture = ArchitectureParameters(("normal", "reduce"), nodes, num_edges(nodes),
                                                    self.primitives, edge_normalization)
-        self._weights: dict = {}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._weights = {key: (self.architecture.weights(key),
-                               self.architecture.edge_weights(key))
-                         for key in self.architecture.keys}
-        try:
-            return super().forward(x)
-        finally:
-            self._weights = {}
-
-    def run_cell(self, index: int, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
-        key = self.cell_types[index]
-        weights, edge_weights = self._weights[key]
-        return self.cells[index](s0, s1, weights, edge_weights, self.architecture.active(key),
-                                 self.drop_path_rate)
 
 
 class FixedDartsNetwork(DartsStack):

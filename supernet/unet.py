@@ -161,23 +161,6 @@ class USupernet(SupernetMixin, UShapedNetwork):
         keys = list(dict.fromkeys(self.cell_types))
         self.architecture = ArchitectureParameters(keys, nodes, num_edges(nodes),
                                                    self.primitives, edge_normalization)
-        self._weights: dict[str, torch.Tensor] = {}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # softmax once per key per step, shared by every cell of that type
-        self._weights = {key: (self.architecture.weights(key),
-                               self.architecture.edge_weights(key))
-                         for key in self.architecture.keys}
-        try:
-            return super().forward(x)
-        finally:
-            self._weights = {}
-
-    def run_cell(self, index: int, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
-        key = self.cell_types[index]
-        weights, edge_weights = self._weights[key]
-        return self.cells[index](s0, s1, weights, edge_weights, self.architecture.active(key),
-                                 self.drop_path_rate)
 
 
 class FixedUNet(UShapedNetwork):

@@ -43,9 +43,9 @@ def test_registry_holds_every_required_name() -> None:
 
 
 def test_unknown_loss_raises_listing_valid_names() -> None:
-    with pytest.raises(ValueError, match="valid names: .*generalised_dice") as error:
+    with pytest.raises(ValueError, match="Valid: .*generalised_dice") as error:
         losses.build("dise")
-    assert "did you mean dice" in str(error.value)
+    assert "Did you mean 'dice'" in str(error.value)
 
 
 def test_duplicate_registration_raises() -> None:
