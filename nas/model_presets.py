@@ -117,7 +117,7 @@ def network_kwargs(name: str, crop: Crop, given: Mapping[str, Any] | None = None
 
 
 def defaults_table() -> str:
-    """The presets as a Markdown table (docs and ``retrain.py --help``)."""
+    """The presets as the Markdown table of ``docs/brats.md`` (a test keeps the two equal)."""
     lines = ["| model | loss | optimiser | lr | weight decay | schedule | crop | batch | epochs |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name in models.list_models():

@@ -1,6 +1,7 @@
 """Training the hand-designed 3D networks on the sample BraTS data: presets, whole-volume
 validation, self-describing checkpoints, the test-split metrics and ``retrain.py --model``."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -119,6 +120,11 @@ def test_every_registered_network_has_a_preset_whose_loss_fits_its_output():
         "scheduler": "poly", "loss": "mixed_dice_jaccard", "loss_options": {}}
     with pytest.raises(ValueError, match="mfsnet"):
         model_presets.model_preset("mfsnt")
+
+
+def test_documented_defaults_are_the_presets():
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "brats.md").read_text()
+    assert model_presets.defaults_table() in docs
 
 
 def test_vae_network_trains_on_regions_with_the_crop_as_input_size(tmp_path):
