@@ -137,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
             crop_size=three_d["crop_size"], model_kwargs=dict(three_d["model_options"]) or None,
             overlap=three_d["overlap"], et_threshold=three_d["et_threshold"], **common, **args)
         return 0
+    flags = {"crop_size": "--crop-size", "model_options": "--model-option",
+             "checkpoint": "--checkpoint", "input": "--input", "output": "--output", "tta": "--tta"}
+    given = [flag for name, flag in flags.items() if three_d[name]]
+    if given:
+        parser.error(f"{', '.join(given)} applies to --model / --predict, not --genotype")
     from nas import commands
 
     commands.retrain_genotype(args.pop("genotype"), args.pop("dataset"), args.pop("data_root"),

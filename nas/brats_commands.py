@@ -26,7 +26,8 @@ from data.sample import is_sample
 from . import complexity
 from .checkpoint import atomic_write_text, load_checkpoint
 from .commands import _run_dir, prepare_splits
-from .distributed import DistributedContext, init_distributed, resolve_device, wrap_model
+from .distributed import (DistributedContext, barrier, init_distributed, resolve_device,
+                          wrap_model)
 from .engine import check_output_dir, resolve_precision
 from .metrics import BRATS_REGIONS, case_table, evaluate_case, write_tables
 from .model_presets import (TRAINING_TARGETS, model_preset, network_kwargs,
@@ -130,7 +131,8 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
     if sets["train"].in_channels != len(MODALITIES):
         raise ValueError(f"{dataset}: {sets['train'].in_channels} input channels; the 3D "
                          f"networks read the {len(MODALITIES)} BraTS modalities")
-    model = wrap_model(network, context)
+    # torch's SyncBatchNorm runs on CUDA only; gloo (CPU) processes keep per-process BN
+    model = wrap_model(network, context, sync_batchnorm=context.device.type == "cuda")
     precision = resolve_precision(config.precision, context.device)
     evaluate = make_validator(sets["val"], crop, context, precision=precision, overlap=overlap)
     metadata = {
@@ -149,6 +151,7 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
     result = run_retrain(model, config, sets["train"], out_dir, evaluate, context=context,
                          resume=resume, metadata=metadata)
 
+    barrier(context)  # rank 0 may still be renaming the last best.pt into place
     best = load_checkpoint(out_dir / "best.pt", map_location=context.device)
     network.load_state_dict(best["model"])
     rows = evaluate_volumes(network, sets["test"], crop, context=context, metrics=TEST_METRICS,

@@ -1,6 +1,8 @@
 """Training the hand-designed 3D networks on the sample BraTS data: presets, whole-volume
 validation, self-describing checkpoints, the test-split metrics and ``retrain.py --model``."""
 import json
+import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,8 @@ import models
 import retrain
 from nas import brats_commands, losses, model_presets
 from nas.checkpoint import load_checkpoint
-from nas.volume_evaluation import region_means
+from nas.distributed import init_distributed, shutdown_distributed
+from nas.volume_evaluation import evaluate_volumes, region_means
 from tests.brats_run import EPOCHS, TINY_MFSNET, trained_run
 
 
@@ -181,3 +184,32 @@ def test_cli_trains_a_model_end_to_end(tmp_path, capsys):
     assert state["config"]["epochs"] == 1 and state["config"]["loss"] == "mixed_dice_jaccard"
     assert (out / "metrics.json").is_file()
     assert "test Dice WT" in capsys.readouterr().out
+
+
+def _validation_rows(context=None):
+    torch.manual_seed(0)
+    network = models.build("mfsnet", **TINY_MFSNET)
+    cases = data.get_dataset("brats", None, "val", val_fraction=0.5, target="labels")
+    return evaluate_volumes(network, cases, (32, 32, 32), context=context)
+
+
+def _rows_on_rank(rank, port, out):
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    context = init_distributed("cpu")
+    try:
+        Path(out, f"{rank}.json").write_text(json.dumps(_validation_rows(context)))
+    finally:
+        shutdown_distributed()
+
+
+def test_ranks_share_the_validation_cases_and_return_the_same_rows(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    torch.multiprocessing.spawn(_rows_on_rank, args=(port, str(tmp_path)), nprocs=2)
+    ranks = [json.loads((tmp_path / f"{rank}.json").read_text()) for rank in range(2)]
+    single = _validation_rows()
+    assert len(single) == 2  # one case per rank, gathered once each
+    assert ranks[0] == ranks[1] == json.loads(json.dumps(single))
