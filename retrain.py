@@ -47,12 +47,13 @@ def _sizes(text: str) -> tuple[int, ...] | int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    what = parser.add_mutually_exclusive_group(required=True)
+    what = parser.add_mutually_exclusive_group()
     what.add_argument("--genotype", help="genotype.json of a search")
     what.add_argument("--model", choices=_model_names(),
-                      help="train a hand-designed 3D network on BraTS with its seed's settings")
-    what.add_argument("--predict", action="store_true",
-                      help="segment the BraTS cases under --input with --checkpoint")
+                      help="train a hand-designed 3D network on BraTS with its seed's "
+                           "settings; with --predict: the network the checkpoint must hold")
+    parser.add_argument("--predict", action="store_true",
+                        help="segment the BraTS cases under --input with --checkpoint")
     parser.add_argument("--dataset", help="default: the genotype's dataset; brats for --model")
     parser.add_argument("--data-root", help="real data set root (default: bundled sample data)")
     parser.add_argument("--out", help="run directory (default: runs/DATASET/retrain-TIME)")
@@ -99,9 +100,12 @@ def _predict(parser: argparse.ArgumentParser, args: dict) -> int:
     missing = [f"--{name}" for name in ("checkpoint", "input", "output") if not args[name]]
     if missing:
         parser.error(f"--predict needs {', '.join(missing)}")
+    if args["genotype"]:
+        parser.error("--predict segments with a --model checkpoint, not a --genotype")
     try:
         report = brats_commands.predict(
             args["checkpoint"], args["input"], args["output"], device=args["device"],
+            model=args["model"],
             tta=args["tta"], et_threshold=args["et_threshold"], roi_size=args["crop_size"],
             overlap=args["overlap"], precision=args["precision"] or "auto",
             progress=not args["no_progress"])
@@ -120,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(parser.parse_args(argv))
     if args.pop("predict"):
         return _predict(parser, args)
+    if not (args["genotype"] or args["model"]):
+        parser.error("one of --genotype, --model or --predict is required")
     resume = args.pop("resume")
     out = args.pop("out")
     common = dict(device=args.pop("device"), resume=resume is not None, seed=args.pop("seed"),

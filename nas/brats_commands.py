@@ -128,9 +128,6 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
     sets = {split: data.get_dataset(dataset, data_root, split, seed, splits_file=splits,
                                     target=target if split == "train" else "labels", **options)
             for split in ("train", "val", "test")}
-    if sets["train"].in_channels != len(MODALITIES):
-        raise ValueError(f"{dataset}: {sets['train'].in_channels} input channels; the 3D "
-                         f"networks read the {len(MODALITIES)} BraTS modalities")
     # torch's SyncBatchNorm runs on CUDA only; gloo (CPU) processes keep per-process BN
     model = wrap_model(network, context, sync_batchnorm=context.device.type == "cuda")
     precision = resolve_precision(config.precision, context.device)

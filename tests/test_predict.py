@@ -194,6 +194,10 @@ def test_bad_checkpoints_give_one_line_errors_naming_the_file(checkpoint, tmp_pa
         brats_commands.load_model_checkpoint(checkpoint, expected_model="dmfnet")
     assert not (tmp_path / "out").exists()  # refused before anything was written
 
+    assert retrain.main(["--predict", "--model", "dmfnet", "--checkpoint", str(checkpoint),
+                         "--input", str(inputs), "--output", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {checkpoint}: holds a mfsnet network; "
+                                               "expected dmfnet")
     code = retrain.main(["--predict", "--checkpoint", str(channels), "--input", str(inputs),
                          "--output", str(tmp_path / "out")])
     assert code == 2
