@@ -25,7 +25,7 @@ from data.sample import is_sample
 
 from . import complexity
 from .checkpoint import atomic_write_text, load_checkpoint
-from .commands import _run_dir, prepare_splits
+from .commands import prepare_splits, run_directory
 from .distributed import (DistributedContext, barrier, init_distributed, resolve_device,
                           wrap_model)
 from .engine import check_output_dir, resolve_precision
@@ -97,7 +97,7 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
                        ("drop_path", "drop-path applies to genotype networks only")):
         if overrides.pop(flag, None) is not None:
             raise ValueError(f"{flag} does not apply to --model {model_name}: {hint}")
-    out_dir = _run_dir(f"retrain-{model_name}", dataset, out, context, resume)
+    out_dir = run_directory(f"retrain-{model_name}", dataset, out, context, resume)
     sample = _uses_sample(dataset, data_root)
     saved = _saved_network(out_dir) if resume else None
     if crop_size is None:
@@ -129,7 +129,7 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
                                     target=target if split == "train" else "labels", **options)
             for split in ("train", "val", "test")}
     # torch's SyncBatchNorm runs on CUDA only; gloo (CPU) processes keep per-process BN
-    model = wrap_model(network, context, sync_batchnorm=context.device.type == "cuda")
+    model = wrap_model(network, context)
     precision = resolve_precision(config.precision, context.device)
     evaluate = make_validator(sets["val"], crop, context, precision=precision, overlap=overlap)
     metadata = {

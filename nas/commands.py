@@ -31,7 +31,7 @@ def default_run_dir(kind: str, dataset: str) -> Path:
     return Path("runs") / dataset / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _run_dir(kind: str, dataset: str, out: str | Path | None, context: DistributedContext,
+def run_directory(kind: str, dataset: str, out: str | Path | None, context: DistributedContext,
              resume: bool) -> Path:
     """The run directory (rank 0's choice on every rank). A fresh run refuses a directory that
     already holds a run, so nothing computed is overwritten by accident."""
@@ -76,7 +76,7 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
     if overrides.get("image_size") is None and data_root is None:
         overrides["image_size"] = SAMPLE_IMAGE_SIZE
     config = SearchConfig.from_preset(dataset, seed=seed, progress=progress, **overrides)
-    out_dir = _run_dir("search", dataset, out, context, resume)
+    out_dir = run_directory("search", dataset, out, context, resume)
     options = dict(image_size=config.image_size, skip_bad=skip_bad)
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context, **options)
     train_set = data.get_dataset(dataset, data_root, "train", seed, splits_file=splits, **options)
@@ -130,7 +130,7 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
     values.pop("extra")
     config = RetrainConfig(dataset=dataset, seed=seed, progress=progress, model="genotype",
                            **values)
-    out_dir = _run_dir("retrain", dataset, out, context, resume)
+    out_dir = run_directory("retrain", dataset, out, context, resume)
     options = dict(image_size=config.image_size, skip_bad=skip_bad)
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
                             splits_file or _genotype_splits(genotype_path), **options)
@@ -154,6 +154,7 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
                   f"{len(sets['test'])} train / val / test images -> {out_dir}")
     result = run_retrain(model, config, sets["train"], out_dir, evaluate, context=context,
                          resume=resume, metadata={"genotype": json.dumps(metadata)})
+    barrier(context)  # rank 0 may still be renaming the last best.pt into place
     best = load_checkpoint(out_dir / "best.pt", map_location=context.device)
     network.load_state_dict(best["model"])
     test = evaluate_binary(model, loaders["test"], eval_loss, context.device, context, precision)

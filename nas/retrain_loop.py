@@ -43,7 +43,7 @@ class RetrainConfig:
     scheduler: str = "cosine"
     loss: str = "bce_dice"
     loss_options: dict[str, Any] = field(default_factory=dict)
-    image_size: int = 256
+    image_size: int | tuple[int, ...] = 256  # 2D side, or the 3D crop
     grad_clip: float | None = None
     model: str = "genotype"
     seed: int = 0
