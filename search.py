@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--early-stop-skip", type=int, metavar="N",
                         help="stop when a derived cell holds N skip connections (DARTS+)")
     parser.add_argument("--warmup-epochs", type=int, help="weight-only epochs before alphas move")
+    parser.add_argument("--shrink-below", type=float, metavar="W",
+                        help="progressive shrinking: after each epoch past the warm-up, stop "
+                             "computing ops whose weight on an edge fell below W")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
                         help="auto: bf16 autocast on CUDA, fp32 on CPU")
     parser.add_argument("--no-fused", dest="fused", action="store_false", default=None,

@@ -67,6 +67,7 @@ class SearchConfig:
     max_parameter_free: int | None = None
     early_stop_skip: int | None = None
     warmup_epochs: int = 0
+    shrink_below: float | None = None
     seed: int = 0
     precision: str = "auto"
     fused: bool = True
@@ -98,6 +99,28 @@ def _supernet(config: SearchConfig, in_channels: int, num_classes: int) -> torch
                               fused=config.fused, **common)
     cells = sum(int(part) for part in config.layout.split("/"))
     return build_supernet("darts", num_cells=cells, **common)
+
+
+def shrink(model, threshold: float) -> int:
+    """Progressive shrinking: prune every op whose weight on an edge fell below ``threshold``
+    (never the edge's strongest op), so later steps no longer compute it. Returns how many
+    ops were pruned; pruned ops weigh exactly 0 and can no longer be derived."""
+    pruned = 0
+    for key in model.architecture.keys:
+        weights = model.architecture.weights(key).detach()
+        for edge, row in enumerate(weights):
+            strongest = int(row.argmax())
+            for op in (row < threshold).nonzero().flatten().tolist():
+                if op != strongest and model.architecture.op_mask(key)[edge, op]:
+                    model.architecture.prune(key, edge, op)
+                    pruned += 1
+    return pruned
+
+
+def active_op_count(model) -> int:
+    """Ops still searched over all edges and keys (``none`` excluded: it is never run)."""
+    return sum(len(ops_of_edge) for key in model.architecture.keys
+               for ops_of_edge in model.architecture.active(key))
 
 
 def _check_resumable(saved: dict, config: SearchConfig, path: Path) -> None:
@@ -210,6 +233,8 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
         scheduler.step()
         train_loss = all_reduce_mean(loss_sum / steps, context).item()
         metrics = evaluate_binary(model, eval_loader, loss_fn, device, context, precision)
+        if config.shrink_below is not None and epoch >= config.warmup_epochs:
+            shrink(model, config.shrink_below)
         genotype = derive_genotype(model, config.max_parameter_free)
         derived = network_complexity(genotype, (in_channels,) + input_size)
         with torch.no_grad():
@@ -220,6 +245,7 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
                "derived_params_M": derived["params"] / 1e6,
                "derived_flops_G": derived["flops"] / 1e9,
                "parameter_free_share": parameter_free_share(genotype),
+               "active_ops": active_op_count(model),
                "weight_lr": current_lr, "seconds": time.perf_counter() - started}
         history.append(row)
         alphas_history.append({k: v.tolist() for k, v in model.alpha_weights().items()})

@@ -120,3 +120,27 @@ def test_search_variants_run(tmp_path, overrides):
     result = run_search(_config(epochs=1, **overrides), train, val, tmp_path)
     assert load_genotype(tmp_path / "genotype.json").space == overrides.get("space", "unet")
     assert result["history"][0]["train_loss"] > 0
+
+
+def test_progressive_shrinking_prunes_weak_ops_for_good(tmp_path):
+    train, val = _data()
+    # a strong cost penalty makes the expensive ops' weights collapse quickly
+    result = run_search(_config(epochs=3, shrink_below=0.12, lambda_params=2000.0,
+                                lambda_flops=2000.0), train, val, tmp_path)
+    active = [row["active_ops"] for row in result["history"]]
+    assert active[0] < 2 * 14 * 7 and active == sorted(active, reverse=True)
+    model = result["model"]
+    for key in model.architecture.keys:
+        weights = model.architecture.weights(key)
+        mask = model.architecture.op_mask(key)
+        assert (weights[~mask] == 0).all() and mask.sum(1).min() >= 1
+        for node in result["genotype"].cells[key]:
+            for op, _ in node:
+                assert op != "none"
+    # derivation never picks a pruned op
+    for key, cell in result["genotype"].cells.items():
+        for node_index, node in enumerate(cell):
+            for op, source in node:
+                index = model.primitives.index(op)
+                edge_of_choice = sum(2 + i for i in range(node_index)) + source
+                assert model.architecture.op_mask(key)[edge_of_choice, index]
