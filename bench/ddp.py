@@ -30,7 +30,7 @@ import torch.distributed as dist
 from bench.common import BENCHMARKS, append_section, device_description, median_seconds
 
 
-def _step_function(kind: str, args: argparse.Namespace, context):
+def _step_function(kind: str, args: argparse.Namespace, context, sync_bn: bool = True):
     """A closure running one training step of ``kind`` on this rank's synthetic batch."""
     import ops
     from nas.architect import Architect
@@ -46,8 +46,8 @@ def _step_function(kind: str, args: argparse.Namespace, context):
               ).float().to(device)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     if kind == "search":
-        model = USupernet(3, 1, args.channels, args.layout)
-        if context.enabled:
+        model = USupernet(3, 1, args.channels, args.layout, fused=True)
+        if context.enabled and sync_bn:
             model = ops.convert_sync_batchnorm(model)
         model = model.to(device)
         weights = model.weight_parameters()
@@ -69,7 +69,7 @@ def _step_function(kind: str, args: argparse.Namespace, context):
     types = tuple(k for k in layout for _ in range(layout[k]))
     genotype = Genotype("unet", {k: cell for k in layout}, types, layout, args.channels, 3, 1,
                         primitives=ops.SEARCH_OPS)
-    model = wrap_model(from_genotype(genotype), context)
+    model = wrap_model(from_genotype(genotype), context, sync_batchnorm=sync_bn)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def step() -> None:
@@ -79,8 +79,8 @@ def _step_function(kind: str, args: argparse.Namespace, context):
     return step
 
 
-def _worker(rank: int, world: int, rendezvous: str, kind: str, args: argparse.Namespace,
-            results: str) -> None:
+def _worker(rank: int, world: int, rendezvous: str, kind: str, sync_bn: bool,
+            args: argparse.Namespace, results: str) -> None:
     from nas.distributed import DistributedContext, resolve_device
 
     torch.set_num_threads(args.threads_per_process)
@@ -90,7 +90,7 @@ def _worker(rank: int, world: int, rendezvous: str, kind: str, args: argparse.Na
         dist.init_process_group(backend, init_method=f"file://{rendezvous}", rank=rank,
                                 world_size=world)
     context = DistributedContext(rank, world, rank, device)
-    seconds = median_seconds(_step_function(kind, args, context), device, args.warmup,
+    seconds = median_seconds(_step_function(kind, args, context, sync_bn), device, args.warmup,
                              args.steps)
     if rank == 0:
         Path(results).write_text(str(seconds))
@@ -98,14 +98,14 @@ def _worker(rank: int, world: int, rendezvous: str, kind: str, args: argparse.Na
         dist.destroy_process_group()
 
 
-def measure(kind: str, world: int, args: argparse.Namespace) -> float:
+def measure(kind: str, world: int, args: argparse.Namespace, sync_bn: bool = True) -> float:
     """Median step seconds of rank 0 with ``world`` processes."""
     with tempfile.TemporaryDirectory(prefix="lwnas-ddp-") as scratch:
         results = os.path.join(scratch, "seconds")
         context = multiprocessing.get_context("spawn")
         processes = [context.Process(target=_worker, args=(rank, world,
                                                            os.path.join(scratch, "rendezvous"),
-                                                           kind, args, results))
+                                                           kind, sync_bn, args, results))
                      for rank in range(world)]
         for process in processes:
             process.start()
@@ -136,14 +136,15 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     args = parser.parse_args(argv)
     rows = []
     for kind in args.kinds:
-        single = measure(kind, 1, args)
-        multi = measure(kind, args.processes, args)
-        one = args.batch / single
-        many = args.processes * args.batch / multi
-        rows.append({"step": kind, "1 process (img/s)": round(one, 2),
-                     f"{args.processes} processes (img/s)": round(many, 2),
-                     "speedup": round(many / one, 3),
-                     "efficiency": round(many / (args.processes * one), 3)})
+        one = args.batch / measure(kind, 1, args)
+        # SyncBatchNorm (the default) all-reduces in every BN layer; local BN shows that cost
+        for sync_bn in (True, False):
+            many = args.processes * args.batch / measure(kind, args.processes, args, sync_bn)
+            rows.append({"step": kind, "batch norm": "sync" if sync_bn else "local",
+                         "1 process (img/s)": round(one, 2),
+                         f"{args.processes} processes (img/s)": round(many, 2),
+                         "speedup": round(many / one, 3),
+                         "efficiency": round(many / (args.processes * one), 3)})
         print(f"done: {kind}", file=sys.stderr)
     frame = pd.DataFrame(rows)
     from nas.distributed import resolve_device

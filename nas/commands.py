@@ -96,10 +96,14 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
 
 
 def draw_search_pictures(run_dir: Path) -> list[Path]:
-    """Cell DAGs, the macro layout, the alpha heat map and the training curves."""
+    """Cell DAGs, the macro layout, the alpha heat map and the training curves; a picture
+    that cannot be drawn is reported, not fatal (the search's results are already saved)."""
     from . import visualize
 
-    return visualize.draw_run(run_dir)
+    paths, problems = visualize.draw_run(run_dir)
+    for problem in problems:
+        print(f"picture not drawn: {problem}", flush=True)
+    return paths
 
 
 def _genotype_splits(genotype_path: Path) -> Path | None:
