@@ -144,3 +144,16 @@ def test_progressive_shrinking_prunes_weak_ops_for_good(tmp_path):
                 index = model.primitives.index(op)
                 edge_of_choice = sum(2 + i for i in range(node_index)) + source
                 assert model.architecture.op_mask(key)[edge_of_choice, index]
+
+
+def test_full_disk_fails_before_training(tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    import nas.engine
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(nas.engine.shutil, "disk_usage", lambda path: usage(2**30, 2**30, 2**20))
+    train, val = _data()
+    with pytest.raises(OutputDirectoryError, match="only 1 MB free"):
+        run_search(_config(), train, val, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
