@@ -102,9 +102,9 @@ class VariationalBranch(nn.Module):
 
 @register_model("vae_unet")
 class VAEUNet(nn.Module):
-    """Myronenko's network. ``train()``: :class:`VAEOutput` (segmentation logits,
-    reconstruction, mu, logvar), inputs must be exactly ``input_size``; ``eval()``: the
-    segmentation logits only, any input size. ``vae=False`` drops the branch altogether."""
+    """Myronenko's network. In training mode: :class:`VAEOutput` (segmentation logits,
+    reconstruction, mu, logvar), inputs must be exactly ``input_size``; in evaluation mode:
+    the segmentation logits only, any input size. ``vae=False`` drops the branch altogether."""
 
     output_activation = "sigmoid"
 

@@ -131,7 +131,6 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
         overrides["image_size"] = searched_size or (SAMPLE_IMAGE_SIZE if data_root is None
                                                     else None)
     values = merge(retrain_preset(dataset), overrides)
-    values.pop("extra")
     config = RetrainConfig(dataset=dataset, seed=seed, progress=progress, model="genotype",
                            **values)
     out_dir = run_directory("retrain", dataset, out, context, resume)

@@ -6,7 +6,7 @@ the timm ``create_model`` convention.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 
@@ -41,7 +41,6 @@ class RetrainPreset:
     scheduler: str = "cosine"
     loss: str = "bce_dice"
     image_size: int = 256
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 #: Seed 002's settings; "all" rows of its text apply to every dataset.
