@@ -8,11 +8,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml constraints-test.txt
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned, so pip never resolves a multi-GB CUDA build for it
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test]'
+	# test tools pinned by the constraints file; runtime dependencies stay ranges
+	$(PY) -m pip install --quiet -c constraints-test.txt -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,11 +25,12 @@ demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(PY) search.py --dataset dsb2018 --epochs 6 --channels 8 --out $(DEMO)/search
 	$(PY) retrain.py --genotype $(DEMO)/search/genotype.json --epochs 40 --out $(DEMO)/retrain
-	$(PY) -m nas.report $(DEMO)/retrain --out $(DEMO)/report
-	$(PY) -m nas.complexity ops --size 32 --channels 32
+	$(VENV)/bin/lwnas report $(DEMO)/retrain --out $(DEMO)/report
+	$(VENV)/bin/lwnas complexity ops --size 32 --channels 32
 	@echo "demo done: pictures in $(DEMO)/search/figures, metrics in $(DEMO)/retrain/metrics.json"
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 clean:

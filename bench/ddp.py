@@ -33,8 +33,8 @@ from bench.common import BENCHMARKS, append_section, device_description, median_
 def _step_function(kind: str, args: argparse.Namespace, context, sync_bn: bool = True):
     """A closure running one training step of ``kind`` on this rank's synthetic batch."""
     import ops
-    from nas.architect import Architect
-    from nas.distributed import all_reduce_gradients, all_reduce_tensors, wrap_model
+    from nas.search.architect import Architect
+    from nas.train.distributed import all_reduce_gradients, all_reduce_tensors, wrap_model
     from supernet import USupernet, from_genotype
     from supernet.genotype import Genotype
 
@@ -81,7 +81,7 @@ def _step_function(kind: str, args: argparse.Namespace, context, sync_bn: bool =
 
 def _worker(rank: int, world: int, rendezvous: str, kind: str, sync_bn: bool,
             args: argparse.Namespace, results: str) -> None:
-    from nas.distributed import DistributedContext, resolve_device
+    from nas.train.distributed import DistributedContext, resolve_device
 
     torch.set_num_threads(args.threads_per_process)
     device = resolve_device(args.device, rank)
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
                          "efficiency": round(many / (args.processes * one), 3)})
         print(f"done: {kind}", file=sys.stderr)
     frame = pd.DataFrame(rows)
-    from nas.distributed import resolve_device
+    from nas.train.distributed import resolve_device
 
     device = resolve_device(args.device)
     command = "python -m bench.ddp " + " ".join(

@@ -1,6 +1,6 @@
 """Loader throughput against training throughput, per dataset pipeline.
 
-For each dataset: samples/s of `data.make_loader` over the training split
+For each dataset: samples/s of `nas.train.make_loader` over the training split
 with a cold preprocessed-array cache (the first run: reads DICOM / NIfTI /
 MetaImage / PNG and preprocesses) and a warm one (memory-mapped .npy only),
 beside the samples/s of a training step of a small plain conv net on batches
@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import data  # noqa: E402
 from bench.common import BENCHMARKS, append_section, cpu_model  # noqa: E402
 from data.sample.brats import write_brats  # noqa: E402
+from nas.train.loader import make_loader  # noqa: E402
 
 DATASETS = ("dsb2018", "chaos", "promise12", "brats")
 
@@ -72,7 +73,7 @@ def train_step_rate(batch: dict, in_channels: int, out_channels: int, spatial_di
 def loader_rate(dataset, batch_size: int, workers: int, min_seconds: float, prepare_seconds: float = 0.0,
                 max_epochs: int = 50) -> tuple[float, dict]:
     """Samples/s over whole epochs (at least `min_seconds`), counting `prepare_seconds` too."""
-    loader = data.make_loader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=False)
+    loader = make_loader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=False)
     samples, batch, epochs = 0, None, 0
     start = time.perf_counter()
     while epochs < max_epochs and (epochs == 0 or time.perf_counter() - start < min_seconds):

@@ -21,20 +21,16 @@ import argparse
 import datetime
 import platform
 import shlex
-import statistics
 import sys
-import time
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import pandas as pd
 import torch
 from torch import nn
 
 import models
-from nas import complexity, inference
-
 from bench.common import append_section, device_description, median_seconds
+from nas import complexity, inference
 
 REFERENCE = "unet3d"
 #: name -> (autocast dtype, channels_last_3d)

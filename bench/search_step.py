@@ -84,7 +84,7 @@ def build(settings: dict, args: argparse.Namespace, device: torch.device):
         arch = [model.alpha]
         weights = [p for p in model.parameters() if p is not model.alpha]
         return model, arch, weights, None
-    from nas.costs import CostModel
+    from nas.search.costs import CostModel
     from supernet import USupernet
 
     model = USupernet(3, 1, args.channels, layout, partial_channels=settings.get(

@@ -36,7 +36,8 @@ def crop_start(
     return tuple(int(rng.integers(0, max(n - s, 0) + 1)) for s, n in zip(size, shape))
 
 
-def crop(image: Array, label: Array | None, start: tuple[int, ...], size: tuple[int, ...]) -> tuple[Array, Array | None]:
+def crop(image: Array, label: Array | None, start: tuple[int, ...],
+         size: tuple[int, ...]) -> tuple[Array, Array | None]:
     """Crop the spatial axes at `start`; zero-pad where the volume is smaller than `size`.
 
     Slicing a memory map reads only the cropped bytes.
@@ -51,7 +52,8 @@ def crop(image: Array, label: Array | None, start: tuple[int, ...], size: tuple[
     return image, label
 
 
-def random_flip(image: Array, label: Array | None, rng: np.random.Generator, prob: float = 0.5) -> tuple[Array, Array | None]:
+def random_flip(image: Array, label: Array | None, rng: np.random.Generator,
+                prob: float = 0.5) -> tuple[Array, Array | None]:
     """Mirror each spatial axis independently with probability `prob`."""
     for axis in range(-3, 0):
         if rng.random() < prob:
@@ -131,8 +133,8 @@ def random_intensity(
 class RandomAugment3D:
     """Crop, flip, rotate and intensity-jitter a volume and its label in one call."""
 
-    def __init__(self, settings: Augment3D = Augment3D(), crop: bool = True, augment: bool = True):
-        self.settings = settings
+    def __init__(self, settings: Augment3D | None = None, crop: bool = True, augment: bool = True):
+        self.settings = settings if settings is not None else Augment3D()
         self.crop = crop
         self.augment = augment
 

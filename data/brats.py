@@ -1,5 +1,6 @@
-"""BraTS readers: the 2018-2023 folder layouts, four modalities in a fixed
-order, labels 0/1/2/4, and the region/index conversions.
+"""BraTS readers and label facts: the 2018-2023 folder layouts, four modalities
+in a fixed order, labels 0/1/2/4 (ET 3 from 2023), the regions WT/TC/ET, the
+region/index conversions and the post-processing of a prediction's labels.
 
 Spatial axes stay in the NIfTI voxel order (i, j, k), so a prediction can be
 written back with the reference file's affine without any transposition.
@@ -21,7 +22,12 @@ from data.nifti import nifti_paths, read_nifti, spacing_of
 # The fixed channel order of every BraTS image tensor.
 MODALITIES = ("flair", "t1", "t1ce", "t2")
 LABELS = (0, 1, 2, 4)  # background, necrosis / non-enhancing core, oedema, enhancing tumour
-REGIONS = ("WT", "TC", "ET")
+# Arrays are served with ET = 4 whatever the release; 2023+ files store it as 3.
+ENHANCING_LABEL = 4
+# Labels per region in the official BraTS data (seed 004's "TC = label 1" is wrong).
+BRATS_REGIONS: dict[str, tuple[int, ...]] = {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)}
+# Seed 000: a predicted enhancing tumour of fewer voxels is merged into the core.
+ET_THRESHOLD = 400
 
 
 @dataclass(frozen=True)
@@ -158,13 +164,18 @@ def read_brats_case(
     return image, label, meta
 
 
+def brats_regions(labels: np.ndarray, enhancing_label: int = ENHANCING_LABEL) -> dict[str, np.ndarray]:
+    """Boolean WT, TC, ET masks of a label map. ``enhancing_label=3`` reads BraTS 2023+ maps."""
+    if enhancing_label not in (3, 4):
+        raise ValueError(f"enhancing_label must be 4 (BraTS <= 2021) or 3 (BraTS 2023+), got {enhancing_label}")
+    labels = np.asarray(labels.cpu() if hasattr(labels, "cpu") else labels)
+    return {name: np.isin(labels, [enhancing_label if v == ENHANCING_LABEL else v for v in members])
+            for name, members in BRATS_REGIONS.items()}
+
+
 def brats_labels_to_regions(labels: np.ndarray) -> np.ndarray:
     """Labels 0/1/2/4 (any shape) -> float32 (3, *shape) channels WT={1,2,4}, TC={1,4}, ET={4}."""
-    labels = np.asarray(labels)
-    whole = (labels == 1) | (labels == 2) | (labels == 4)
-    core = (labels == 1) | (labels == 4)
-    enhancing = labels == 4
-    return np.stack([whole, core, enhancing]).astype(np.float32)
+    return np.stack(list(brats_regions(labels).values())).astype(np.float32)
 
 
 def brats_regions_to_labels(regions: np.ndarray, threshold: float = 0.5) -> np.ndarray:
@@ -211,5 +222,6 @@ def _check_same_grid(path: Path, shape: tuple, spacing: np.ndarray, reference: t
         raise data_error(path, f"shape {tuple(shape)} differs from {ref_path.name} {tuple(ref_shape)}; "
                          "expected all modalities and the segmentation on one grid")
     if not np.allclose(spacing, ref_spacing, rtol=1e-3, atol=1e-4):
-        raise data_error(path, f"spacing {millimetres(spacing)} differs from {ref_path.name} {millimetres(ref_spacing)}; "
+        raise data_error(path, f"spacing {millimetres(spacing)} differs from {ref_path.name} "
+                         f"{millimetres(ref_spacing)}; "
                          "expected all modalities and the segmentation on one grid")

@@ -85,7 +85,8 @@ def check_dataset(name: str, root: str | os.PathLike | None = None, cache_dir: s
         rows.append({
             "case": case,
             # 2D-from-3D and 3D cases: slices along the first / last axis; images: 1.
-            "slices": 1 if source.kind == "images" else int(label.shape[0] if source.kind == "slices" else label.shape[-1]),
+            "slices": 1 if source.kind == "images" else int(label.shape[0] if source.kind == "slices"
+                                                            else label.shape[-1]),
             "shape": "x".join(map(str, label.shape)),
             "spacing": tuple(round(float(s), 3) for s in meta["spacing"]),
             "labels": tuple(int(v) for v in values),
@@ -128,15 +129,19 @@ def _parse_option(text: str) -> tuple[str, object]:
         return key, value  # a bare word such as MR
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data.check", description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of the check command (``python -m data.check``, ``lwnas check``)."""
     parser.add_argument("--dataset", required=True, choices=list_datasets())
     parser.add_argument("--data-root", default=None, help="dataset folder (default: the bundled sample data)")
-    parser.add_argument("--skip-bad", action="store_true", help="list bad cases as skipped; fail only if none is usable")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="list bad cases as skipped; fail only if none is usable")
     parser.add_argument("--per-case", action="store_true", help="also print one row per case")
     parser.add_argument("--option", action="append", type=_parse_option, default=[], metavar="KEY=VALUE",
                         help="dataset option, e.g. modality=MR or sequence=T1DUAL_InPhase (repeatable)")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the data set, print the summary and every problem; 0 when the data set is usable."""
     report = check_dataset(args.dataset, args.data_root, **dict(args.option))
     print(_table(report.summary()))
     if args.per_case and len(report.cases):
@@ -154,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _table(frame: pd.DataFrame) -> str:
     return frame.to_string(index=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m data.check", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ def _chaos_files(case: Path, options: dict) -> list[Path]:
 
 def _promise12_files(case: Path, options: dict) -> list[Path]:
     label = segmentation_path(case)
-    return [case, label] + sorted(case.parent.glob(f"{case.stem}.*raw")) + sorted(label.parent.glob(f"{label.stem}.*raw"))
+    raw = sorted(case.parent.glob(f"{case.stem}.*raw")) + sorted(label.parent.glob(f"{label.stem}.*raw"))
+    return [case, label] + raw
 
 
 def _brats_files(case: Path, options: dict) -> list[Path]:

@@ -5,18 +5,35 @@
 - Building units of the hand-designed networks: ``build_unit(name, spatial_dims, in, out, stride)``.
 """
 from . import (  # noqa: F401  (register)
-    conv_block, ghost, primitives, res2, resnet, selective_kernel, shuffle,
+    conv_block,
+    ghost,
+    primitives,
+    res2,
+    resnet,
+    selective_kernel,
+    shuffle,
 )
 from .conv_block import ConvBlock
 from .fiber import DilatedMultiFiberUnit, MultiFiberShuffleUnit, MultiFiberUnit, planar_kernel
 from .ghost import GhostModule
 from .layers import (
-    ConvNormAct, LayerSpec, NormActConv, act_layer, avg_pool, check_spatial_dims, conv,
-    conv_transpose, dropout, global_avg_pool, max_pool, norm_layer, pad_to_match, upsample,
+    ConvNormAct,
+    LayerSpec,
+    NormActConv,
+    act_layer,
+    avg_pool,
+    check_spatial_dims,
+    conv,
+    conv_transpose,
+    dropout,
+    global_avg_pool,
+    max_pool,
+    norm_layer,
+    pad_to_match,
+    upsample,
 )
 from .primitives import ActConvNorm, DilatedConv, FactorizedReduce, SeparableConv, Zero
-from .registry import (OPS, UNITS, Registry, build, build_unit, list_ops, list_units, register,
-                       register_unit)
+from .registry import OPS, UNITS, Registry, build, build_unit, list_ops, list_units, register, register_unit
 from .res2 import HierarchicalSplitConv, MultiFiberRes2Unit, Res2Unit
 from .resnet import ResNetGroupNormBlock
 from .selective_kernel import SelectiveKernel

@@ -3,11 +3,11 @@ networks built from a genotype through the same op registry."""
 from torch import nn
 
 from .architecture import ArchitectureParameters, SupernetMixin
-from .cells import FixedCell, SearchCell, drop_path, num_edges, resample_to
-from .darts import DartsSupernet, FixedDartsNetwork, reduction_positions
-from .genotype import SPACES, CellGenotype, Genotype, NodeGenotype
+from .cells import FixedCell, SearchCell, drop_path, edge_inputs, edges_from, edges_into, num_edges, resample_to
+from .darts import DartsSupernet, FixedDartsNetwork, darts_placements, reduction_positions
+from .genotype import SPACES, CellGenotype, CellPlacement, Genotype, NodeGenotype
 from .mixed_op import SEARCH_NORM, MixedOp
-from .unet import CELL_TYPES, FixedUNet, USupernet, parse_layout
+from .unet import CELL_TYPES, FixedUNet, USupernet, parse_layout, u_placements
 
 SUPERNETS = {"unet": USupernet, "darts": DartsSupernet}
 
@@ -17,6 +17,14 @@ def build_supernet(space: str = "unet", **kwargs) -> nn.Module:
     if space not in SUPERNETS:
         raise ValueError(f"unknown search space {space!r}; valid: {', '.join(SUPERNETS)}")
     return SUPERNETS[space](**kwargs)
+
+
+def placements(genotype: Genotype) -> tuple[CellPlacement, ...]:
+    """Kind, level and width of every cell of the network ``genotype`` describes (the macro
+    layout, without building the network)."""
+    if genotype.space == "unet":
+        return u_placements(parse_layout(genotype.layout), genotype.channels)
+    return darts_placements(int(genotype.layout["cells"]), genotype.channels)
 
 
 def from_genotype(genotype: Genotype, drop_path_rate: float = 0.0, **kwargs) -> nn.Module:
@@ -30,7 +38,9 @@ def from_genotype(genotype: Genotype, drop_path_rate: float = 0.0, **kwargs) -> 
 
 __all__ = [
     "ArchitectureParameters", "SupernetMixin", "FixedCell", "SearchCell", "drop_path",
-    "num_edges", "resample_to", "DartsSupernet", "FixedDartsNetwork", "reduction_positions",
-    "SPACES", "CellGenotype", "Genotype", "NodeGenotype", "SEARCH_NORM", "MixedOp", "CELL_TYPES",
-    "FixedUNet", "USupernet", "parse_layout", "SUPERNETS", "build_supernet", "from_genotype",
+    "edge_inputs", "edges_from", "edges_into", "num_edges", "resample_to", "DartsSupernet",
+    "FixedDartsNetwork", "darts_placements", "reduction_positions", "SPACES", "CellGenotype",
+    "CellPlacement", "Genotype", "NodeGenotype", "SEARCH_NORM", "MixedOp", "CELL_TYPES",
+    "FixedUNet", "USupernet", "parse_layout", "u_placements", "SUPERNETS", "build_supernet",
+    "placements", "from_genotype",
 ]

@@ -6,10 +6,12 @@ to -inf before the softmax, so their weight is exactly zero and the mixed op ski
 """
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
+
+from .cells import edges_into
 
 
 class ArchitectureParameters(nn.Module):
@@ -66,11 +68,27 @@ class ArchitectureParameters(nn.Module):
         if self.betas is None:
             return None
         beta = self.betas[key]
-        parts, offset = [], 0
-        for node in range(self.nodes):
-            parts.append(beta[offset: offset + 2 + node].softmax(dim=0))
-            offset += 2 + node
-        return torch.cat(parts)
+        return torch.cat([beta[[edge for edge, _ in incoming]].softmax(dim=0)
+                          for incoming in edges_into(self.nodes)])
+
+    def shrink(self, threshold: float) -> int:
+        """Progressive shrinking: prune every op whose weight on an edge fell below
+        ``threshold`` (never the edge's strongest op), so later steps no longer compute it.
+        Returns how many ops were pruned; pruned ops weigh exactly 0 and cannot be derived."""
+        pruned = 0
+        for key in self.keys:
+            weights = self.weights(key).detach()
+            for edge, row in enumerate(weights):
+                strongest = int(row.argmax())
+                for op in (row < threshold).nonzero().flatten().tolist():
+                    if op != strongest and self.op_mask(key)[edge, op]:
+                        self.prune(key, edge, op)
+                        pruned += 1
+        return pruned
+
+    def active_op_count(self) -> int:
+        """Ops still searched over all edges and keys (``none`` excluded: it is never run)."""
+        return sum(len(ops_of_edge) for key in self.keys for ops_of_edge in self.active(key))
 
     def parameters_list(self) -> list[nn.Parameter]:
         params = list(self.alphas.values())
@@ -116,12 +134,6 @@ class SupernetMixin:
         arch = {id(p) for p in self.arch_parameters()}
         return [p for p in self.parameters() if id(p) not in arch]  # type: ignore[attr-defined]
 
-    def named_weight_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
-        arch = {id(p) for p in self.arch_parameters()}
-        for name, p in self.named_parameters():  # type: ignore[attr-defined]
-            if id(p) not in arch:
-                yield name, p
-
     def alpha_weights(self) -> dict[str, torch.Tensor]:
         """softmax(alpha) per key, detached, on the host: for derivation and logging."""
         return {key: self.architecture.weights(key).detach().float().cpu()
@@ -133,7 +145,3 @@ class SupernetMixin:
         return {key: self.architecture.edge_weights(key).detach().float().cpu()
                 for key in self.architecture.keys}
 
-
-def unique(items: Iterable[str]) -> list[str]:
-    """Items in first-seen order without repeats."""
-    return list(dict.fromkeys(items))

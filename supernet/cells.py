@@ -19,9 +19,34 @@ from .genotype import CellGenotype
 from .mixed_op import SEARCH_NORM, MixedOp
 
 
+def edge_inputs(nodes: int) -> tuple[tuple[int, int], ...]:
+    """``(node, state)`` of every edge of a cell, in edge order (the rows of its alphas).
+
+    States are the cell's two inputs (0, 1), then its intermediate nodes (node i is state
+    2 + i); node i reads every state before it, so it has 2 + i incoming edges. This is the
+    one place that rule is written: cells, costs, derivation and pictures all follow it.
+    """
+    return tuple((node, state) for node in range(nodes) for state in range(2 + node))
+
+
 def num_edges(nodes: int) -> int:
-    """Edges of a cell: node i (0-based) has 2 + i inputs."""
-    return sum(2 + i for i in range(nodes))
+    return len(edge_inputs(nodes))
+
+
+def edges_into(nodes: int) -> list[list[tuple[int, int]]]:
+    """Per node, its incoming ``(edge index, source state)``, in edge order."""
+    result: list[list[tuple[int, int]]] = [[] for _ in range(nodes)]
+    for edge, (node, state) in enumerate(edge_inputs(nodes)):
+        result[node].append((edge, state))
+    return result
+
+
+def edges_from(nodes: int) -> list[list[tuple[int, int]]]:
+    """Per state (inputs 0, 1, then the nodes), its outgoing ``(edge index, target node)``."""
+    result: list[list[tuple[int, int]]] = [[] for _ in range(nodes + 2)]
+    for edge, (node, state) in enumerate(edge_inputs(nodes)):
+        result[state].append((edge, node))
+    return result
 
 
 def edge_stride(reduction: bool, input_index: int) -> int:
@@ -94,9 +119,9 @@ class SearchCell(CellBase):
                          project_output, norm, act)
         self.reduction = reduction
         self.edges = nn.ModuleList(
-            MixedOp(channels, edge_stride(reduction, j), spatial_dims, primitives,
+            MixedOp(channels, edge_stride(reduction, state), spatial_dims, primitives,
                     partial_channels, norm, act)
-            for node in range(nodes) for j in range(2 + node)
+            for _, state in edge_inputs(nodes)
         )
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
@@ -104,18 +129,15 @@ class SearchCell(CellBase):
                 active: Sequence[Sequence[int]] | None = None,
                 drop_path_rate: float = 0.0) -> torch.Tensor:
         states = self.inputs(s0, s1)
-        offset = 0
-        for _ in range(self.nodes):
+        for incoming in edges_into(self.nodes):
             total = None
-            for j, state in enumerate(states):
-                edge = offset + j
-                out = self.edges[edge](state, weights[edge],
+            for edge, state in incoming:
+                out = self.edges[edge](states[state], weights[edge],
                                        None if active is None else active[edge])
                 if edge_weights is not None:
                     out = edge_weights[edge] * out
                 out = drop_path(out, drop_path_rate, self.training)
                 total = out if total is None else total + out
-            offset += len(states)
             states.append(total)
         return self.output(states)
 

@@ -13,13 +13,27 @@ from ops import LayerSpec
 
 from .architecture import ArchitectureParameters, SupernetMixin
 from .cells import FixedCell, SearchCell, num_edges
-from .genotype import Genotype
+from .genotype import CellPlacement, Genotype
 from .mixed_op import SEARCH_NORM
 
 
 def reduction_positions(num_cells: int) -> tuple[int, ...]:
     """DARTS places its two reduction cells at 1/3 and 2/3 of the depth."""
     return tuple(sorted({num_cells // 3, 2 * num_cells // 3}))
+
+
+def darts_placements(num_cells: int, channels: int) -> tuple[CellPlacement, ...]:
+    """Kind, input level and width of every cell of the stack: widths double at each
+    reduction cell, whose edges read the finer level (costs are counted where edges run)."""
+    reductions = reduction_positions(num_cells)
+    placements, width, level = [], channels, 0
+    for index in range(num_cells):
+        reduction = index in reductions
+        width *= 2 if reduction else 1
+        placements.append(CellPlacement("reduce" if reduction else "normal", level, width,
+                                        reduction))
+        level += int(reduction)
+    return tuple(placements)
 
 
 class DartsStack(nn.Module):
@@ -37,21 +51,16 @@ class DartsStack(nn.Module):
         self.output_activation = "sigmoid" if num_classes == 1 else "softmax"
         self.layout = {"cells": num_cells}
         self.stem = ops.ConvNormAct(dims, in_channels, channels, 3, norm=stem_norm, act=None)
-        reductions = reduction_positions(num_cells)
-        self.cell_kinds, self.cell_levels, self.cell_widths = [], [], []
-        cells, width, level = [], channels, 0
+        self.placements = darts_placements(num_cells, channels)
+        self.cell_kinds = [p.kind for p in self.placements]
+        self.cell_levels = [p.level for p in self.placements]
+        self.cell_widths = [p.width for p in self.placements]
+        cells = []
         previous_previous = previous = channels
-        for index in range(num_cells):
-            reduction = index in reductions
-            if reduction:
-                width *= 2
-            cell = cell_factory(index, previous_previous, previous, width, reduction)
+        for index, placement in enumerate(self.placements):
+            cell = cell_factory(index, previous_previous, previous, placement.width,
+                                placement.reduction)
             cells.append(cell)
-            self.cell_kinds.append("reduce" if reduction else "normal")
-            # costs are counted where an edge runs: reduction edges read the finer level
-            self.cell_levels.append(level)
-            self.cell_widths.append(width)
-            level += int(reduction)
             previous_previous, previous = previous, cell.out_channels
         self.cells = nn.ModuleList(cells)
         self.head = ops.conv(dims, previous, num_classes, 1, bias=True)

@@ -16,7 +16,7 @@ from torch import nn
 import ops
 from ops import LayerSpec
 
-from .cells import CellBase, SearchCell, drop_path
+from .cells import CellBase, SearchCell, drop_path, edges_from
 from .fused_ops import FUSED_OPS, SharedInputs
 from .mixed_op import SEARCH_NORM
 
@@ -78,17 +78,6 @@ class FusedSource(nn.Module):
                 self.fused[name].load_from([m.ops[index] for m in mixed_ops])
 
 
-def source_edges(nodes: int) -> list[list[tuple[int, int]]]:
-    """Per state s (inputs 0, 1, then nodes 2..): its outgoing (edge index, target node)."""
-    result: list[list[tuple[int, int]]] = [[] for _ in range(nodes + 2)]
-    offset = 0
-    for node in range(nodes):
-        for source in range(2 + node):
-            result[source].append((offset + source, node))
-        offset += 2 + node
-    return result
-
-
 class FusedSearchCell(CellBase):
     """Drop-in replacement for :class:`SearchCell` (same arguments, same function) for cells
     without reduction. Its parameters are laid out per source, so its state dict differs."""
@@ -100,7 +89,7 @@ class FusedSearchCell(CellBase):
         super().__init__(in_channels0, in_channels1, channels, spatial_dims, nodes,
                          project_output, norm, act)
         self.primitives = tuple(primitives)
-        self.edges_of = source_edges(nodes)
+        self.edges_of = edges_from(nodes)
         self.sources = nn.ModuleList(
             FusedSource(channels, len(edges), spatial_dims, primitives, partial_channels, norm,
                         act)

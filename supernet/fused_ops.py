@@ -256,9 +256,9 @@ FUSED_OPS = {
     "sk": (FusedSelectiveKernel, 3, 1),
     "shuffle_conv_3x3": (FusedShuffle, 3, 1),
 }
-#: ops whose output is the same for every edge of a source (no parameters)
-SHARED_OPS = ("none", "skip_connect", "max_pool_3x3", "avg_pool_3x3")
 
 
 def fusable(primitives: Sequence[str]) -> bool:
-    return all(name in FUSED_OPS or name in SHARED_OPS for name in primitives)
+    """Every primitive is fused, or parameter-free (its output is the same for every edge of a
+    source, so it is computed once and shared)."""
+    return all(name in FUSED_OPS or name in ops.PARAMETER_FREE_OPS for name in primitives)

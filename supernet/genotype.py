@@ -1,7 +1,7 @@
 """The derived architecture as data: which op on which edge, per cell type, plus the macro layout.
 
 This is the in-memory form the fixed networks are built from; reading and writing it as
-versioned JSON (with the search's metadata) lives in ``nas.genotype``.
+versioned JSON (with the search's metadata) lives in ``nas.search.genotype_file``.
 """
 from __future__ import annotations
 
@@ -45,3 +45,19 @@ class Genotype:
 
     def cell_of(self, index: int) -> CellGenotype:
         return self.cells[self.cell_types[index]]
+
+
+@dataclass(frozen=True)
+class CellPlacement:
+    """Where one cell of a macro network sits: its kind (``encoder``/``middle``/``decoder`` or
+    ``normal``/``reduce``), the resolution level of its inputs (maps are 1/2**level of the
+    input per axis), its width (channels of each node), and whether it halves the size."""
+
+    kind: str
+    level: int
+    width: int
+    reduction: bool = False
+
+    @property
+    def output_level(self) -> int:
+        return self.level + int(self.reduction)

@@ -18,8 +18,8 @@ from ops import LayerSpec
 from .architecture import ArchitectureParameters, SupernetMixin
 from .cells import FixedCell, SearchCell, num_edges
 from .fused import FusedSearchCell
-from .fused_ops import FUSED_OPS, SHARED_OPS, fusable
-from .genotype import Genotype
+from .fused_ops import FUSED_OPS, fusable
+from .genotype import CellPlacement, Genotype
 from .mixed_op import SEARCH_NORM
 
 CELL_TYPES = ("encoder", "middle", "decoder")
@@ -48,6 +48,16 @@ def parse_layout(layout: str | Sequence[int] | Mapping[str, int]) -> dict[str, i
     return {"encoder": encoder, "middle": middle, "decoder": decoder}
 
 
+def u_placements(layout: Mapping[str, int], channels: int) -> tuple[CellPlacement, ...]:
+    """Kind, level and width of every cell of the U, in order: encoder cells at levels
+    0..E-1 (each followed by a pool), middle cells at level E, decoder cells back up to 0.
+    Widths double per level: ``channels * 2 ** level``."""
+    encoder, middle, decoder = (layout[k] for k in CELL_TYPES)
+    levels = ([("encoder", level) for level in range(encoder)] + [("middle", encoder)] * middle
+              + [("decoder", encoder - 1 - i) for i in range(decoder)])
+    return tuple(CellPlacement(kind, level, channels * 2 ** level) for kind, level in levels)
+
+
 class UShapedNetwork(nn.Module):
     """The macro skeleton; subclasses supply the cells and how to run them."""
 
@@ -61,34 +71,23 @@ class UShapedNetwork(nn.Module):
         self.output_activation = "sigmoid" if num_classes == 1 else "softmax"
         self.layout = dict(layout)
         self.stem = ops.ConvNormAct(dims, in_channels, channels, 3, norm=stem_norm, act=None)
-        encoder, middle, decoder = (self.layout[k] for k in CELL_TYPES)
-        self.cell_kinds: list[str] = []
-        self.cell_levels: list[int] = []
-        self.cell_widths: list[int] = []
+        self.placements = u_placements(self.layout, channels)
+        self.cell_kinds = [p.kind for p in self.placements]
+        self.cell_levels = [p.level for p in self.placements]
+        self.cell_widths = [p.width for p in self.placements]
         cells, ups, skip_channels = [], [], []
         previous_previous = previous = channels
-
-        def add(kind: str, level: int, in1: int) -> int:
-            width = channels * 2 ** level
-            cell = cell_factory(len(cells), previous_previous, in1, width)
+        for index, placement in enumerate(self.placements):
+            in1 = previous
+            if placement.kind == "decoder":
+                up_channels = max(previous // 2, 1)
+                ups.append(ops.conv_transpose(dims, previous, up_channels, 2, 2))
+                in1 = up_channels + skip_channels.pop()
+            cell = cell_factory(index, previous_previous, in1, placement.width)
             cells.append(cell)
-            self.cell_kinds.append(kind)
-            self.cell_levels.append(level)
-            self.cell_widths.append(width)
-            return cell.out_channels
-
-        for level in range(encoder):
-            out = add("encoder", level, previous)
-            previous_previous, previous = previous, out
-            skip_channels.append(out)
-        for _ in range(middle):
-            out = add("middle", encoder, previous)
-            previous_previous, previous = previous, out
-        for i in range(decoder):
-            up_channels = max(previous // 2, 1)
-            ups.append(ops.conv_transpose(dims, previous, up_channels, 2, 2))
-            out = add("decoder", encoder - 1 - i, up_channels + skip_channels[-1 - i])
-            previous_previous, previous = previous, out
+            if placement.kind == "encoder":
+                skip_channels.append(cell.out_channels)
+            previous_previous, previous = previous, cell.out_channels
         self.cells = nn.ModuleList(cells)
         self.ups = nn.ModuleList(ups)
         self.head = ops.conv(dims, previous, num_classes, 1, bias=True)
@@ -143,7 +142,7 @@ class USupernet(SupernetMixin, UShapedNetwork):
         self.drop_path_rate = drop_path_rate
         self.alpha_sharing = alpha_sharing
         if fused and not fusable(self.primitives):
-            raise ValueError(f"fused cells support {sorted(FUSED_OPS) + list(SHARED_OPS)}; "
+            raise ValueError(f"fused cells support {sorted(FUSED_OPS) + sorted(ops.PARAMETER_FREE_OPS)}; "
                              f"got primitives {self.primitives}")
         self.fused = fused
         cell_class = FusedSearchCell if fused else SearchCell

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nas import brats_commands
+from nas import run as brats_commands
 
 #: The smallest MFS-Net the grouped convs allow at a useful width (76k parameters).
 TINY_MFSNET = {"base_channels": 8, "channels": 16, "groups": 8}

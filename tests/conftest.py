@@ -25,3 +25,42 @@ def _isolated_data_cache(tmp_path_factory):
         os.environ.pop("LWNAS_CACHE", None)
     else:
         os.environ["LWNAS_CACHE"] = previous
+
+
+#: The shared test cell: every search op with parameters and both parameter-free ops that
+#: carry signal, reading each state a 4-node cell allows.
+SAMPLE_CELL = ((("sep_conv_3x3", 0), ("ghost", 1)), (("skip_connect", 0), ("sk", 2)),
+               (("dil_conv_3x3", 1), ("max_pool_3x3", 3)), (("shuffle_conv_3x3", 4), ("ghost", 0)))
+
+
+@pytest.fixture(scope="session")
+def make_genotype():
+    """``make_genotype(layout=(1, 1, 1), channels=8, in_channels=1, num_classes=1)``: a U-space
+    genotype with :data:`SAMPLE_CELL` in every cell type."""
+    import ops
+    from supernet import CELL_TYPES, Genotype
+
+    def make(layout=(1, 1, 1), channels=8, in_channels=1, num_classes=1):
+        counts = dict(zip(CELL_TYPES, layout))
+        types = tuple(kind for kind in CELL_TYPES for _ in range(counts[kind]))
+        return Genotype("unet", {kind: SAMPLE_CELL for kind in CELL_TYPES}, types, counts,
+                        channels, in_channels, num_classes, primitives=ops.SEARCH_OPS)
+
+    return make
+
+
+@pytest.fixture
+def one_line_error(capsys):
+    """``one_line_error(argv)``: run ``lwnas ARGV`` and return its single stderr line, after
+    checking it exits 2 with ``error: ...`` and no traceback (the rule for a user's mistakes)."""
+    from nas import cli
+
+    def run(argv):
+        capsys.readouterr()
+        code = cli.main([str(arg) for arg in argv])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 2, lines
+        assert len(lines) == 1 and lines[0].startswith("error: "), lines
+        return lines[0]
+
+    return run

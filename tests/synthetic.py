@@ -1,6 +1,20 @@
-"""A tiny in-memory segmentation data set with the attributes the loops read."""
+"""A tiny in-memory segmentation data set with the attributes the loops read, and the retrain
+settings the tests start from."""
+import dataclasses
+
 import torch
 from torch.utils.data import Dataset
+
+from nas.presets import RetrainPreset
+from nas.train import RetrainConfig
+
+
+def retrain_config(**overrides) -> RetrainConfig:
+    """Seed 002's retrain settings for a synthetic run (no workers, no progress bars), with
+    ``overrides``."""
+    values = {**dataclasses.asdict(RetrainPreset()), "dataset": "squares", "num_workers": 0,
+              "progress": False, **overrides}
+    return RetrainConfig(**values)
 
 
 class SquaresDataset(Dataset):

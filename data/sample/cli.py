@@ -1,0 +1,31 @@
+"""The flags and the action of the sample-data command (``python -m data.sample``,
+``lwnas sample``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from data.presets import list_datasets
+from data.sample import write_sample
+from data.sample.brats import YEARS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, choices=list_datasets() + ["all"])
+    parser.add_argument("--out", required=True, help="folder to write into (a subfolder per dataset with 'all')")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--year", choices=YEARS, default=None, help="BraTS release layout (default 2021)")
+    parser.add_argument("--parts", action="store_true", help="PROMISE12: under TrainingData_Part1/2/3")
+
+
+def run(args: argparse.Namespace) -> int:
+    names = list_datasets() if args.dataset == "all" else [args.dataset]
+    for name in names:
+        options = {}
+        if name == "brats" and args.year:
+            options["year"] = args.year
+        if name == "promise12" and args.parts:
+            options["parts"] = True
+        out = f"{args.out}/{name}" if args.dataset == "all" else args.out
+        print(f"{name}: {write_sample(name, out, seed=args.seed, **options)}")
+    return 0

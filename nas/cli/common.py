@@ -1,0 +1,68 @@
+"""What every subcommand shares: argument types, ``--debug``, and the rule that an error a user
+can cause ends in one line ``error: ...`` and exit status 2 (a traceback only with --debug)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from types import ModuleType
+from typing import Callable, Sequence
+
+from nas.train.files import OutputDirectoryError
+from nas.train.runtime import NonFiniteLossError
+
+#: Exit status of a command stopped by bad input (argparse uses 2 for bad flags as well).
+USAGE_ERROR = 2
+#: What a user's flags, files or data can raise; anything else is a bug and keeps its traceback.
+#: (DataError and GenotypeError are ValueErrors; FileNotFoundError and friends are OSErrors.)
+USER_ERRORS = (ValueError, OSError, NonFiniteLossError, OutputDirectoryError)
+
+
+def key_value(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE read as JSON when it parses (numbers, lists), else a string."""
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
+def sizes(text: str) -> tuple[int, ...] | int:
+    """``128`` or ``160x192x128``."""
+    try:
+        values = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or NxNxN, got {text!r}") from None
+    if len(values) not in (1, 3) or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected N or NxNxN (positive), got {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
+
+
+def guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """``run(args)``, with a user's error turned into one line on stderr and status 2."""
+    try:
+        return run(args)
+    except USER_ERRORS as error:
+        if getattr(args, "debug", False):
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+def script_main(command: ModuleType, argv: Sequence[str] | None, prog: str) -> int:
+    """``python search.py ...``: one subcommand as a stand-alone script with the same flags."""
+    parser = argparse.ArgumentParser(prog=prog, description=command.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    command.add_arguments(parser)
+    add_debug_flag(parser)
+    args = parser.parse_args(argv)
+    args.parser = parser
+    return guarded(command.run, args)

@@ -1,0 +1,39 @@
+"""The papers' complexity tables, reproduced from code with the published figures beside ours:
+
+    lwnas complexity ops --size 32 --channels 32     # seed 002 Table 1, per search op
+    lwnas complexity models --size 128               # the 3D networks against their papers
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    tables = parser.add_subparsers(dest="table", required=True)
+    ops_parser = tables.add_parser("ops", help="seed 002 Table 1: params/FLOPs per search op")
+    ops_parser.add_argument("--size", type=int, default=32, help="input height = width")
+    ops_parser.add_argument("--channels", type=int, default=32)
+    ops_parser.add_argument("--spatial-dims", type=int, default=2, choices=(2, 3))
+    models_parser = tables.add_parser("models", help="the 3D networks against their papers")
+    models_parser.add_argument("--size", type=int, default=128, help="crop edge (cubic input)")
+    models_parser.add_argument("--in-channels", type=int, default=4)
+    for each in (ops_parser, models_parser):
+        each.add_argument("--csv", help="also write the table as CSV to this file")
+        each.add_argument("--markdown", action="store_true", help="print as a markdown table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.complexity import paper_tables
+
+    if args.table == "ops":
+        frame = paper_tables.ops_table(args.size, args.channels, args.spatial_dims)
+    else:
+        frame = paper_tables.models_table(args.size, args.in_channels)
+    print(frame.to_markdown(index=False) if args.markdown else frame.to_string(index=False))
+    note = paper_tables.table_notes(args.table)
+    if note:
+        print("\n" + note)
+    if args.csv:
+        frame.to_csv(args.csv, index=False)
+        print(f"\nwrote {args.csv}")
+    return 0

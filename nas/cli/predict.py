@@ -1,0 +1,63 @@
+"""Segment new cases with a trained checkpoint:
+
+    lwnas predict --checkpoint runs/.../best.pt --input DIR --output DIR [--tta]
+
+Writes one segmentation per case in the input's geometry, and a metrics table where labels
+lie beside the inputs. A case that cannot be read is reported and the rest are predicted
+(exit 1); a bad checkpoint or input folder stops before anything is written (exit 2).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import USAGE_ERROR, sizes
+
+
+def add_prediction_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """The flags of a prediction (shared with ``retrain.py --predict``)."""
+    parser.add_argument("--checkpoint", required=required,
+                        help="best.pt or checkpoint.pt of a retrain run")
+    parser.add_argument("--input", required=required, help="folder of cases to segment")
+    parser.add_argument("--output", required=required,
+                        help="folder for the segmentations and metrics_*.csv")
+    parser.add_argument("--tta", action="store_true", help="average the flips (8 in 3D)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_prediction_arguments(parser)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--model", help="refuse a checkpoint holding another network")
+    parser.add_argument("--crop-size", type=sizes, metavar="N|NxNxN",
+                        help="sliding window (default: the training crop)")
+    parser.add_argument("--overlap", type=float, default=0.5,
+                        help="sliding-window overlap (default 0.5)")
+    add_et_threshold(parser)
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    parser.add_argument("--no-progress", action="store_true", help="no progress lines")
+
+
+def add_et_threshold(parser: argparse.ArgumentParser) -> None:
+    from data import ET_THRESHOLD
+
+    parser.add_argument("--et-threshold", type=int, default=ET_THRESHOLD,
+                        help="enhancing tumour with fewer voxels becomes label 1 (seed 000; "
+                             f"0 = off; default {ET_THRESHOLD})")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.run import predict
+
+    report = predict(args.checkpoint, args.input, args.output, device=args.device,
+                     model=args.model, tta=args.tta, et_threshold=args.et_threshold,
+                     roi_size=args.crop_size, overlap=args.overlap,
+                     precision=args.precision or "auto", progress=not args.no_progress)
+    for failure in report.failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    print(f"{len(report.predictions)} case(s) written to {args.output}, "
+          f"{len(report.failures)} failed", file=sys.stderr if report.failures else sys.stdout)
+    return 1 if report.failures else 0
+
+
+__all__ = ["USAGE_ERROR", "add_arguments", "add_prediction_arguments", "run"]

@@ -1,0 +1,114 @@
+"""Train a network from scratch, or segment BraTS cases with a trained 3D network.
+
+    python retrain.py --genotype runs/.../genotype.json          # a searched 2D network
+    python retrain.py --model mfsnet --dataset brats [--data-root DIR]
+    python retrain.py --predict --checkpoint runs/.../best.pt --input DIR --output DIR [--tta]
+
+Unset flags keep the preset (seed 002's retrain settings for genotypes, each network's seed
+settings for --model, see nas/presets). ``--predict`` is ``lwnas predict``. Training runs
+under ``torchrun --nproc_per_node N retrain.py ...`` too.
+"""
+from __future__ import annotations
+
+import argparse
+
+from .common import key_value, sizes
+from .predict import add_et_threshold, add_prediction_arguments
+
+#: flags of --model / --predict that a --genotype run does not take
+_THREE_D_FLAGS = {"crop_size": "--crop-size", "model_options": "--model-option",
+                  "checkpoint": "--checkpoint", "input": "--input", "output": "--output",
+                  "tta": "--tta"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    import models
+
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--genotype", help="genotype.json of a search")
+    what.add_argument("--model", choices=models.list_models(),
+                      help="train a hand-designed 3D network on BraTS with its seed's "
+                           "settings; with --predict: the network the checkpoint must hold")
+    parser.add_argument("--predict", action="store_true",
+                        help="segment the BraTS cases under --input with --checkpoint")
+    parser.add_argument("--dataset", help="default: the genotype's dataset; brats for --model")
+    parser.add_argument("--data-root", help="real data set root (default: bundled sample data)")
+    parser.add_argument("--out", help="run directory (default: runs/DATASET/retrain-TIME)")
+    parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
+    parser.add_argument("--splits", dest="splits_file",
+                        help="splits.json to use (default: the one beside the genotype)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--drop-path", type=float)
+    parser.add_argument("--loss", help="loss name (see nas.losses.list_losses())")
+    parser.add_argument("--image-size", type=int, help="2D side length")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    parser.add_argument("--channels-last", action="store_true", default=None)
+    parser.add_argument("--compile", action="store_true", default=None,
+                        help="torch.compile the network's forward")
+    parser.add_argument("--deterministic", action="store_true", default=None,
+                        help="deterministic kernels only (slower on CUDA)")
+    parser.add_argument("--workers", type=int, dest="num_workers", help="loader workers")
+    parser.add_argument("--val-fraction", type=float, default=0.25)
+    parser.add_argument("--skip-bad", action="store_true", help="skip unreadable cases")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    three_d = parser.add_argument_group("3D networks (--model, --predict)")
+    three_d.add_argument("--crop-size", type=sizes, metavar="N|NxNxN",
+                         help="training crop = sliding window (default: the model's preset; "
+                              "32 on sample data); with --predict: the window")
+    three_d.add_argument("--model-option", type=key_value, action="append", default=[],
+                         metavar="KEY=VALUE", dest="model_options",
+                         help="network constructor argument, e.g. base_channels=16 (repeatable)")
+    three_d.add_argument("--overlap", type=float, default=0.5,
+                         help="sliding-window overlap (default 0.5)")
+    add_et_threshold(three_d)
+    add_prediction_arguments(parser.add_argument_group("prediction (--predict)"), required=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    parser = args.parser
+    if args.predict:
+        return _predict(parser, args)
+    if not (args.genotype or args.model):
+        parser.error("one of --genotype, --model or --predict is required")
+    common = dict(device=args.device, resume=args.resume is not None, seed=args.seed,
+                  skip_bad=args.skip_bad, progress=not args.no_progress,
+                  val_fraction=args.val_fraction, splits_file=args.splits_file)
+    training = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                    weight_decay=args.weight_decay, drop_path=args.drop_path, loss=args.loss,
+                    image_size=args.image_size, precision=args.precision,
+                    channels_last=args.channels_last, compile=args.compile,
+                    deterministic=args.deterministic, num_workers=args.num_workers)
+    out = args.resume or args.out
+    if args.model is not None:
+        from nas.run import retrain_model
+
+        retrain_model(args.model, args.dataset or "brats", args.data_root, out,
+                      crop_size=args.crop_size, model_kwargs=dict(args.model_options) or None,
+                      overlap=args.overlap, et_threshold=args.et_threshold, **common,
+                      **training)
+        return 0
+    given = [flag for name, flag in _THREE_D_FLAGS.items() if getattr(args, name)]
+    if given:
+        parser.error(f"{', '.join(given)} applies to --model / --predict, not --genotype")
+    from nas.run import retrain_genotype
+
+    retrain_genotype(args.genotype, args.dataset, args.data_root, out, **common, **training)
+    return 0
+
+
+def _predict(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from . import predict
+
+    missing = [f"--{name}" for name in ("checkpoint", "input", "output")
+               if not getattr(args, name)]
+    if missing:
+        parser.error(f"--predict needs {', '.join(missing)}")
+    if args.genotype:
+        parser.error("--predict segments with a --model checkpoint, not a --genotype")
+    return predict.run(args)

@@ -1,0 +1,73 @@
+"""Search a lightweight segmentation cell: ``python search.py --dataset chaos``.
+
+Unset flags keep the dataset's preset (seed 002's settings, ``nas/presets``). Runs under
+``torchrun --nproc_per_node N search.py ...`` too.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from nas.presets import SEARCH_PRESETS
+
+    parser.add_argument("--dataset", required=True, choices=sorted(SEARCH_PRESETS))
+    parser.add_argument("--data-root", help="real data set root (default: bundled sample data)")
+    parser.add_argument("--out", help="run directory (default: runs/DATASET/search-TIME)")
+    parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--channels", type=int, help="width of the first cells")
+    parser.add_argument("--layout", help="encoder/middle/decoder cell counts, e.g. 2/3/2")
+    parser.add_argument("--image-size", type=int, help="2D side length (256 on real data)")
+    parser.add_argument("--lambda-params", type=float, help="weight of E[params] (in M)")
+    parser.add_argument("--lambda-flops", type=float, help="weight of E[FLOPs] (in G)")
+    parser.add_argument("--order", type=int, choices=(1, 2), help="1: first order, 2: unrolled")
+    parser.add_argument("--weight-lr", type=float)
+    parser.add_argument("--arch-lr", type=float)
+    parser.add_argument("--space", choices=("unet", "darts"), help="U space or DARTS stack")
+    parser.add_argument("--partial-channels", type=int, metavar="K",
+                        help="PC-DARTS: 1/K of the channels through the ops")
+    parser.add_argument("--edge-normalization", action="store_true", default=None,
+                        help="PC-DARTS edge weights")
+    parser.add_argument("--alpha-sharing", choices=("type", "cell"),
+                        help="alphas per cell type (default) or per cell")
+    parser.add_argument("--max-parameter-free", type=int, metavar="N",
+                        help="cap parameter-free ops per derived cell (collapse guard)")
+    parser.add_argument("--early-stop-skip", type=int, metavar="N",
+                        help="stop when a derived cell holds N skip connections (DARTS+)")
+    parser.add_argument("--warmup-epochs", type=int, help="weight-only epochs before alphas move")
+    parser.add_argument("--shrink-below", type=float, metavar="W",
+                        help="progressive shrinking: after each epoch past the warm-up, stop "
+                             "computing ops whose weight on an edge fell below W")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    parser.add_argument("--no-fused", dest="fused", action="store_false", default=None,
+                        help="one mixed op per edge instead of the fused cells (same function)")
+    parser.add_argument("--channels-last", action="store_true", default=None)
+    parser.add_argument("--compile", action="store_true", default=None,
+                        help="torch.compile the supernet's forward")
+    parser.add_argument("--deterministic", action="store_true", default=None,
+                        help="deterministic kernels only (slower on CUDA)")
+    parser.add_argument("--workers", type=int, dest="num_workers", help="loader workers")
+    parser.add_argument("--val-fraction", type=float, default=0.25,
+                        help="share of the training cases that update the alphas")
+    parser.add_argument("--skip-bad", action="store_true", help="skip unreadable cases")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-pictures", action="store_true", help="skip the PNG pictures")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.run import search
+
+    options = {key: value for key, value in vars(args).items()
+               if key not in ("debug", "parser", "run", "command")}
+    resume, out = options.pop("resume"), options.pop("out")
+    search(options.pop("dataset"), options.pop("data_root"), resume or out,
+           device=options.pop("device"), resume=resume is not None, seed=options.pop("seed"),
+           val_fraction=options.pop("val_fraction"), skip_bad=options.pop("skip_bad"),
+           progress=not options.pop("no_progress"), pictures=not options.pop("no_pictures"),
+           **options)
+    return 0

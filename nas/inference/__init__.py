@@ -1,0 +1,17 @@
+"""Inference on whole images and volumes: sliding windows, flip test-time augmentation, and a
+network's probabilities over a volume. Takes a predictor callable or a plain network; imports
+torch only."""
+from .sliding_window import (
+                             IMPORTANCE_MODES,
+                             Predictor,
+                             flip_axes_subsets,
+                             importance_map,
+                             predict_with_flips,
+                             sliding_window_inference,
+                             window_starts,
+)
+from .volume import output_activation, predict_probabilities
+
+__all__ = ["IMPORTANCE_MODES", "Predictor", "flip_axes_subsets", "importance_map",
+           "predict_with_flips", "sliding_window_inference", "window_starts", "output_activation",
+           "predict_probabilities"]

@@ -1,0 +1,20 @@
+"""Every default as data: seed 002's search and retrain settings per dataset, and each 3D
+network's training settings from its paper. Commands start from a preset and override only
+the flags a user set (None = unset)."""
+from .models import (
+                     MODEL_PRESETS,
+                     SAMPLE_BATCH_SIZE,
+                     TRAINING_FIELDS,
+                     TRAINING_TARGETS,
+                     ModelPreset,
+                     defaults_table,
+                     model_preset,
+                     network_kwargs,
+                     training_values,
+)
+from .search import RETRAIN_PRESETS, SEARCH_PRESETS, RetrainPreset, SearchPreset, merge, retrain_preset, search_preset
+
+__all__ = ["MODEL_PRESETS", "SAMPLE_BATCH_SIZE", "TRAINING_FIELDS", "TRAINING_TARGETS",
+           "ModelPreset", "defaults_table", "model_preset", "network_kwargs", "training_values",
+           "RETRAIN_PRESETS", "SEARCH_PRESETS", "RetrainPreset", "SearchPreset", "merge",
+           "retrain_preset", "search_preset"]

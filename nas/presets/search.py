@@ -1,0 +1,75 @@
+"""Per-dataset search and retrain settings of seed 002 (SPEC section 1), as data.
+
+The 2D image size of the sample data is the data set's fact (``data.get_preset(name)``).
+
+Command lines start from a preset and override only the flags the user set (None = unset),
+the timm ``create_model`` convention.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class SearchPreset:
+    layout: str
+    epochs: int
+    lambda_params: float
+    lambda_flops: float
+    weight_lr: float = 0.005
+    weight_lr_min: float = 0.0
+    weight_momentum: float = 0.9
+    weight_weight_decay: float = 3e-4
+    arch_lr: float = 6e-4
+    arch_weight_decay: float = 1e-3
+    batch_size: int = 2
+    drop_path: float = 0.3
+    channels: int = 16
+    grad_clip: float = 5.0
+    loss: str = "bce_dice"
+
+
+@dataclass(frozen=True)
+class RetrainPreset:
+    epochs: int = 30
+    lr: float = 0.006
+    batch_size: int = 4
+    weight_decay: float = 2e-4
+    drop_path: float = 0.15
+    optimizer: str = "adam"
+    scheduler: str = "cosine"
+    loss: str = "bce_dice"
+
+
+#: Seed 002's settings; "all" rows of its text apply to every dataset.
+SEARCH_PRESETS: dict[str, SearchPreset] = {
+    "dsb2018": SearchPreset(layout="2/3/2", epochs=25, lambda_params=0.015, lambda_flops=0.005),
+    "chaos": SearchPreset(layout="3/3/3", epochs=35, lambda_params=0.025, lambda_flops=0.015,
+                          weight_lr=0.008),
+    "promise12": SearchPreset(layout="3/2/3", epochs=30, lambda_params=0.02, lambda_flops=0.01),
+}
+RETRAIN_PRESETS: dict[str, RetrainPreset] = {
+    name: RetrainPreset() for name in SEARCH_PRESETS
+}
+
+def search_preset(dataset: str) -> SearchPreset:
+    if dataset not in SEARCH_PRESETS:
+        raise ValueError(f"no search preset for dataset {dataset!r}; the search runs on "
+                         f"{', '.join(SEARCH_PRESETS)}")
+    return SEARCH_PRESETS[dataset]
+
+
+def retrain_preset(dataset: str) -> RetrainPreset:
+    if dataset not in RETRAIN_PRESETS:
+        raise ValueError(f"no retrain preset for dataset {dataset!r}; valid: "
+                         f"{', '.join(RETRAIN_PRESETS)}")
+    return RETRAIN_PRESETS[dataset]
+
+
+def merge(preset: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The preset's fields with every override that is not None applied."""
+    values = dataclasses.asdict(preset)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return values

@@ -1,0 +1,11 @@
+"""What each command does, as functions a test can call: resolve presets, open datasets from
+paths (the only part of ``nas`` that does), make the run directory, call the loops."""
+from .common import default_run_dir, prepare_splits, run_directory
+from .prediction import PredictionReport, load_model_checkpoint, predict
+from .retraining import retrain_genotype
+from .searching import draw_search_pictures, search
+from .training_3d import CHECKPOINT_KIND, retrain_model
+
+__all__ = ["default_run_dir", "prepare_splits", "run_directory", "PredictionReport",
+           "load_model_checkpoint", "predict", "retrain_genotype", "CHECKPOINT_KIND",
+           "retrain_model", "draw_search_pictures", "search"]

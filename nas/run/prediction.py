@@ -1,0 +1,140 @@
+"""``retrain.py --predict`` / ``lwnas predict``: segment BraTS cases with a 3D checkpoint.
+
+The network is rebuilt from the checkpoint alone (``nas.run.training_3d`` writes its
+description); each case becomes ``<case>.nii.gz`` with the input's affine and header and the
+release's labels, and cases with a segmentation are scored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+import data
+import models
+from nas.metrics import case_table, evaluate_case, write_tables
+from nas.train import atomic_path, check_output_dir, load_checkpoint, resolve_device, resolve_precision
+
+from .brats_evaluation import segment_volume
+from .common import one_line
+from .training_3d import CHECKPOINT_KIND
+
+#: Scores of ``predict`` per region WT/TC/ET (distances in mm).
+PREDICT_METRICS = ("dice", "hd95", "sensitivity", "specificity")
+
+
+@dataclass(frozen=True)
+class PredictionReport:
+    """What ``predict`` did: the NIfTI files written, one line per case that failed (naming
+    its file), and the metrics tables (empty when no case had a segmentation)."""
+
+    predictions: list[Path]
+    failures: list[str]
+    metrics_files: tuple[Path, ...] = ()
+
+
+def load_model_checkpoint(path: str | Path, device: torch.device | str = "cpu",
+                          expected_model: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the network of a ``retrain_model`` checkpoint from its metadata alone.
+
+    Returns ``(network in eval mode on device, checkpoint dict)``. Refuses, in one line naming
+    the file, a checkpoint of another kind (a genotype network), of another network than
+    ``expected_model``, of a channel count other than the 4 modalities, or whose weights do
+    not fit the network its metadata describes.
+    """
+    path = Path(path)
+    state = load_checkpoint(path, map_location="cpu")
+    if state.get("kind") != CHECKPOINT_KIND:
+        what = ("a genotype network (retrain.py --genotype)" if "genotype" in state
+                else "no 3D network description")
+        raise ValueError(f"{path}: holds {what}; expected a checkpoint written by "
+                         "retrain.py --model (best.pt or checkpoint.pt)")
+    spec = state.get("network") or {}
+    name = spec.get("name")
+    if expected_model is not None and name != expected_model:
+        raise ValueError(f"{path}: holds a {name} network; expected {expected_model}")
+    if spec.get("in_channels") != len(data.MODALITIES):
+        raise ValueError(f"{path}: the {name} network takes {spec.get('in_channels')} input "
+                         f"channels; expected {len(data.MODALITIES)} (the BraTS modalities "
+                         f"{', '.join(data.MODALITIES)})")
+    try:
+        network = models.build(name, in_channels=spec["in_channels"],
+                               num_classes=spec.get("num_classes"), **spec.get("kwargs", {}))
+    except Exception as error:  # unknown name or constructor arguments of another version
+        raise ValueError(f"{path}: cannot rebuild the {name} network from its metadata "
+                         f"({one_line(error)})") from None
+    try:
+        network.load_state_dict(state["model"])
+    except Exception as error:  # missing / unexpected keys, shape mismatches
+        raise ValueError(f"{path}: weights do not fit the {name} network its metadata "
+                         f"describes ({one_line(error)})") from None
+    return network.to(device).eval(), state
+
+
+def predict(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Path, *,
+            device: str = "auto", model: str | None = None, tta: bool = False,
+            et_threshold: int = data.ET_THRESHOLD, roi_size: int | Sequence[int] | None = None,
+            overlap: float = 0.5, sw_batch_size: int = 1, precision: str = "auto",
+            progress: bool = True) -> PredictionReport:
+    """Segment every BraTS case under ``input_dir`` into ``output_dir/<case>.nii.gz``.
+
+    Sliding windows of the checkpoint's training crop (or ``roi_size``) with Gaussian-weighted
+    ``overlap``, optionally the 8-flip ``tta``, labels 0/1/2/4 (3 for ET in a 2023-layout
+    input), then seed 000's post-processing (fewer than ``et_threshold`` ET voxels become
+    label 1; 0 switches it off). Each file has the affine and header of the case's FLAIR.
+    Cases with a segmentation are scored (Dice, HD95, sensitivity, specificity per WT/TC/ET,
+    mm) into ``metrics_cases.csv`` and ``metrics_summary.csv``.
+
+    A case that cannot be read (missing modality, modalities of different shapes, corrupt
+    file) is skipped and reported in one line naming the file; the others are still
+    predicted. A bad checkpoint or an input folder without cases raises ``ValueError``
+    before anything is written. Runs in one process.
+    """
+    target_device = resolve_device(device)
+    network, state = load_model_checkpoint(checkpoint, target_device, model)
+    roi = roi_size if roi_size is not None else state["roi_size"]
+    roi = (int(roi),) * 3 if isinstance(roi, int) else tuple(int(r) for r in roi)
+    dtype = resolve_precision(precision, target_device)
+    cases = data.find_brats_cases(input_dir)  # DataError (one line) without any case
+    output_dir = check_output_dir(output_dir, min_free_mb=1.0)
+    written: list[Path] = []
+    failures: list[str] = []
+    rows: list[dict[str, Any]] = []
+    metrics_files: tuple[Path, ...] = ()
+    try:
+        for case_dir in cases:
+            try:
+                image, truth, meta = data.read_brats_case(case_dir, normalise=True,
+                                                          require_label=False)
+            except data.DataError as error:
+                failures.append(str(error))
+                continue
+            labels = segment_volume(network, torch.from_numpy(image), roi,
+                                    et_threshold=et_threshold, overlap=overlap, tta=tta,
+                                    sw_batch_size=sw_batch_size, device=target_device,
+                                    precision=dtype)
+            out_path = output_dir / f"{case_dir.name}.nii.gz"
+            try:
+                with atomic_path(out_path, suffix=".nii.gz") as temporary:
+                    data.write_nifti_like(data.release_labels(labels, meta["layout"]),
+                                          meta["source"], temporary)
+            except (OSError, data.DataError) as error:
+                failures.append(f"{out_path}: could not be written ({one_line(error)})")
+                continue
+            written.append(out_path)
+            line = f"{case_dir.name}: {out_path}"
+            if truth is not None:
+                scores = evaluate_case(labels, truth, meta["spacing"], regions=data.BRATS_REGIONS,
+                                       metrics=PREDICT_METRICS)
+                rows.append({"case": case_dir.name, **scores})
+                line += " (Dice WT/TC/ET " + "/".join(
+                    f"{scores[f'dice/{region}']:.3f}" for region in data.BRATS_REGIONS) + ")"
+            if progress:
+                print(line, flush=True)
+    finally:  # the scores of the cases done so far are kept even if a case crashes
+        if rows:
+            metrics_files = write_tables(case_table(rows), output_dir, "metrics")
+    return PredictionReport(written, failures, metrics_files)

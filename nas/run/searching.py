@@ -1,0 +1,50 @@
+"""``search.py`` / ``lwnas search``: search a genotype for a 2D data set."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import data
+from nas.search import SearchConfig, run_search
+from nas.train.distributed import init_distributed
+
+from .common import default_image_size, prepare_splits, run_directory, say
+
+
+def search(dataset: str, data_root: str | Path | None = None, out: str | Path | None = None,
+           *, device: str = "auto", resume: bool = False, seed: int = 0,
+           val_fraction: float = 0.25, skip_bad: bool = False, progress: bool = True,
+           pictures: bool = True, **overrides: Any) -> dict[str, Any]:
+    """Search a genotype for ``dataset``; ``overrides`` are SearchConfig fields (None = preset)."""
+    context = init_distributed(device)
+    if overrides.get("image_size") is None:
+        overrides["image_size"] = default_image_size(dataset, data_root)
+    config = SearchConfig.from_preset(dataset, seed=seed, progress=progress, **overrides)
+    out_dir = run_directory("search", dataset, out, context, resume)
+    options = dict(image_size=config.image_size, skip_bad=skip_bad)
+    splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context, **options)
+    train_set = data.get_dataset(dataset, data_root, "train", seed, splits_file=splits, **options)
+    val_set = data.get_dataset(dataset, data_root, "val", seed, splits_file=splits,
+                               augment=False, **options)
+    say(context, f"search {dataset}: {len(train_set)} training / {len(val_set)} validation "
+                 f"images, layout {config.layout}, {config.epochs} epochs -> {out_dir}")
+    result = run_search(config, train_set, val_set, out_dir, context=context, resume=resume,
+                        metadata={"splits": "splits.json", "data_root": str(data_root or "")})
+    if context.is_main and pictures:
+        draw_search_pictures(out_dir)
+    last = result["history"][-1] if result["history"] else {}
+    say(context, f"{result['stop_reason']}; derived network {last.get('derived_params_M', 0):.3f}"
+                 f"M params, {last.get('derived_flops_G', 0):.3f} GFLOPs; genotype "
+                 f"{out_dir / 'genotype.json'}")
+    return result
+
+
+def draw_search_pictures(run_dir: Path) -> list[Path]:
+    """Cell DAGs, the macro layout, the alpha heat map and the training curves; a picture
+    that cannot be drawn is reported, not fatal (the search's results are already saved)."""
+    from nas.pictures import draw_run
+
+    paths, problems = draw_run(run_dir)
+    for problem in problems:
+        print(f"picture not drawn: {problem}", flush=True)
+    return paths

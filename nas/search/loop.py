@@ -1,0 +1,225 @@
+"""The search: bilevel training of a supernet, one derived genotype per epoch, exact resume.
+
+Each epoch alternates, per training batch, an architecture step on a validation batch
+(:class:`~nas.search.architect.Architect`) and a weight step (SGD, momentum, cosine schedule, gradient
+clipping); then it validates, derives the genotype, measures the derived network, and writes
+``log.csv``, ``genotype.json``, ``alphas.json`` and ``checkpoint.pt`` (atomically).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm import tqdm
+
+from nas import losses
+from nas.train.checkpoints import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from nas.train.distributed import (
+    DistributedContext,
+    all_reduce_gradients,
+    all_reduce_mean,
+    all_reduce_tensors,
+    resolve_device,
+)
+from nas.train.evaluation import evaluate_binary
+from nas.train.files import atomic_write_text, check_output_dir, write_log
+from nas.train.loader import make_loader
+from nas.train.runtime import (
+    autocast,
+    check_finite,
+    configure_backends,
+    cycle,
+    resolve_precision,
+    seed_everything,
+    start_epoch_randomness,
+    to_channels_last,
+    unpack_batch,
+)
+from ops import convert_sync_batchnorm
+from supernet import build_supernet
+
+from .architect import Architect
+from .config import RESUME_KEYS, SearchConfig
+from .costs import CostModel, network_complexity
+from .derive import derive_genotype, parameter_free_share, skip_connect_count
+from .genotype_file import save_genotype
+
+
+def _supernet(config: SearchConfig, in_channels: int, num_classes: int) -> torch.nn.Module:
+    common = dict(in_channels=in_channels, num_classes=num_classes, channels=config.channels,
+                  partial_channels=config.partial_channels,
+                  edge_normalization=config.edge_normalization, drop_path_rate=config.drop_path)
+    if config.space == "unet":
+        # fused cells compute the same function faster (reduction-free U cells only)
+        return build_supernet("unet", layout=config.layout, alpha_sharing=config.alpha_sharing,
+                              fused=config.fused, **common)
+    cells = sum(int(part) for part in config.layout.split("/"))
+    return build_supernet("darts", num_cells=cells, **common)
+
+
+def _check_resumable(saved: dict, config: SearchConfig, path: Path) -> None:
+    current = dataclasses.asdict(config)
+    changed = [k for k in RESUME_KEYS if saved.get(k) != current.get(k)]
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
+        raise ValueError(f"{path}: cannot resume with different settings ({details})")
+
+
+def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
+               context: DistributedContext | None = None, resume: bool = False,
+               metadata: dict[str, Any] | None = None,
+               on_epoch_end: Callable[[int, dict], None] | None = None) -> dict[str, Any]:
+    """Search on ``train_set`` (weights) and ``val_set`` (alphas) and write the run into
+    ``out_dir``. Returns the final genotype, the per-epoch history and why it stopped."""
+    context = context or DistributedContext(device=resolve_device("auto"))
+    device = context.device
+    out_dir = Path(out_dir)
+    checkpoint_path = out_dir / "checkpoint.pt"
+    if context.is_main:
+        check_output_dir(out_dir)
+    spatial_dims = int(getattr(train_set, "spatial_dims", 2))
+    input_size = (config.image_size,) * spatial_dims
+    in_channels, num_classes = int(train_set.in_channels), int(train_set.num_classes)
+
+    seed_everything(config.seed)
+    configure_backends(device, config.deterministic)
+    model = _supernet(config, in_channels, num_classes)
+    if context.enabled:  # batch statistics over all ranks: N x b behaves like one batch
+        model = convert_sync_batchnorm(model)
+    model = model.to(device)
+    if config.channels_last:
+        model = to_channels_last(model, spatial_dims)
+    forward = torch.compile(model) if config.compile else model
+    costs = CostModel(model, input_size).to(device)
+    weight_params = model.weight_parameters()
+    weight_optimizer = torch.optim.SGD(weight_params, lr=config.weight_lr,
+                                       momentum=config.weight_momentum,
+                                       weight_decay=config.weight_weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        weight_optimizer, T_max=max(config.epochs, 1), eta_min=config.weight_lr_min)
+    loss_fn = losses.build(config.loss)
+    precision = resolve_precision(config.precision, device)
+
+    def segmentation_loss(net, batch):
+        image, label = unpack_batch(batch, device, config.channels_last)
+        with autocast(device, precision):
+            logits = forward(image)  # ``net`` is ``model``; ``forward`` may be its compiled form
+        return loss_fn(logits.float(), label)
+
+    def architecture_loss(net, batch):
+        penalty, _, _ = costs.penalty(net, config.lambda_params, config.lambda_flops)
+        return segmentation_loss(net, batch) + penalty
+
+    architect = Architect(model, segmentation_loss, architecture_loss, config.arch_lr,
+                          (0.5, 0.999), config.arch_weight_decay, config.order,
+                          reduce_hook=lambda tensors: all_reduce_tensors(tensors, context))
+    start_epoch, history, alphas_history = 0, [], []
+    if resume:
+        state = load_checkpoint(checkpoint_path, map_location=device)
+        _check_resumable(state["config"], config, checkpoint_path)
+        model.load_state_dict(state["model"])
+        weight_optimizer.load_state_dict(state["weight_optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        architect.load_state_dict(state["arch_optimizer"])
+        history, alphas_history = state["history"], state["alphas_history"]
+        start_epoch = state["epoch"] + 1
+        restore_rng_state(state["rng"])
+
+    needed = config.batch_size * context.world_size
+    for name, split in (("training", train_set), ("validation", val_set)):
+        if len(split) < needed:
+            raise ValueError(f"the {name} split has {len(split)} images, fewer than one batch "
+                             f"of {config.batch_size} per process x {context.world_size} "
+                             "processes; lower --batch-size, use fewer processes or add data")
+    loader_options = dict(num_workers=config.num_workers, distributed=context.enabled,
+                          seed=config.seed)
+    train_loader = make_loader(train_set, config.batch_size, shuffle=True, drop_last=True,
+                               **loader_options)
+    arch_loader = make_loader(val_set, config.batch_size, shuffle=True, drop_last=True,
+                              **loader_options)
+    eval_loader = make_loader(val_set, config.batch_size, shuffle=False, drop_last=False,
+                              **loader_options)
+    stop_reason = "completed"
+    genotype = derive_genotype(model, config.max_parameter_free)
+    for epoch in range(start_epoch, config.epochs):
+        started = time.perf_counter()
+        start_epoch_randomness(config.seed, epoch, (train_loader, arch_loader))
+        model.train()
+        arch_batches = cycle(arch_loader)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        steps = 0
+        bar = tqdm(train_loader, desc=f"search {epoch + 1}/{config.epochs}", leave=False,
+                   disable=not (config.progress and context.is_main))
+        for step, train_batch in enumerate(bar):
+            if epoch >= config.warmup_epochs:
+                val_loss = architect.step(train_batch, next(arch_batches), weight_optimizer)
+                check_finite(val_loss, epoch, step, "architecture", checkpoint_path)
+            weight_optimizer.zero_grad(set_to_none=True)
+            loss = segmentation_loss(model, train_batch)
+            check_finite(loss, epoch, step, "weight", checkpoint_path)
+            loss.backward()
+            all_reduce_gradients(weight_params, context)
+            torch.nn.utils.clip_grad_norm_(weight_params, config.grad_clip)
+            weight_optimizer.step()
+            loss_sum += loss.detach().double()
+            steps += 1
+        current_lr = scheduler.get_last_lr()[0]
+        scheduler.step()
+        train_loss = all_reduce_mean(loss_sum / steps, context).item()
+        metrics = evaluate_binary(model, eval_loader, loss_fn, device, context, precision)
+        if config.shrink_below is not None and epoch >= config.warmup_epochs:
+            model.architecture.shrink(config.shrink_below)
+        genotype = derive_genotype(model, config.max_parameter_free)
+        derived = network_complexity(genotype, (in_channels,) + input_size)
+        with torch.no_grad():
+            expected_params, expected_flops = costs.expected(model)
+        row = {"epoch": epoch, "train_loss": train_loss, **metrics,
+               "expected_params_M": expected_params.item(),
+               "expected_flops_G": expected_flops.item(),
+               "derived_params_M": derived["params"] / 1e6,
+               "derived_flops_G": derived["flops"] / 1e9,
+               "parameter_free_share": parameter_free_share(genotype),
+               "active_ops": model.architecture.active_op_count(),
+               "weight_lr": current_lr, "seconds": time.perf_counter() - started}
+        history.append(row)
+        alphas_history.append({k: v.tolist() for k, v in model.alpha_weights().items()})
+        skips = skip_connect_count(genotype)
+        if config.early_stop_skip is not None and max(skips.values()) >= config.early_stop_skip:
+            stop_reason = (f"early stop at epoch {epoch}: {max(skips.values())} skip "
+                           f"connections in a derived cell (limit {config.early_stop_skip})")
+        if context.is_main:
+            _write_epoch(out_dir, config, model, genotype, derived, history, alphas_history,
+                         input_size, in_channels, metadata)
+            save_checkpoint(checkpoint_path, {
+                "epoch": epoch, "config": dataclasses.asdict(config),
+                "model": model.state_dict(), "weight_optimizer": weight_optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "arch_optimizer": architect.state_dict(),
+                "history": history, "alphas_history": alphas_history,
+                "rng": capture_rng_state()})
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, row)
+        if stop_reason != "completed":
+            break
+    return {"genotype": genotype, "history": history, "stop_reason": stop_reason,
+            "out_dir": out_dir, "model": model}
+
+
+def _write_epoch(out_dir: Path, config: SearchConfig, model, genotype, derived, history,
+                 alphas_history, input_size, in_channels, metadata) -> None:
+    save_genotype(
+        out_dir / "genotype.json", genotype, dataset=config.dataset,
+        search=dataclasses.asdict(config), epoch=len(history) - 1,
+        alphas=alphas_history[-1],
+        edge_weights=({k: v.tolist() for k, v in model.edge_strengths().items()}
+                      if model.edge_strengths() is not None else None),
+        complexity={"params": derived["params"], "flops": derived["flops"],
+                    "flops_convention": "multiply-accumulates (seed 002's FLOPs)",
+                    "input_shape": [in_channels, *input_size]},
+        **(metadata or {}))
+    write_log(history, out_dir / "log.csv")
+    atomic_write_text(out_dir / "alphas.json", json.dumps(
+        {"primitives": list(model.primitives), "epochs": alphas_history}))

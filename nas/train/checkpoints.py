@@ -1,0 +1,69 @@
+"""Checkpoints: written atomically, loaded with ``weights_only=True`` (no pickled code runs),
+with every RNG state needed to resume exactly."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .files import atomic_write
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Atomically ``torch.save`` a checkpoint dict (tensors, state dicts, plain Python values)."""
+    return atomic_write(path, lambda stream: torch.save(state, stream))
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``: no pickled code runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint there")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # truncated or foreign files raise many different types
+        raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''})") from None
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Every RNG the training touches, in a form ``weights_only`` loading accepts."""
+    numpy_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(numpy_state[1].astype(np.int64)),
+                  "position": int(numpy_state[2]), "has_gauss": int(numpy_state[3]),
+                  "cached_gaussian": float(numpy_state[4])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    numpy_state = state["numpy"]
+    np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32),
+                         numpy_state["position"], numpy_state["has_gauss"],
+                         numpy_state["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module inside DistributedDataParallel / torch.compile wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model

@@ -1,0 +1,127 @@
+"""What every training loop shares at run time: seeding, backends, precision, batches and the
+non-finite loss check."""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the message names where, and the last good checkpoint
+    is left in place."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A distinct, reproducible seed per epoch, so a run resumed at an epoch boundary draws
+    exactly the numbers an uninterrupted run draws."""
+    return (seed * 1_000_003 + epoch * 7919) % 2**31
+
+
+def start_epoch_randomness(seed: int, epoch: int, loaders: Iterable[Any]) -> None:
+    """Reseed every RNG and each loader's shuffling for ``epoch``."""
+    base = epoch_seed(seed, epoch)
+    seed_everything(base)
+    for offset, loader in enumerate(loaders):
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        dataset = getattr(loader, "dataset", None)
+        if hasattr(dataset, "set_epoch"):  # per-item augmentation seeds
+            dataset.set_epoch(epoch)
+        generator = getattr(loader, "generator", None)
+        if generator is not None:
+            generator.manual_seed(base + 101 * (offset + 1))
+
+
+def configure_backends(device: torch.device, deterministic: bool = False) -> None:
+    """cuDNN autotuning for fixed-shape training, or bit-reproducible kernels on request
+    (slower: no autotuning, deterministic algorithms only)."""
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+def to_channels_last(module: nn.Module, spatial_dims: int) -> nn.Module:
+    """NHWC / NDHWC weights: faster convs for bf16 on tensor cores."""
+    return module.to(memory_format=torch.channels_last if spatial_dims == 2
+                     else torch.channels_last_3d)
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device``; None means full fp32.
+
+    ``auto`` picks bf16 on CUDA devices that support it (faster, no loss scaling) and fp32 on
+    CPU, where bf16 autocast is usually slower.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return None
+    if precision == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return None
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("fp16 autocast needs a CUDA device; use bf16 or fp32 on CPU")
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def unpack_batch(batch: Any, device: torch.device, channels_last: bool = False
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(image, label) of a data item dict (or a pair) moved to ``device``."""
+    if isinstance(batch, dict):
+        image, label = batch["image"], batch["label"]
+    else:
+        image, label = batch[0], batch[1]
+    image = image.to(device, non_blocking=True)
+    if channels_last:
+        image = image.contiguous(memory_format=torch.channels_last if image.dim() == 4
+                                 else torch.channels_last_3d)
+    return image, label.to(device, non_blocking=True)
+
+
+def check_finite(loss: torch.Tensor, epoch: int, step: int, phase: str,
+                 checkpoint: Path | None = None) -> None:
+    """Raise :class:`NonFiniteLossError` naming the epoch, step and phase on NaN/inf."""
+    if not bool(torch.isfinite(loss.detach()).all()):
+        kept = f"; the last good checkpoint is kept at {checkpoint}" if checkpoint else ""
+        raise NonFiniteLossError(
+            f"non-finite {phase} loss ({loss.detach().float().item()}) at epoch {epoch} step "
+            f"{step}{kept}. Lower the learning rate, check the data, or use --precision fp32.")
+
+
+def cycle(loader: Iterable) -> Iterator:
+    """Endless iteration over a loader (re-iterating it, so shuffling continues)."""
+    while True:
+        yielded = False
+        for item in loader:
+            yielded = True
+            yield item
+        if not yielded:
+            raise ValueError("cannot cycle over an empty loader")

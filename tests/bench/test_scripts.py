@@ -1,0 +1,40 @@
+"""The benchmark scripts run end to end on tiny settings (no timing is asserted)."""
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench import ddp, search_step
+
+#: end-to-end runs of real commands and processes (still run by `make test`)
+pytestmark = pytest.mark.slow
+
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "bench" / "ref_darts_unet.py"
+
+
+@pytest.fixture
+def reference(tmp_path):
+    if not REFERENCE.is_file():
+        pytest.skip(f"the reference supernet {REFERENCE} is not beside this checkout")
+    return shutil.copy(REFERENCE, tmp_path / "ref_darts_unet.py")
+
+
+def test_search_step_bench_compares_variants_with_the_reference(reference, tmp_path):
+    output = tmp_path / "bench.md"
+    # the reference's shuffle op needs a multiple of 16 channels
+    frame = search_step.main(["--reference", str(reference), "--device", "cpu", "--size", "16",
+                              "--channels", "16", "--layout", "1/0/1", "--steps", "1",
+                              "--warmup", "0", "--threads", "1", "--output", str(output),
+                              "--variants", "reference", "ours, fused edges"])
+    assert list(frame["variant"]) == ["reference", "ours, fused edges"]
+    assert (frame["step_ms"] > 0).all() and frame.loc[0, "speedup"] == 1.0
+    assert "## search_step" in output.read_text()
+
+
+def test_ddp_bench_measures_one_and_two_processes(tmp_path):
+    output = tmp_path / "bench.md"
+    frame = ddp.main(["--kinds", "search", "--device", "cpu", "--size", "16", "--channels", "4",
+                      "--layout", "1/0/1", "--steps", "1", "--warmup", "0", "--output",
+                      str(output)])
+    assert frame.loc[0, "step"] == "search" and frame.loc[0, "speedup"] > 0
+    assert "2 processes" in output.read_text()

@@ -1,0 +1,89 @@
+"""Preprocessed-array cache: the second pass reads no source file; edits and
+settings invalidate; the loader serves batches from it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import data
+import data.chaos
+import data.nifti
+import data.png
+from data.sample.brats import write_brats
+from data.sample.chaos import write_chaos
+from nas.train.loader import make_loader
+
+
+def forbid(monkeypatch, module, name):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{module.__name__}.{name} called: the cache was bypassed")
+    monkeypatch.setattr(module, name, refuse)
+
+
+@pytest.fixture
+def chaos_root(tmp_path):
+    return write_chaos(tmp_path / "chaos", ct_patients=("1", "2", "5", "6"), mr_patients=(), slices=3, ct_size=32)
+
+
+def test_second_epoch_and_second_run_read_no_dicom_or_png(chaos_root, tmp_path, monkeypatch):
+    first = data.get_dataset("chaos", chaos_root, "train", image_size=16, cache_dir=tmp_path / "cache")
+    epoch_one = [first[i]["label"] for i in range(len(first))]
+    forbid(monkeypatch, data.chaos.pydicom, "dcmread")
+    forbid(monkeypatch, data.png.sitk, "ReadImage")
+    epoch_two = [first[i]["label"] for i in range(len(first))]  # memory maps only
+    again = data.get_dataset("chaos", chaos_root, "train", image_size=16, cache_dir=tmp_path / "cache")
+    assert again.cases == first.cases and len(epoch_two) == len(epoch_one) > 0
+    assert again[0]["image"].shape == (1, 16, 16)
+
+
+def test_second_run_reads_no_nifti(tmp_path, monkeypatch):
+    root = write_brats(tmp_path / "brats", cases=3, shape=(12, 12, 10))
+    first = data.get_dataset("brats", root, "test", cache_dir=tmp_path / "cache")
+    reference = first[0]["image"]
+    forbid(monkeypatch, data.nifti.nib, "load")
+    again = data.get_dataset("brats", root, "test", cache_dir=tmp_path / "cache")
+    torch.testing.assert_close(again[0]["image"], reference)
+
+
+def test_edited_source_and_changed_settings_rebuild(chaos_root, tmp_path, monkeypatch):
+    calls = []
+    real = data.chaos.read_chaos_case
+    monkeypatch.setattr(data.chaos, "read_chaos_case", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    cache = tmp_path / "cache"
+    data.get_dataset("chaos", chaos_root, "test", image_size=16, cache_dir=cache)
+    assert len(calls) == 2
+    data.get_dataset("chaos", chaos_root, "test", image_size=16, cache_dir=cache, organs=False)
+    assert len(calls) == 2  # an item option: same arrays
+    data.get_dataset("chaos", chaos_root, "test", image_size=8, cache_dir=cache)
+    assert len(calls) == 4  # a preprocessing setting: new arrays
+    dicom = sorted((calls[0] / "DICOM_anon").glob("*.dcm"))[0]
+    dicom.write_bytes(dicom.read_bytes())  # same bytes, new modification time
+    data.get_dataset("chaos", chaos_root, "test", image_size=16, cache_dir=cache)
+    assert len(calls) == 5 and calls[-1] == calls[0]
+
+
+def test_cache_lives_under_lwnas_cache_not_the_data_root(chaos_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("LWNAS_CACHE", str(tmp_path / "env-cache"))
+    before = sorted(p for p in chaos_root.rglob("*"))
+    data.get_dataset("chaos", chaos_root, "val", image_size=16)
+    assert sorted(p for p in chaos_root.rglob("*")) == before
+    assert list((tmp_path / "env-cache" / "preprocessed" / "chaos").glob("*/image.npy"))
+    data.clear_cache("chaos")
+    assert not (tmp_path / "env-cache" / "preprocessed" / "chaos").exists()
+
+
+def test_loader_collates_items_and_seeds_workers(chaos_root, tmp_path):
+    dataset = data.get_dataset("chaos", chaos_root, "train", image_size=16, cache_dir=tmp_path / "cache")
+
+    def first_batch(seed, workers):
+        loader = make_loader(dataset, batch_size=2, shuffle=True, num_workers=workers, seed=seed)
+        return next(iter(loader))
+
+    batch = first_batch(0, 2)
+    assert batch["image"].shape == (2, 1, 16, 16) and batch["label"].shape == (2, 1, 16, 16)
+    assert batch["meta"]["affine"].shape == (2, 4, 4) and len(batch["meta"]["source"]) == 2
+    assert batch["meta"]["slice_index"].dtype == torch.int64
+    # Same seed, same batch (order and augmentation); another seed, another batch.
+    torch.testing.assert_close(first_batch(0, 2)["image"], batch["image"])
+    assert not torch.equal(first_batch(1, 2)["image"], batch["image"])

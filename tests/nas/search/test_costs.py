@@ -1,0 +1,72 @@
+"""Expected-cost penalties: tables profiled where each edge runs, differentiable in alphas."""
+import pytest
+import torch
+
+import ops
+from nas import complexity
+from nas.search.costs import CostModel, level_size, op_cost
+from supernet import DartsSupernet, USupernet
+
+
+def test_op_cost_matches_a_real_profile():
+    params, flops = op_cost("sep_conv_3x3", 16, 1, (20, 24))
+    counts = complexity.profile(ops.build("sep_conv_3x3", 16), (1, 16, 20, 24))
+    assert params == counts["params"] / 1e6 and flops == counts["flops"] / 1e9
+
+
+def test_tables_count_each_cell_at_its_width_and_size():
+    net = USupernet(3, 1, channels=8, layout="2/1/2")
+    costs = CostModel(net, (32, 32))
+    sep = ops.SEARCH_OPS.index("sep_conv_3x3")
+    # encoder cells: width 8 at 32x32 and width 16 at 16x16; every edge runs the op once
+    expected = op_cost("sep_conv_3x3", 8, 1, (32, 32))[1] + op_cost("sep_conv_3x3", 16, 1,
+                                                                     (16, 16))[1]
+    assert costs.table("flops", "encoder")[0, sep].item() == pytest.approx(expected, rel=1e-6)
+    middle = op_cost("sep_conv_3x3", 32, 1, (8, 8))
+    assert costs.table("params", "middle")[5, sep].item() == pytest.approx(middle[0], rel=1e-6)
+    assert costs.table("params", "middle")[:, ops.SEARCH_OPS.index("none")].sum() == 0
+    assert level_size((33, 17), 2) == (8, 4)
+
+
+def test_uniform_alphas_give_the_mean_op_cost_per_edge():
+    net = USupernet(3, 1, channels=8, layout="1/0/1")
+    with torch.no_grad():
+        for alpha in net.arch_parameters():
+            alpha.zero_()
+    costs = CostModel(net, (16, 16))
+    expected_params, expected_flops = costs.expected(net)
+    # both cells run at width 8 on 16x16: 2 cells x 14 edges x mean over the 8 ops
+    mean_params = sum(op_cost(n, 8, 1, (16, 16))[0] for n in ops.SEARCH_OPS) / 8
+    mean_flops = sum(op_cost(n, 8, 1, (16, 16))[1] for n in ops.SEARCH_OPS) / 8
+    assert expected_params.item() == pytest.approx(28 * mean_params, rel=1e-5)
+    assert expected_flops.item() == pytest.approx(28 * mean_flops, rel=1e-5)
+
+
+def test_reduction_edges_are_costed_at_stride_two():
+    net = DartsSupernet(1, 1, channels=8, num_cells=3)
+    costs = CostModel(net, (16, 16))
+    sep = ops.SEARCH_OPS.index("sep_conv_3x3")
+    reduce_input_edge = costs.table("flops", "reduce")[0, sep].item()
+    reduce_node_edge = costs.table("flops", "reduce")[2 + 2, sep].item()  # node 1 reads node 0
+    # 3 cells: cells 1 (width 16, reads 16x16) and 2 (width 32, reads 8x8) both reduce
+    assert net.cell_types == ("normal", "reduce", "reduce")
+    assert reduce_input_edge == pytest.approx(op_cost("sep_conv_3x3", 16, 2, (16, 16))[1]
+                                              + op_cost("sep_conv_3x3", 32, 2, (8, 8))[1])
+    assert reduce_node_edge == pytest.approx(op_cost("sep_conv_3x3", 16, 1, (8, 8))[1]
+                                             + op_cost("sep_conv_3x3", 32, 1, (4, 4))[1])
+
+
+def test_penalty_gradient_favours_cheap_ops():
+    torch.manual_seed(0)
+    net = USupernet(3, 1, channels=8, layout="1/0/1")
+    costs = CostModel(net, (16, 16))
+    optimizer = torch.optim.Adam(net.arch_parameters(), lr=0.1)
+    before = net.architecture.weights("encoder")[:, ops.SEARCH_OPS.index("none")].mean().item()
+    for _ in range(5):
+        optimizer.zero_grad()
+        penalty, _, _ = costs.penalty(net, 1.0, 1.0)
+        penalty.backward()
+        optimizer.step()
+    after = net.architecture.weights("encoder")
+    assert after[:, ops.SEARCH_OPS.index("none")].mean().item() > before
+    assert after[:, ops.SEARCH_OPS.index("sep_conv_3x3")].mean().item() < 1 / 8
