@@ -196,7 +196,7 @@ def brats_labels_to_index(labels: np.ndarray) -> np.ndarray:
     """Labels 0/1/2/4 -> class indices 0/1/2/3 (int64), for softmax training."""
     labels = np.asarray(labels)
     index = labels.astype(np.int64)
-    index[labels == 4] = 3
+    index[labels == ENHANCING_LABEL] = 3
     return index
 
 
@@ -204,7 +204,7 @@ def brats_index_to_labels(index: np.ndarray) -> np.ndarray:
     """Class indices 0/1/2/3 -> labels 0/1/2/4 (uint8), for writing NIfTI."""
     index = np.asarray(index)
     labels = index.astype(np.uint8)
-    labels[index == 3] = 4
+    labels[index == 3] = ENHANCING_LABEL
     return labels
 
 

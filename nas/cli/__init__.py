@@ -1,10 +1,11 @@
 """The ``lwnas`` command: one subcommand per job, each the same flags as its stand-alone
 entry point (``python search.py``, ``python retrain.py``, ``python -m data.check`` ...).
 
-    lwnas search --dataset dsb2018            lwnas report RUN
-    lwnas retrain --genotype RUN/genotype.json lwnas visualize RUN
-    lwnas predict --checkpoint best.pt ...    lwnas complexity ops
-    lwnas check --dataset chaos --data-root D  lwnas sample --dataset brats --out D
+    lwnas search --dataset dsb2018
+    lwnas retrain --genotype RUN/genotype.json
+    lwnas predict --checkpoint RUN/best.pt --input DIR --output DIR
+    lwnas report RUN          lwnas visualize RUN          lwnas complexity ops
+    lwnas check --dataset chaos --data-root DIR          lwnas sample --dataset brats --out DIR
 
 The parsers only parse; each subcommand's ``run`` calls ``nas.run`` (or ``data``), where the
 work is done and tested.

@@ -40,6 +40,22 @@ def sizes(text: str) -> tuple[int, ...] | int:
     return values[0] if len(values) == 1 else values
 
 
+def add_run_arguments(parser: argparse.ArgumentParser, network: str) -> None:
+    """Where and how a training run executes (search and retrain alike)."""
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    parser.add_argument("--channels-last", action="store_true", default=None)
+    parser.add_argument("--compile", action="store_true", default=None,
+                        help=f"torch.compile the {network}'s forward")
+    parser.add_argument("--deterministic", action="store_true", default=None,
+                        help="deterministic kernels only (slower on CUDA)")
+    parser.add_argument("--workers", type=int, dest="num_workers", help="loader workers")
+    parser.add_argument("--skip-bad", action="store_true", help="skip unreadable cases")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def add_debug_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error instead of one line")

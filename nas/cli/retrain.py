@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import key_value, sizes
+from .common import add_run_arguments, key_value, sizes
 from .predict import add_et_threshold, add_prediction_arguments
 
 #: flags of --model / --predict that a --genotype run does not take
@@ -37,8 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
     parser.add_argument("--splits", dest="splits_file",
                         help="splits.json to use (default: the one beside the genotype)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
@@ -46,17 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drop-path", type=float)
     parser.add_argument("--loss", help="loss name (see nas.losses.list_losses())")
     parser.add_argument("--image-size", type=int, help="2D side length")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
-                        help="auto: bf16 autocast on CUDA, fp32 on CPU")
-    parser.add_argument("--channels-last", action="store_true", default=None)
-    parser.add_argument("--compile", action="store_true", default=None,
-                        help="torch.compile the network's forward")
-    parser.add_argument("--deterministic", action="store_true", default=None,
-                        help="deterministic kernels only (slower on CUDA)")
-    parser.add_argument("--workers", type=int, dest="num_workers", help="loader workers")
     parser.add_argument("--val-fraction", type=float, default=0.25)
-    parser.add_argument("--skip-bad", action="store_true", help="skip unreadable cases")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_run_arguments(parser, "network")
     three_d = parser.add_argument_group("3D networks (--model, --predict)")
     three_d.add_argument("--crop-size", type=sizes, metavar="N|NxNxN",
                          help="training crop = sliding window (default: the model's preset; "

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_run_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from nas.presets import SEARCH_PRESETS
@@ -15,8 +17,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", help="real data set root (default: bundled sample data)")
     parser.add_argument("--out", help="run directory (default: runs/DATASET/search-TIME)")
     parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--channels", type=int, help="width of the first cells")
@@ -42,20 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shrink-below", type=float, metavar="W",
                         help="progressive shrinking: after each epoch past the warm-up, stop "
                              "computing ops whose weight on an edge fell below W")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
-                        help="auto: bf16 autocast on CUDA, fp32 on CPU")
     parser.add_argument("--no-fused", dest="fused", action="store_false", default=None,
                         help="one mixed op per edge instead of the fused cells (same function)")
-    parser.add_argument("--channels-last", action="store_true", default=None)
-    parser.add_argument("--compile", action="store_true", default=None,
-                        help="torch.compile the supernet's forward")
-    parser.add_argument("--deterministic", action="store_true", default=None,
-                        help="deterministic kernels only (slower on CUDA)")
-    parser.add_argument("--workers", type=int, dest="num_workers", help="loader workers")
     parser.add_argument("--val-fraction", type=float, default=0.25,
                         help="share of the training cases that update the alphas")
-    parser.add_argument("--skip-bad", action="store_true", help="skip unreadable cases")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_run_arguments(parser, "supernet")
     parser.add_argument("--no-pictures", action="store_true", help="skip the PNG pictures")
 
 
