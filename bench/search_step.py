@@ -8,7 +8,7 @@ its own subprocess, so its peak memory is its own: on CUDA the peak bytes alloca
 growth of the peak resident set over the steps. Ratios are to the reference of the same run.
 
 GPU:  python -m bench.search_step --reference PATH/ref_darts_unet.py
-CPU:  python -m bench.search_step --size 64 --steps 3
+CPU:  python -m bench.search_step --reference PATH/ref_darts_unet.py --size 64 --steps 3
 """
 from __future__ import annotations
 
@@ -29,8 +29,6 @@ import torch
 from torch import nn
 
 from bench.common import BENCHMARKS, append_section, device_description, median_seconds
-
-DEFAULT_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "bench" / "ref_darts_unet.py"
 
 #: name -> settings; "reference" is the anchor every ratio divides by.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -164,7 +162,11 @@ def _current_rss() -> int:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.search_step", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reference", default=str(DEFAULT_REFERENCE))
+    # the reference is Python code this script executes: it is taken only from a path the
+    # user names, never looked up beside the checkout (where anyone may have put a file)
+    parser.add_argument("--reference", metavar="PATH",
+                        help="the reference supernet (../shared/bench/ref_darts_unet.py), the "
+                             "anchor of every ratio (required)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=2)
@@ -183,6 +185,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> pd.DataFrame | None:
     args = parse_args(argv)
+    if args.reference is None:
+        raise SystemExit("error: --reference PATH is required: every ratio is to the reference "
+                         "supernet of the same run (../shared/bench/ref_darts_unet.py)")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.one:

@@ -21,6 +21,7 @@ from data.brats import (
     brats_regions_to_labels,
     find_brats_cases,
     read_brats_case,
+    read_brats_label,
 )
 from data.brats_predictions import brats_probabilities_to_labels, release_labels, remove_small_enhancing_tumour
 from data.cache import cache_root, clear_cache
@@ -28,14 +29,14 @@ from data.chaos import find_chaos_cases, preprocess_chaos_case, read_chaos_case
 from data.datasets import CaseDataset, SliceDataset, VolumeDataset
 from data.dsb2018 import find_dsb2018_cases, preprocess_dsb2018_case, read_dsb2018_case
 from data.errors import DataError
-from data.factory import get_dataset
+from data.factory import DatasetFacts, dataset_facts, get_dataset
 from data.intensity import scale_percentiles, window, zscore_nonzero
 from data.nifti import write_nifti_like
 from data.presets import PRESETS, get_preset, list_datasets
 from data.promise12 import find_promise12_cases, preprocess_promise12_case, read_promise12_case
 from data.resize import restore_original_size
 from data.sample import is_sample, sample_root, write_sample
-from data.splits import load_splits, make_splits, save_splits
+from data.splits import load_splits, make_splits, save_splits, splits_text, without_cases
 
 
 def __getattr__(name: str):
@@ -49,16 +50,16 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "BRATS_REGIONS", "ENHANCING_LABEL", "ET_THRESHOLD", "MODALITIES", "PRESETS", "CaseDataset", "CheckReport",
-    "DataError", "RandomAugment3D", "SliceDataset", "VolumeDataset",
+    "BRATS_REGIONS", "DatasetFacts", "ENHANCING_LABEL", "ET_THRESHOLD", "MODALITIES", "PRESETS", "CaseDataset",
+    "CheckReport", "DataError", "RandomAugment3D", "SliceDataset", "VolumeDataset",
     "apply_augment_2d", "brats_case_files", "brats_index_to_labels", "brats_labels_to_index",
     "brats_labels_to_regions", "brats_probabilities_to_labels", "brats_regions",
     "brats_regions_to_labels", "build_augment_2d", "cache_root", "check_dataset", "clear_cache",
     "crop", "crop_start", "find_brats_cases", "find_chaos_cases", "find_dsb2018_cases", "find_promise12_cases",
-    "get_dataset", "get_preset", "is_sample", "list_datasets", "load_splits", "make_splits",
+    "dataset_facts", "get_dataset", "get_preset", "is_sample", "list_datasets", "load_splits", "make_splits",
     "preprocess_chaos_case", "preprocess_dsb2018_case", "preprocess_promise12_case", "random_flip",
-    "random_intensity", "random_rotate", "read_brats_case", "read_chaos_case", "read_dsb2018_case",
+    "random_intensity", "random_rotate", "read_brats_case", "read_brats_label", "read_chaos_case", "read_dsb2018_case",
     "read_promise12_case", "release_labels", "remove_small_enhancing_tumour", "restore_original_size", "rotate",
-    "sample_root", "save_splits", "scale_percentiles",
+    "sample_root", "save_splits", "scale_percentiles", "splits_text", "without_cases",
     "window", "write_nifti_like", "write_sample", "zscore_nonzero",
 ]

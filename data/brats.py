@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.errors import checked_labels, data_error, millimetres, require_data_root
+from data.errors import checked_labels, data_error, millimetres, require_data_root, require_finite
 from data.intensity import zscore_nonzero
 from data.nifti import nifti_paths, read_nifti, spacing_of
 
@@ -123,12 +123,14 @@ def brats_case_files(case_dir: str | os.PathLike) -> tuple[list[Path], Path | No
 
 
 def read_brats_case(
-    case_dir: str | os.PathLike, normalise: bool = True, require_label: bool = False
+    case_dir: str | os.PathLike, normalise: bool = True, require_label: bool = False, read_label: bool = True
 ) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """Read one case: image (4, I, J, K) float32, label (I, J, K) uint8 in 0/1/2/4 or None, meta.
 
     `normalise` applies the z-score on nonzero voxels per modality (the
     training preprocessing). The 2023 enhancing label 3 is returned as 4.
+    `read_label=False` leaves the segmentation unread (prediction reads it
+    apart with `read_brats_label`, so a bad one does not stop the prediction).
     meta: spacing, affine, original_shape, source (the flair file: the
     geometry reference for `write_nifti_like`), layout.
     """
@@ -140,18 +142,15 @@ def read_brats_case(
                          f"{case_dir.name}{layout.separator}{layout.segmentation}.nii.gz")
     channels = []
     reference = None
-    for path in image_paths:
+    for modality, path in zip(MODALITIES, image_paths):
         array, image = read_nifti(path)
+        require_finite(path, array, f"modality {modality}")
         if reference is None:
             reference = (path, array.shape, spacing_of(image), image.affine)
         _check_same_grid(path, array.shape, spacing_of(image), reference)
         channels.append(array)
     image = np.stack(channels)
-    label = None
-    if label_path is not None:
-        raw, label_image = read_nifti(label_path, dtype=np.float32)
-        _check_same_grid(label_path, raw.shape, spacing_of(label_image), reference)
-        label = _canonical_labels(label_path, raw, layout)
+    label = _read_label(label_path, reference, layout) if read_label and label_path is not None else None
     if normalise:
         image = zscore_nonzero(image)
     meta = {
@@ -162,6 +161,24 @@ def read_brats_case(
         "layout": layout.name,
     }
     return image, label, meta
+
+
+def read_brats_label(case_dir: str | os.PathLike, meta: dict) -> np.ndarray | None:
+    """A case's segmentation (labels 0/1/2/4) checked against the grid of its image (`meta` of
+    `read_brats_case`), or None if the case has none; a DataError names the file when its
+    values or grid are wrong."""
+    case_dir = Path(case_dir)
+    _, label_path = brats_case_files(case_dir)
+    if label_path is None:
+        return None
+    reference = (Path(meta["source"]), tuple(meta["original_shape"]), meta["spacing"], meta["affine"])
+    return _read_label(label_path, reference, layout_of(case_dir))
+
+
+def _read_label(label_path: Path, reference: tuple, layout: BratsLayout) -> np.ndarray:
+    raw, label_image = read_nifti(label_path, dtype=np.float32)
+    _check_same_grid(label_path, raw.shape, spacing_of(label_image), reference)
+    return _canonical_labels(label_path, raw, layout)
 
 
 def brats_regions(labels: np.ndarray, enhancing_label: int = ENHANCING_LABEL) -> dict[str, np.ndarray]:

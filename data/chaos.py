@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from data.errors import checked_labels, data_error, reason, require_data_root
+from data.errors import checked_labels, data_error, reason, require_data_root, require_finite
 from data.intensity import scale_percentiles, window
 from data.png import read_png
 from data.resize import resize_images, resize_labels, resized_affine
@@ -161,6 +161,7 @@ def _read_dicom(path: Path, modality: str) -> tuple[np.ndarray, dict]:
         slope = float(getattr(header, "RescaleSlope", 1.0))
         intercept = float(getattr(header, "RescaleIntercept", 0.0))
         pixels = pixels * slope + intercept
+    require_finite(path, pixels, f"{modality} slice")
     return pixels, {tag: header.get(tag) for tag in _GEOMETRY_TAGS}
 
 

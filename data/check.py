@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from data.errors import DataError, data_error
+from data.errors import DataError
 from data.presets import get_preset, list_datasets
 from data.sample import sample_root
 from data.sources import SOURCES
@@ -32,6 +32,8 @@ class CheckReport:
     root: Path
     cases: pd.DataFrame  # one row per readable case
     problems: list[tuple[str, str]] = field(default_factory=list)  # (case or root, one-line message)
+    # usable but suspicious: cases without foreground (one-line messages naming the file)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -69,19 +71,20 @@ def check_dataset(name: str, root: str | os.PathLike | None = None, cache_dir: s
         case_paths = source.find(root, options)
     except DataError as exc:
         return CheckReport(name, root, empty, [(str(root), str(exc))])
-    rows, problems = [], []
+    rows, problems, warnings = [], [], []
     for path in tqdm(case_paths, desc=f"checking {name}", unit="case", disable=None if progress else True):
         case = source.case_id(path)
         try:
+            # the readers reject NaN / inf voxels, naming the file and channel
             image, label, meta = source.read(path, options)
-            if not np.isfinite(image).all():
-                raise data_error(meta["source"] if isinstance(meta["source"], str) else path,
-                                 "holds NaN or infinite values; expected finite intensities")
         except DataError as exc:
             problems.append((case, str(exc)))
             continue
         counts = np.bincount(label.ravel(), minlength=1)
         values = np.flatnonzero(counts)
+        if not (values > 0).any():
+            warnings.append((case, f"{path}: no foreground (every label is 0); "
+                                   "expected the structure to segment in most cases"))
         rows.append({
             "case": case,
             # 2D-from-3D and 3D cases: slices along the first / last axis; images: 1.
@@ -94,7 +97,14 @@ def check_dataset(name: str, root: str | os.PathLike | None = None, cache_dir: s
             "channels": ",".join(source.channels(options)),
         })
     cases = pd.DataFrame(rows, columns=empty.columns) if rows else empty
-    return CheckReport(name, root, cases, problems)
+    if rows and not _any_foreground(rows):
+        problems.append((str(root), f"{root}: no case has foreground (every label is 0); expected labelled cases"))
+    return CheckReport(name, root, cases, problems, warnings)
+
+
+def _any_foreground(rows: list[dict]) -> bool:
+    """Whether any readable case has a label above 0."""
+    return any(value > 0 for row in rows for value in row["labels"])
 
 
 def _distinct(values: pd.Series, limit: int = 4) -> str:
@@ -147,6 +157,10 @@ def run(args: argparse.Namespace) -> int:
     if args.per_case and len(report.cases):
         print()
         print(_table(report.cases.drop(columns=["counts"])))
+    if report.warnings:
+        print(f"\n{len(report.warnings)} warning(s):")
+        for _, message in report.warnings:
+            print(f"  {message}")
     if report.problems:
         heading = "skipped (--skip-bad)" if args.skip_bad else "problems"
         print(f"\n{len(report.problems)} {heading}:")

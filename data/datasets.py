@@ -56,6 +56,7 @@ class CaseDataset(Dataset):
                 meta = cache.read_meta(folder)
                 if meta is None:
                     image, label, meta = source.prepare(path, options)
+                    meta = {**meta, "foreground_voxels": int(np.count_nonzero(label))}
                     cache.write(folder, self._arrays_to_cache(image, label), meta)
                     meta = cache.read_meta(folder)
             except DataError as exc:
@@ -66,6 +67,19 @@ class CaseDataset(Dataset):
             self.cases.append(case)
             self._folders[case] = folder
             self._meta[case] = meta
+        if self.cases and not any(self.foreground_voxels(case) for case in self.cases):
+            # every mask empty: a search or retrain would score a perfect Dice of 1 on nothing
+            first = next(iter(case_paths.values()))
+            raise DataError(f"{first.parent}: no case of the {split} split ({len(self.cases)} cases) has "
+                            "foreground (every label is 0); expected labelled cases")
+
+    def foreground_voxels(self, case: str) -> int:
+        """Labelled (non-zero) voxels of a case, from the cache."""
+        count = self._meta[case].get("foreground_voxels")
+        if count is None:  # a cache written before the count was kept
+            count = int(np.count_nonzero(self._array(case, "label")))
+            self._meta[case]["foreground_voxels"] = count
+        return int(count)
 
     def _arrays_to_cache(self, image: np.ndarray, label: np.ndarray) -> dict[str, np.ndarray]:
         return {"image": image.astype(np.float32, copy=False), "label": label.astype(np.uint8, copy=False)}

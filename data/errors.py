@@ -54,6 +54,18 @@ def require_data_root(root: str | os.PathLike) -> Path:
     return root
 
 
+def require_finite(path: str | os.PathLike, array: np.ndarray, what: str = "image") -> np.ndarray:
+    """`array` unchanged, or a DataError naming the file (and `what`, e.g. "modality t2") if any
+    voxel is NaN or infinite: such a voxel would silently turn a loss, a normalisation or a
+    prediction into NaN (an all-background segmentation, a validation Dice of 0)."""
+    array = np.asarray(array)
+    if array.dtype.kind in "fc":
+        bad = np.count_nonzero(~np.isfinite(array))
+        if bad:
+            raise data_error(path, f"{what} holds {bad} NaN or infinite voxel(s); expected finite intensities")
+    return array
+
+
 def checked_labels(path: str | os.PathLike, labels: np.ndarray, allowed: set[int], what: str) -> np.ndarray:
     """`labels` as uint8 after checking that every value is in `allowed`.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from torch.utils.data import Dataset
@@ -101,6 +102,26 @@ def get_dataset(
     dataset.root = root
     dataset.seed = seed
     return dataset
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """What a network trained on a data set must match, known without reading any case."""
+
+    name: str
+    spatial_dims: int
+    in_channels: int
+    num_classes: int  # output channels: 1 for a binary (sigmoid) task
+    channels: tuple[str, ...]  # names of the input channels, in order
+
+
+def dataset_facts(name: str, root: str | os.PathLike | None = None, **dataset_options) -> DatasetFacts:
+    """Channels, classes and dimensionality of `name` with these options (no case is read)."""
+    preset = get_preset(name)
+    options = _options(name, preset.options, dataset_options)
+    source = SOURCES[name]
+    return DatasetFacts(name, preset.spatial_dims, preset.in_channels, source.num_classes(options),
+                        tuple(source.channels(options)))
 
 
 def _options(name: str, defaults: dict, given: dict) -> dict:

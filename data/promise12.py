@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from data.errors import checked_labels, data_error, millimetres, reason, require_data_root
+from data.errors import checked_labels, data_error, millimetres, reason, require_data_root, require_finite
 from data.intensity import scale_percentiles
 
 _CASE = re.compile(r"Case\d{2}\.mhd")
@@ -48,6 +48,7 @@ def load_promise12_images(case_path: str | os.PathLike) -> tuple[sitk.Image, sit
     label = _read_mhd(label_path, sitk.sitkUInt8)
     if image.GetDimension() != 3:
         raise data_error(case_path, f"has {image.GetDimension()} dimensions; expected a 3D volume")
+    require_finite(case_path, sitk.GetArrayViewFromImage(image), "T2 image")
     if image.GetSize() != label.GetSize():
         raise data_error(label_path, f"size {label.GetSize()} differs from {case_path.name} {image.GetSize()}; "
                          "expected image and segmentation on one grid")

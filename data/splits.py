@@ -53,12 +53,23 @@ def make_splits(
     }
 
 
+def splits_text(splits: dict, path: str | os.PathLike = "<splits>") -> str:
+    """The JSON text of validated splits (what `save_splits` writes)."""
+    _validate(path, splits)
+    return json.dumps(splits, indent=2) + "\n"
+
+
+def without_cases(splits: dict, cases: set[str]) -> dict:
+    """The splits with `cases` left out of every list (cases skipped as unreadable)."""
+    return {**splits, **{name: [c for c in splits[name] if c not in cases] for name in SPLITS}}
+
+
 def save_splits(path: str | os.PathLike, splits: dict) -> Path:
     """Write splits as JSON (usually `<run dir>/splits.json`)."""
-    _validate(path, splits)
+    text = splits_text(splits, path)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(splits, indent=2) + "\n")
+    path.write_text(text)
     return path
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from data.cache import cache_root
+from data.errors import data_error
 from data.presets import get_preset
 from data.sample.brats import write_brats
 from data.sample.chaos import write_chaos
@@ -41,11 +42,24 @@ def write_sample(name: str, out: str | os.PathLike, seed: int = 0, **options) ->
     """Write the sample data set `name` into `out` (options go to its writer, e.g. year="2020")."""
     get_preset(name)  # unknown names fail with suggestions
     out = Path(out)
+    if out.is_dir() and any(out.iterdir()) and _marked_as(out) != name:
+        # sample files written over a real data set would mix with it, and the marker would
+        # then make every command treat it as sample data (small sizes)
+        raise data_error(out, f"folder is not empty and holds no {name} sample set; expected an empty "
+                              "or new folder for the sample data")
     out.mkdir(parents=True, exist_ok=True)
     WRITERS[name](out, seed=seed, **options)
     marker = {"dataset": name, "version": SAMPLE_VERSION, "seed": seed, "options": options}
     (out / MARKER).write_text(json.dumps(marker, default=str) + "\n")
     return out
+
+
+def _marked_as(root: Path) -> str | None:
+    """The data set a folder's sample marker names (any version), or None."""
+    try:
+        return json.loads((root / MARKER).read_text()).get("dataset")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def is_sample(root: str | os.PathLike, name: str) -> bool:

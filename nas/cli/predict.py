@@ -55,9 +55,14 @@ def run(args: argparse.Namespace) -> int:
                      precision=args.precision or "auto", progress=not args.no_progress)
     for failure in report.failures:
         print(f"failed: {failure}", file=sys.stderr)
+    for problem in report.unscored:
+        print(f"not scored: {problem}", file=sys.stderr)
+    trouble = report.failures or report.unscored
     print(f"{len(report.predictions)} case(s) written to {args.output}, "
-          f"{len(report.failures)} failed", file=sys.stderr if report.failures else sys.stdout)
-    return 1 if report.failures else 0
+          f"{len(report.failures)} failed"
+          + (f", {len(report.unscored)} not scored" if report.unscored else ""),
+          file=sys.stderr if trouble else sys.stdout)
+    return 1 if trouble else 0
 
 
 __all__ = ["USAGE_ERROR", "add_arguments", "add_prediction_arguments", "run"]

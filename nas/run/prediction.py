@@ -6,7 +6,7 @@ release's labels, and cases with a segmentation are scored.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,11 +29,13 @@ PREDICT_METRICS = ("dice", "hd95", "sensitivity", "specificity")
 @dataclass(frozen=True)
 class PredictionReport:
     """What ``predict`` did: the NIfTI files written, one line per case that failed (naming
-    its file), and the metrics tables (empty when no case had a segmentation)."""
+    its file), one line per predicted case whose segmentation could not score it, and the
+    metrics tables (empty when no case had a usable segmentation)."""
 
     predictions: list[Path]
     failures: list[str]
     metrics_files: tuple[Path, ...] = ()
+    unscored: list[str] = field(default_factory=list)
 
 
 def load_model_checkpoint(path: str | Path, device: torch.device | str = "cpu",
@@ -102,16 +104,21 @@ def predict(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Pat
     output_dir = check_output_dir(output_dir, min_free_mb=1.0)
     written: list[Path] = []
     failures: list[str] = []
+    unscored: list[str] = []
     rows: list[dict[str, Any]] = []
     metrics_files: tuple[Path, ...] = ()
     try:
         for case_dir in cases:
             try:
-                image, truth, meta = data.read_brats_case(case_dir, normalise=True,
-                                                          require_label=False)
+                image, _, meta = data.read_brats_case(case_dir, normalise=True, read_label=False)
             except data.DataError as error:
                 failures.append(str(error))
                 continue
+            try:  # the segmentation only scores the case: a bad one does not stop its prediction
+                truth = data.read_brats_label(case_dir, meta)
+            except data.DataError as error:
+                truth = None
+                unscored.append(str(error))
             labels = segment_volume(network, torch.from_numpy(image), roi,
                                     et_threshold=et_threshold, overlap=overlap, tta=tta,
                                     sw_batch_size=sw_batch_size, device=target_device,
@@ -137,4 +144,4 @@ def predict(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Pat
     finally:  # the scores of the cases done so far are kept even if a case crashes
         if rows:
             metrics_files = write_tables(case_table(rows), output_dir, "metrics")
-    return PredictionReport(written, failures, metrics_files)
+    return PredictionReport(written, failures, metrics_files, unscored)

@@ -24,9 +24,43 @@ from nas.train import (
     wrap_model,
 )
 from nas.train.distributed import barrier
-from supernet import from_genotype
+from supernet import Genotype, from_genotype
 
-from .common import default_image_size, prepare_splits, run_directory, say
+from .common import (
+    check_val_fraction,
+    default_image_size,
+    prepare_splits,
+    record_skipped,
+    run_directory,
+    say,
+    skipped_note,
+)
+
+
+def check_genotype_fits(genotype: Genotype, source: Path, facts: data.DatasetFacts) -> None:
+    """The genotype's network against the data set it is to be trained on: input channels,
+    output classes and dimensionality, each named with both sides."""
+    problems = []
+    if genotype.in_channels != facts.in_channels:
+        problems.append(f"{genotype.in_channels} input channel(s), the {facts.name} data "
+                        f"{facts.in_channels} ({', '.join(facts.channels)})")
+    if genotype.num_classes != facts.num_classes:
+        problems.append(f"{genotype.num_classes} output class channel(s), the {facts.name} data "
+                        f"{facts.num_classes}")
+    if genotype.spatial_dims != facts.spatial_dims:
+        problems.append(f"{genotype.spatial_dims}D, the {facts.name} data {facts.spatial_dims}D")
+    if problems:
+        raise ValueError(f"{source}: the genotype does not fit the {facts.name} data: it has "
+                         f"{'; '.join(problems)}; retrain it on the data set it was searched on "
+                         "(--dataset) or search on this one")
+
+
+def _searched_size(metadata: dict, source: Path) -> int | None:
+    size = (metadata.get("search") or {}).get("image_size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+        raise ValueError(f"{source}: 'search.image_size' must be a positive integer, got "
+                         f"{size!r}")
+    return size
 
 
 def _genotype_splits(genotype_path: Path) -> Path | None:
@@ -42,26 +76,31 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
                      **overrides: Any) -> dict[str, Any]:
     """Train the network of a genotype file from scratch with seed 002's retrain settings and
     write ``metrics.json`` (test DSC/MIoU with the best checkpoint, params, FLOPs)."""
+    # every setting, and the genotype against the data, is checked before any data is read
     context = init_distributed(device)
+    check_val_fraction(val_fraction)
     genotype_path = Path(genotype)
     arch, metadata = load_genotype_file(genotype_path)
     dataset = dataset or metadata.get("dataset")
     if not dataset:
         raise ValueError(f"{genotype_path}: names no dataset; pass --dataset")
+    check_genotype_fits(arch, genotype_path, data.dataset_facts(dataset, data_root))
     if overrides.get("image_size") is None:
         # retrain at the size the search ran at (the genotype's costs were measured there)
-        searched_size = (metadata.get("search") or {}).get("image_size")
-        overrides["image_size"] = searched_size or default_image_size(dataset, data_root)
+        overrides["image_size"] = (_searched_size(metadata, genotype_path)
+                                   or default_image_size(dataset, data_root))
     values = merge(retrain_preset(dataset), overrides)
     config = RetrainConfig(dataset=dataset, seed=seed, progress=progress, model="genotype",
                            **values)
     out_dir = run_directory("retrain", dataset, out, context, resume)
     options = dict(image_size=config.image_size, skip_bad=skip_bad)
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
-                            splits_file or _genotype_splits(genotype_path), **options)
+                            splits_file or _genotype_splits(genotype_path), resume=resume,
+                            **options)
     sets = {split: data.get_dataset(dataset, data_root, split, seed, splits_file=splits,
                                     augment=split == "train", **options)
             for split in ("train", "val", "test")}
+    skipped = record_skipped(out_dir, sets, context)
     torch.manual_seed(seed)
     network = from_genotype(arch, drop_path_rate=config.drop_path)
     model = wrap_model(network, context)
@@ -98,5 +137,6 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
         atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     say(context, f"test DSC {metrics['dsc']:.4f}, MIoU {metrics['miou']:.4f} (best epoch "
                  f"{metrics['best_epoch']}); {metrics['params'] / 1e6:.3f}M params, "
-                 f"{metrics['flops'] / 1e9:.3f} GFLOPs -> {out_dir / 'metrics.json'}")
+                 f"{metrics['flops'] / 1e9:.3f} GFLOPs -> {out_dir / 'metrics.json'}"
+                 f"{skipped_note(skipped)}")
     return {**result, "metrics": metrics}

@@ -8,7 +8,15 @@ import data
 from nas.search import SearchConfig, run_search
 from nas.train.distributed import init_distributed
 
-from .common import default_image_size, prepare_splits, run_directory, say
+from .common import (
+    check_val_fraction,
+    default_image_size,
+    prepare_splits,
+    record_skipped,
+    run_directory,
+    say,
+    skipped_note,
+)
 
 
 def search(dataset: str, data_root: str | Path | None = None, out: str | Path | None = None,
@@ -16,16 +24,20 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
            val_fraction: float = 0.25, skip_bad: bool = False, progress: bool = True,
            pictures: bool = True, **overrides: Any) -> dict[str, Any]:
     """Search a genotype for ``dataset``; ``overrides`` are SearchConfig fields (None = preset)."""
+    # every setting is checked before any data is read or anything is written
     context = init_distributed(device)
+    check_val_fraction(val_fraction)
     if overrides.get("image_size") is None:
         overrides["image_size"] = default_image_size(dataset, data_root)
     config = SearchConfig.from_preset(dataset, seed=seed, progress=progress, **overrides)
     out_dir = run_directory("search", dataset, out, context, resume)
     options = dict(image_size=config.image_size, skip_bad=skip_bad)
-    splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context, **options)
+    splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
+                            resume=resume, **options)
     train_set = data.get_dataset(dataset, data_root, "train", seed, splits_file=splits, **options)
     val_set = data.get_dataset(dataset, data_root, "val", seed, splits_file=splits,
                                augment=False, **options)
+    skipped = record_skipped(out_dir, {"train": train_set, "val": val_set}, context)
     say(context, f"search {dataset}: {len(train_set)} training / {len(val_set)} validation "
                  f"images, layout {config.layout}, {config.epochs} epochs -> {out_dir}")
     result = run_search(config, train_set, val_set, out_dir, context=context, resume=resume,
@@ -35,7 +47,7 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
     last = result["history"][-1] if result["history"] else {}
     say(context, f"{result['stop_reason']}; derived network {last.get('derived_params_M', 0):.3f}"
                  f"M params, {last.get('derived_flops_G', 0):.3f} GFLOPs; genotype "
-                 f"{out_dir / 'genotype.json'}")
+                 f"{out_dir / 'genotype.json'}{skipped_note(skipped)}")
     return result
 
 

@@ -32,7 +32,7 @@ from nas.train import (
 from nas.train.distributed import barrier
 
 from .brats_evaluation import VALIDATION_METRIC, evaluate_volumes, make_validator, region_means
-from .common import prepare_splits, run_directory, say, uses_sample
+from .common import check_val_fraction, prepare_splits, record_skipped, run_directory, say, skipped_note, uses_sample
 
 #: ``kind`` entry of every checkpoint ``retrain_model`` writes.
 CHECKPOINT_KIND = "lwnas.brats3d-model"
@@ -42,6 +42,8 @@ TEST_METRICS = ("dice", "hd95")
 
 def _saved_network(out_dir: Path) -> dict[str, Any]:
     """The network entry of a run's ``checkpoint.pt`` (for ``--resume``)."""
+    if not (out_dir / "checkpoint.pt").is_file():
+        raise FileNotFoundError(f"{out_dir}: nothing to resume (no checkpoint.pt)")
     state = load_checkpoint(out_dir / "checkpoint.pt")
     if state.get("kind") != CHECKPOINT_KIND:
         raise ValueError(f"{out_dir / 'checkpoint.pt'}: not a 3D model run; resume it with the "
@@ -68,7 +70,9 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
     checkpoint on the test split with ``et_threshold`` post-processing, ``test_cases.csv``,
     ``test_summary.csv`` and ``metrics.json`` (Dice and HD95 per region).
     """
+    # every setting is checked before any data is read or anything is written
     context = init_distributed(device)
+    check_val_fraction(val_fraction)
     preset = model_preset(model_name)
     if data.get_preset(dataset).spatial_dims != 3:
         raise ValueError(f"{model_name} is a 3D network; dataset {dataset!r} is 2D "
@@ -77,9 +81,8 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
                        ("drop_path", "drop-path applies to genotype networks only")):
         if overrides.pop(flag, None) is not None:
             raise ValueError(f"{flag} does not apply to --model {model_name}: {hint}")
-    out_dir = run_directory(f"retrain-{model_name}", dataset, out, context, resume)
     sample = uses_sample(dataset, data_root)
-    saved = _saved_network(out_dir) if resume else None
+    saved = _saved_network(Path(out)) if resume and out is not None else None
     if crop_size is None:
         crop_size = (saved["roi_size"] if saved else
                      data.get_preset(dataset).sample_crop_size if sample else preset.crop_size)
@@ -94,6 +97,7 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
     config = RetrainConfig(dataset=dataset, model=model_name, seed=seed, progress=progress,
                            image_size=crop, drop_path=0.0, select_metric=VALIDATION_METRIC,
                            **values)
+    out_dir = run_directory(f"retrain-{model_name}", dataset, out, context, resume)
     torch.manual_seed(seed)  # the initial weights depend on the seed only
     network = models.build(model_name, in_channels=len(data.MODALITIES), **kwargs)
     activation = getattr(network, "output_activation", None)
@@ -104,10 +108,11 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
 
     options = dict(crop_size=crop, skip_bad=skip_bad)
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
-                            splits_file, **options)
+                            splits_file, resume=resume, **options)
     sets = {split: data.get_dataset(dataset, data_root, split, seed, splits_file=splits,
                                     target=target if split == "train" else "labels", **options)
             for split in ("train", "val", "test")}
+    skipped = record_skipped(out_dir, sets, context)
     # torch's SyncBatchNorm runs on CUDA only; gloo (CPU) processes keep per-process BN
     model = wrap_model(network, context)
     precision = resolve_precision(config.precision, context.device)
@@ -142,7 +147,7 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
     dice = metrics["dice"]
     say(context, f"test Dice WT {dice['WT']:.4f}, TC {dice['TC']:.4f}, ET {dice['ET']:.4f} "
                   f"({metrics['test_cases']} cases, best epoch {metrics['best_epoch']}) -> "
-                  f"{out_dir / 'metrics.json'}")
+                  f"{out_dir / 'metrics.json'}{skipped_note(skipped)}")
     return {**result, "metrics": metrics}
 
 

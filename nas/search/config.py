@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas.presets import merge, search_preset
+from nas.train.runtime import PRECISIONS
+from nas.train.settings import SettingError, require_choice, require_int, require_number
+from supernet import SPACES, parse_layout
 
 #: Settings that must match for ``--resume`` to continue a run (the rest may change).
 RESUME_KEYS = ("dataset", "space", "layout", "channels", "image_size", "partial_channels",
@@ -48,6 +51,39 @@ class SearchConfig:
     deterministic: bool = False
     num_workers: int | None = None
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        """Every setting checked now, before any data is read or preprocessed."""
+        for field in ("epochs", "batch_size", "channels", "image_size", "partial_channels"):
+            require_int(field, getattr(self, field))
+        require_int("warmup_epochs", self.warmup_epochs, minimum=0)
+        if self.warmup_epochs >= self.epochs:
+            raise SettingError(f"--warmup-epochs {self.warmup_epochs} leaves no architecture "
+                               f"epoch of --epochs {self.epochs}; expected fewer warm-up epochs")
+        for field in ("lambda_params", "lambda_flops", "weight_lr_min", "weight_momentum",
+                      "weight_weight_decay", "arch_weight_decay", "drop_path"):
+            require_number(field, getattr(self, field))
+        for field in ("weight_lr", "arch_lr", "grad_clip"):
+            require_number(field, getattr(self, field), strict=True)
+        require_number("drop_path", self.drop_path, below=1.0)
+        require_choice("space", self.space, SPACES)
+        require_choice("order", self.order, (1, 2))
+        require_choice("alpha_sharing", self.alpha_sharing, ("type", "cell"))
+        require_choice("precision", self.precision, PRECISIONS)
+        for field in ("max_parameter_free", "early_stop_skip"):
+            if getattr(self, field) is not None:
+                require_int(field, getattr(self, field), minimum=0)
+        if self.shrink_below is not None:
+            require_number("shrink_below", self.shrink_below, strict=True, below=1.0)
+        if self.channels % self.partial_channels:
+            raise SettingError(f"--channels {self.channels} is not divisible by "
+                               f"--partial-channels {self.partial_channels}")
+        try:
+            counts = list(parse_layout(self.layout).values())
+        except (ValueError, TypeError) as error:
+            raise SettingError(f"--layout: {error}") from None
+        if self.space == "darts" and sum(counts) < 3:
+            raise SettingError(f"--layout {self.layout}: the DARTS space needs at least 3 cells")
 
     @classmethod
     def from_preset(cls, dataset: str, **overrides: Any) -> "SearchConfig":

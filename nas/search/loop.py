@@ -39,6 +39,7 @@ from nas.train.runtime import (
     to_channels_last,
     unpack_batch,
 )
+from nas.train.schedule import EpochSchedule
 from ops import convert_sync_batchnorm
 from supernet import build_supernet
 
@@ -99,8 +100,7 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
     weight_optimizer = torch.optim.SGD(weight_params, lr=config.weight_lr,
                                        momentum=config.weight_momentum,
                                        weight_decay=config.weight_weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        weight_optimizer, T_max=max(config.epochs, 1), eta_min=config.weight_lr_min)
+    schedule = EpochSchedule("cosine", config.weight_lr, config.epochs, config.weight_lr_min)
     loss_fn = losses.build(config.loss)
     precision = resolve_precision(config.precision, device)
 
@@ -123,7 +123,8 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
         _check_resumable(state["config"], config, checkpoint_path)
         model.load_state_dict(state["model"])
         weight_optimizer.load_state_dict(state["weight_optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        schedule.load_state_dict(state["schedule"])
+        schedule.set_epochs(config.epochs, state["epoch"] + 1)  # a changed --epochs
         architect.load_state_dict(state["arch_optimizer"])
         history, alphas_history = state["history"], state["alphas_history"]
         start_epoch = state["epoch"] + 1
@@ -147,7 +148,8 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
     genotype = derive_genotype(model, config.max_parameter_free)
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
-        start_epoch_randomness(config.seed, epoch, (train_loader, arch_loader))
+        start_epoch_randomness(config.seed, epoch, (train_loader, arch_loader), context.rank)
+        current_lr = schedule.apply(weight_optimizer, epoch)
         model.train()
         arch_batches = cycle(arch_loader)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -167,8 +169,6 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
             weight_optimizer.step()
             loss_sum += loss.detach().double()
             steps += 1
-        current_lr = scheduler.get_last_lr()[0]
-        scheduler.step()
         train_loss = all_reduce_mean(loss_sum / steps, context).item()
         metrics = evaluate_binary(model, eval_loader, loss_fn, device, context, precision)
         if config.shrink_below is not None and epoch >= config.warmup_epochs:
@@ -197,7 +197,7 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
             save_checkpoint(checkpoint_path, {
                 "epoch": epoch, "config": dataclasses.asdict(config),
                 "model": model.state_dict(), "weight_optimizer": weight_optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "arch_optimizer": architect.state_dict(),
+                "schedule": schedule.state_dict(), "arch_optimizer": architect.state_dict(),
                 "history": history, "alphas_history": alphas_history,
                 "rng": capture_rng_state()})
         if on_epoch_end is not None:

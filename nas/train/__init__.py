@@ -13,8 +13,9 @@ from .files import (
                           write_log,
 )
 from .loader import make_loader
-from .loop import RetrainConfig, build_optimizer, build_scheduler, run_retrain
+from .loop import RetrainConfig, build_optimizer, run_retrain
 from .runtime import NonFiniteLossError, autocast, resolve_precision, seed_everything
+from .schedule import EpochSchedule
 
 __all__ = [
     "capture_rng_state", "load_checkpoint", "restore_rng_state", "save_checkpoint",
@@ -22,6 +23,6 @@ __all__ = [
     "shutdown_distributed", "wrap_model", "evaluate_binary", "OutputDirectoryError",
     "atomic_path", "atomic_write", "atomic_write_text", "check_output_dir",
     "remove_orphaned_temp_files", "write_log", "make_loader", "RetrainConfig", "build_optimizer",
-    "build_scheduler", "run_retrain", "NonFiniteLossError", "autocast", "resolve_precision",
+    "EpochSchedule", "run_retrain", "NonFiniteLossError", "autocast", "resolve_precision",
     "seed_everything",
 ]

@@ -25,6 +25,7 @@ from .distributed import DistributedContext, all_reduce_mean, resolve_device
 from .files import check_output_dir, write_log
 from .loader import make_loader
 from .runtime import (
+    PRECISIONS,
     autocast,
     check_finite,
     configure_backends,
@@ -34,8 +35,12 @@ from .runtime import (
     to_channels_last,
     unpack_batch,
 )
+from .schedule import SCHEDULES, EpochSchedule
+from .settings import require_choice, require_int, require_number
 
 _RESUME_KEYS = ("dataset", "model", "batch_size", "seed", "image_size", "loss")
+
+OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclass
@@ -65,6 +70,23 @@ class RetrainConfig:
     progress: bool = True
     select_metric: str = "val_dsc"
 
+    def __post_init__(self) -> None:
+        """Every setting checked now, before any data is read or preprocessed."""
+        require_int("epochs", self.epochs)
+        require_int("batch_size", self.batch_size)
+        require_number("lr", self.lr, strict=True)
+        require_number("weight_decay", self.weight_decay)
+        require_number("drop_path", self.drop_path, below=1.0)
+        require_choice("optimizer", self.optimizer, OPTIMIZERS)
+        require_choice("scheduler", self.scheduler, SCHEDULES)
+        require_choice("precision", self.precision, PRECISIONS)
+        require_choice("loss", self.loss, losses.list_losses())
+        sizes = (self.image_size,) if isinstance(self.image_size, int) else tuple(self.image_size)
+        for size in sizes:
+            require_int("image_size", size)
+        if self.grad_clip is not None:
+            require_number("grad_clip", self.grad_clip, strict=True)
+
 
 def build_optimizer(config: RetrainConfig, parameters) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
@@ -73,19 +95,6 @@ def build_optimizer(config: RetrainConfig, parameters) -> torch.optim.Optimizer:
         return torch.optim.SGD(parameters, lr=config.lr, momentum=0.9,
                                weight_decay=config.weight_decay, nesterov=True)
     raise ValueError(f"optimizer must be 'adam' or 'sgd', got {config.optimizer!r}")
-
-
-def build_scheduler(config: RetrainConfig, optimizer: torch.optim.Optimizer):
-    """Per-epoch schedule: cosine to 0, polynomial (power 0.9, Myronenko/nnU-Net) or constant."""
-    epochs = max(config.epochs, 1)
-    if config.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    if config.scheduler == "poly":
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda epoch: (1 - min(epoch, epochs - 1) / epochs) ** 0.9)
-    if config.scheduler == "none":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-    raise ValueError(f"scheduler must be 'cosine', 'poly' or 'none', got {config.scheduler!r}")
 
 
 def _loss_takes_image(loss_fn: nn.Module) -> bool:
@@ -116,7 +125,7 @@ def run_retrain(model: nn.Module, config: RetrainConfig, train_set, out_dir: str
         model = to_channels_last(model, getattr(plain, "spatial_dims", 3))
     forward = torch.compile(model) if config.compile else model
     optimizer = build_optimizer(config, [p for p in model.parameters() if p.requires_grad])
-    scheduler = build_scheduler(config, optimizer)
+    schedule = EpochSchedule(config.scheduler, config.lr, config.epochs)
     loss_fn = losses.build(config.loss, **config.loss_options)
     takes_image = _loss_takes_image(loss_fn)
     precision = resolve_precision(config.precision, device)
@@ -130,7 +139,8 @@ def run_retrain(model: nn.Module, config: RetrainConfig, train_set, out_dir: str
                              f"({', '.join(changed)})")
         plain.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        schedule.load_state_dict(state["schedule"])
+        schedule.set_epochs(config.epochs, state["epoch"] + 1)  # a changed --epochs
         history, best = state["history"], state["best"]
         start_epoch = state["epoch"] + 1
         restore_rng_state(state["rng"])
@@ -139,7 +149,8 @@ def run_retrain(model: nn.Module, config: RetrainConfig, train_set, out_dir: str
                          seed=config.seed)
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
-        start_epoch_randomness(config.seed, epoch, (loader,))
+        start_epoch_randomness(config.seed, epoch, (loader,), context.rank)
+        current_lr = schedule.apply(optimizer, epoch)
         loss_fn.set_epoch(epoch, config.epochs)
         model.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -163,8 +174,6 @@ def run_retrain(model: nn.Module, config: RetrainConfig, train_set, out_dir: str
         if steps == 0:
             raise ValueError(f"the training split has fewer than batch_size={config.batch_size} "
                              "samples; lower --batch-size or add data")
-        current_lr = scheduler.get_last_lr()[0]
-        scheduler.step()
         metrics = evaluate(model)
         row = {"epoch": epoch, "train_loss": all_reduce_mean(loss_sum / steps, context).item(),
                **metrics, "lr": current_lr, "seconds": time.perf_counter() - started}
@@ -182,7 +191,7 @@ def run_retrain(model: nn.Module, config: RetrainConfig, train_set, out_dir: str
                                             "metrics": dict(metrics), **(metadata or {})})
             save_checkpoint(checkpoint_path, {
                 "epoch": epoch, "config": config_dict, "model": plain.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                 "history": history, "best": best, "rng": capture_rng_state(),
                 **(metadata or {})})
         if on_epoch_end is not None:

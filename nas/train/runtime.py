@@ -33,10 +33,19 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919) % 2**31
 
 
-def start_epoch_randomness(seed: int, epoch: int, loaders: Iterable[Any]) -> None:
-    """Reseed every RNG and each loader's shuffling for ``epoch``."""
+def rank_seed(seed: int, epoch: int, rank: int) -> int:
+    """The seed of one rank's per-sample randomness (drop-path masks, dropout, VAE noise) in
+    one epoch: each rank draws its own masks, as a single process draws one per sample, and a
+    run is reproducible for a fixed seed and world size."""
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0]) % 2**31
+
+
+def start_epoch_randomness(seed: int, epoch: int, loaders: Iterable[Any], rank: int = 0) -> None:
+    """Reseed every RNG for ``epoch``: the global ones per rank (:func:`rank_seed`), each
+    loader's shuffling and augmentation from (seed, epoch) alone, so every rank agrees on
+    which items each rank gets and how each item is augmented."""
     base = epoch_seed(seed, epoch)
-    seed_everything(base)
+    seed_everything(rank_seed(seed, epoch, rank))
     for offset, loader in enumerate(loaders):
         sampler = getattr(loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):
@@ -110,10 +119,14 @@ def check_finite(loss: torch.Tensor, epoch: int, step: int, phase: str,
                  checkpoint: Path | None = None) -> None:
     """Raise :class:`NonFiniteLossError` naming the epoch, step and phase on NaN/inf."""
     if not bool(torch.isfinite(loss.detach()).all()):
-        kept = f"; the last good checkpoint is kept at {checkpoint}" if checkpoint else ""
+        if checkpoint is not None and Path(checkpoint).is_file():
+            kept = f"; the last good checkpoint is kept at {checkpoint} (--resume continues it)"
+        else:
+            kept = "; no checkpoint was written yet"
         raise NonFiniteLossError(
             f"non-finite {phase} loss ({loss.detach().float().item()}) at epoch {epoch} step "
-            f"{step}{kept}. Lower the learning rate, check the data, or use --precision fp32.")
+            f"{step}{kept}. The data was read finite; lower the learning rate or use "
+            "--precision fp32.")
 
 
 def cycle(loader: Iterable) -> Iterator:

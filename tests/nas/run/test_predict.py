@@ -165,6 +165,44 @@ def test_bad_cases_are_reported_in_one_line_and_the_others_predicted(checkpoint,
     assert len(report.failures) == 3 and all("\n" not in line for line in report.failures)
 
 
+def test_a_nan_case_fails_naming_its_modality_and_the_rest_are_predicted(checkpoint, tmp_path,
+                                                                         capsys):
+    cases = _sample_cases()
+    inputs = _copy_cases(tmp_path / "in", cases[:2])
+    t2 = inputs / cases[1].name / f"{cases[1].name}_t2.nii.gz"
+    image = nib.load(t2)
+    array = np.asarray(image.dataobj, dtype=np.float32)
+    array[10:14, 10:14, 10:14] = np.nan
+    nib.save(nib.Nifti1Image(array, image.affine), str(t2))
+    code = cli.main(["predict", "--checkpoint", str(checkpoint), "--input", str(inputs),
+                     "--output", str(tmp_path / "out"), "--device", "cpu", "--no-progress"])
+    assert code == 1  # not a silent all-background segmentation with exit 0
+    err = capsys.readouterr().err
+    assert f"failed: {t2}: modality t2 holds 64 NaN or infinite voxel(s)" in err
+    assert "1 case(s) written" in err and "1 failed" in err
+    assert [p.name for p in (tmp_path / "out").glob("*.nii.gz")] == [f"{cases[0].name}.nii.gz"]
+
+
+def test_a_segmentation_with_an_unknown_label_is_predicted_and_reported_unscored(
+        checkpoint, tmp_path, capsys):
+    cases = _sample_cases()
+    inputs = _copy_cases(tmp_path / "in", cases[:2])
+    seg = inputs / cases[1].name / f"{cases[1].name}_seg.nii.gz"
+    image = nib.load(seg)
+    labels = np.asarray(image.dataobj).copy()
+    labels[0, 0, 0] = 5
+    nib.save(nib.Nifti1Image(labels, image.affine), str(seg))
+    code = cli.main(["predict", "--checkpoint", str(checkpoint), "--input", str(inputs),
+                     "--output", str(tmp_path / "out"), "--device", "cpu", "--no-progress"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"not scored: {seg}: unknown label values 5" in err
+    assert "2 case(s) written" in err and "1 not scored" in err
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.nii.gz")) == sorted(
+        f"{case.name}.nii.gz" for case in cases[:2])
+    assert list(pd.read_csv(tmp_path / "out" / "metrics_cases.csv")["case"]) == [cases[0].name]
+
+
 def _edited_checkpoint(checkpoint, path, **changes):
     state = load_checkpoint(checkpoint)
     state.update(changes)
