@@ -7,7 +7,7 @@ from .cells import FixedCell, SearchCell, drop_path, edge_inputs, edges_from, ed
 from .darts import DartsSupernet, FixedDartsNetwork, darts_placements, reduction_positions
 from .genotype import SPACES, CellGenotype, CellPlacement, Genotype, NodeGenotype
 from .mixed_op import SEARCH_NORM, MixedOp
-from .unet import CELL_TYPES, FixedUNet, USupernet, parse_layout, u_placements
+from .unet import CELL_TYPES, WIDTH_GROWTH, FixedUNet, USupernet, level_width, parse_layout, u_placements
 
 SUPERNETS = {"unet": USupernet, "darts": DartsSupernet}
 
@@ -23,7 +23,8 @@ def placements(genotype: Genotype) -> tuple[CellPlacement, ...]:
     """Kind, level and width of every cell of the network ``genotype`` describes (the macro
     layout, without building the network)."""
     if genotype.space == "unet":
-        return u_placements(parse_layout(genotype.layout), genotype.channels)
+        return u_placements(parse_layout(genotype.layout), genotype.channels,
+                            genotype.width_growth)
     return darts_placements(int(genotype.layout["cells"]), genotype.channels)
 
 
@@ -41,6 +42,6 @@ __all__ = [
     "edge_inputs", "edges_from", "edges_into", "num_edges", "resample_to", "DartsSupernet",
     "FixedDartsNetwork", "darts_placements", "reduction_positions", "SPACES", "CellGenotype",
     "CellPlacement", "Genotype", "NodeGenotype", "SEARCH_NORM", "MixedOp", "CELL_TYPES",
-    "FixedUNet", "USupernet", "parse_layout", "u_placements", "SUPERNETS", "build_supernet",
-    "placements", "from_genotype",
+    "FixedUNet", "USupernet", "WIDTH_GROWTH", "level_width", "parse_layout", "u_placements",
+    "SUPERNETS", "build_supernet", "placements", "from_genotype",
 ]

@@ -14,6 +14,8 @@ NodeGenotype = tuple[tuple[str, int], ...]
 CellGenotype = tuple[NodeGenotype, ...]
 
 SPACES = ("unet", "darts")
+#: U space: cell widths double per level unless a genotype or preset says otherwise.
+WIDTH_GROWTH = 2.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Genotype:
     nodes: int = 4
     project_output: bool = True
     primitives: tuple[str, ...] = field(default_factory=tuple)
+    width_growth: float = WIDTH_GROWTH  # U space: cell widths are channels * growth ** level
 
     def ops_used(self) -> list[str]:
         """Every op name of every cell type (with repeats), for collapse statistics."""

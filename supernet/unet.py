@@ -3,7 +3,7 @@
 stem -> encoder cells (each followed by a 2x2 max-pool) -> middle cells -> decoder cells (each
 preceded by a x2 transposed conv whose output is concatenated with the encoder cell of the same
 scale) -> 1x1 head. Every cell reads the two previous cells' outputs, as in the seed's Fig. 2.
-Cell widths double per level: ``channels * 2 ** level``.
+Cell widths grow per level: ``channels * width_growth ** level`` (doubling by default).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .architecture import ArchitectureParameters, SupernetMixin
 from .cells import FixedCell, SearchCell, num_edges
 from .fused import FusedSearchCell
 from .fused_ops import FUSED_OPS, fusable
-from .genotype import CellPlacement, Genotype
+from .genotype import WIDTH_GROWTH, CellPlacement, Genotype
 from .mixed_op import SEARCH_NORM
 
 CELL_TYPES = ("encoder", "middle", "decoder")
@@ -48,14 +48,21 @@ def parse_layout(layout: str | Sequence[int] | Mapping[str, int]) -> dict[str, i
     return {"encoder": encoder, "middle": middle, "decoder": decoder}
 
 
-def u_placements(layout: Mapping[str, int], channels: int) -> tuple[CellPlacement, ...]:
+def level_width(channels: int, level: int, width_growth: float = WIDTH_GROWTH) -> int:
+    """Width of the cells at a resolution level: ``channels * width_growth ** level``."""
+    return max(int(round(channels * width_growth ** level)), 1)
+
+
+def u_placements(layout: Mapping[str, int], channels: int,
+                 width_growth: float = WIDTH_GROWTH) -> tuple[CellPlacement, ...]:
     """Kind, level and width of every cell of the U, in order: encoder cells at levels
-    0..E-1 (each followed by a pool), middle cells at level E, decoder cells back up to 0.
-    Widths double per level: ``channels * 2 ** level``."""
+    0..E-1 (each followed by a pool), middle cells at level E, decoder cells back up to 0,
+    widths by :func:`level_width`."""
     encoder, middle, decoder = (layout[k] for k in CELL_TYPES)
     levels = ([("encoder", level) for level in range(encoder)] + [("middle", encoder)] * middle
               + [("decoder", encoder - 1 - i) for i in range(decoder)])
-    return tuple(CellPlacement(kind, level, channels * 2 ** level) for kind, level in levels)
+    return tuple(CellPlacement(kind, level, level_width(channels, level, width_growth))
+                 for kind, level in levels)
 
 
 class UShapedNetwork(nn.Module):
@@ -63,7 +70,7 @@ class UShapedNetwork(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, channels: int,
                  layout: Mapping[str, int], spatial_dims: int, cell_factory: CellFactory,
-                 stem_norm: LayerSpec = "batch") -> None:
+                 stem_norm: LayerSpec = "batch", width_growth: float = WIDTH_GROWTH) -> None:
         super().__init__()
         dims = ops.check_spatial_dims(spatial_dims)
         self.spatial_dims = dims
@@ -71,7 +78,8 @@ class UShapedNetwork(nn.Module):
         self.output_activation = "sigmoid" if num_classes == 1 else "softmax"
         self.layout = dict(layout)
         self.stem = ops.ConvNormAct(dims, in_channels, channels, 3, norm=stem_norm, act=None)
-        self.placements = u_placements(self.layout, channels)
+        self.width_growth = float(width_growth)
+        self.placements = u_placements(self.layout, channels, width_growth)
         self.cell_kinds = [p.kind for p in self.placements]
         self.cell_levels = [p.level for p in self.placements]
         self.cell_widths = [p.width for p in self.placements]
@@ -131,7 +139,8 @@ class USupernet(SupernetMixin, UShapedNetwork):
                  spatial_dims: int = 2, primitives: Sequence[str] = ops.SEARCH_OPS,
                  nodes: int = 4, alpha_sharing: str = "type", partial_channels: int = 1,
                  edge_normalization: bool = False, project_output: bool = True,
-                 drop_path_rate: float = 0.0, fused: bool = False) -> None:
+                 drop_path_rate: float = 0.0, fused: bool = False,
+                 width_growth: float = WIDTH_GROWTH) -> None:
         if alpha_sharing not in ("type", "cell"):
             raise ValueError(f"alpha_sharing must be 'type' or 'cell', got {alpha_sharing!r}")
         layout = parse_layout(layout)
@@ -152,7 +161,7 @@ class USupernet(SupernetMixin, UShapedNetwork):
                               partial_channels, project_output)
 
         super().__init__(in_channels, num_classes, channels, layout, spatial_dims, factory,
-                         stem_norm=SEARCH_NORM)
+                         stem_norm=SEARCH_NORM, width_growth=width_growth)
         self.channels = channels
         self.in_channels = in_channels
         self.cell_types = (tuple(self.cell_kinds) if alpha_sharing == "type"
@@ -177,7 +186,8 @@ class FixedUNet(UShapedNetwork):
                              genotype.project_output, norm=norm, act=act)
 
         super().__init__(genotype.in_channels, genotype.num_classes, genotype.channels,
-                         parse_layout(genotype.layout), genotype.spatial_dims, factory)
+                         parse_layout(genotype.layout), genotype.spatial_dims, factory,
+                         width_growth=genotype.width_growth)
         if len(self.cells) != len(genotype.cell_types):
             raise ValueError(f"genotype lists {len(genotype.cell_types)} cell types for a "
                              f"layout of {len(self.cells)} cells")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
+from matplotlib.colors import Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
@@ -93,14 +94,14 @@ def alpha_figure(alphas_history: Sequence[Mapping[str, Any]] | Mapping[str, Any]
     figure = Figure(figsize=(2.6 + 0.5 * len(primitives) * per_row, 0.4 + blocks * sum(heights)),
                     dpi=DPI, layout="constrained")
     grid = figure.add_gridspec(blocks * len(heights), per_row, height_ratios=heights * blocks)
-    vmax = max(float(final[name].max()) for name in keys)
+    norm = weight_norm([final[name] for name in keys], len(primitives))
     maps = []
     for index, name in enumerate(keys):
         block, column = divmod(index, per_row)
         ax = figure.add_subplot(grid[block * len(heights), column])
         maps.append(ax)
         values = final[name]
-        image = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
+        image = ax.imshow(values, cmap="RdBu_r", norm=norm, aspect="auto")
         ax.set_title(f"{name} (epoch {epochs[-1]})", fontsize=9)
         ax.set_xticks(range(len(primitives)), primitives, rotation=45, ha="right", fontsize=7)
         ax.set_yticks(range(values.shape[0]),
@@ -121,9 +122,21 @@ def alpha_figure(alphas_history: Sequence[Mapping[str, Any]] | Mapping[str, Any]
             lines.grid(alpha=0.3)
             if index == per_row - 1:
                 lines.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    figure.colorbar(image, ax=maps, label="softmax weight (last epoch)", shrink=0.8,
-                    aspect=30)
+    figure.colorbar(image, ax=maps, label=f"softmax weight (last epoch; white = uniform "
+                                          f"1/{len(primitives)})", shrink=0.8, aspect=30)
     return figure
+
+
+def weight_norm(weights: Sequence[np.ndarray], ops: int) -> Normalize:
+    """Colours over the weights' own range, centred (white) on the uniform 1/ops: a search whose
+    weights stay within 0.1244-0.1257 shows those differences instead of one flat colour on a
+    0-0.13 scale."""
+    low = min(float(w.min()) for w in weights)
+    high = max(float(w.max()) for w in weights)
+    uniform = 1.0 / ops
+    if low < uniform < high:
+        return TwoSlopeNorm(vcenter=uniform, vmin=low, vmax=high)
+    return Normalize(vmin=low, vmax=high if high > low else low + 1e-9)
 
 
 def _outline(column: int, row: int) -> Rectangle:

@@ -23,6 +23,12 @@ class SearchPreset:
     weight_momentum: float = 0.9
     weight_weight_decay: float = 3e-4
     arch_lr: float = 6e-4
+    # Adam moves an alpha by at most about its lr per step, so lr x architecture steps bounds
+    # how far the search can move from the uniform start. Seed 002's smallest search (DSB2018:
+    # ~352 training images / batch 2 x 25 epochs ~ 4,400 steps at 6e-4) travels 2.6, as DARTS'
+    # CIFAR search does (3e-4 x ~9,750). On fewer steps (sample data, small data sets) the lr is
+    # raised so that lr x steps reaches this travel; 0 keeps --arch-lr as it is.
+    arch_travel: float = 2.6
     arch_weight_decay: float = 1e-3
     batch_size: int = 2
     drop_path: float = 0.3

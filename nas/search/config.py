@@ -27,6 +27,7 @@ class SearchConfig:
     weight_momentum: float
     weight_weight_decay: float
     arch_lr: float
+    arch_travel: float
     arch_weight_decay: float
     batch_size: int
     drop_path: float
@@ -60,7 +61,7 @@ class SearchConfig:
         if self.warmup_epochs >= self.epochs:
             raise SettingError(f"--warmup-epochs {self.warmup_epochs} leaves no architecture "
                                f"epoch of --epochs {self.epochs}; expected fewer warm-up epochs")
-        for field in ("lambda_params", "lambda_flops", "weight_lr_min", "weight_momentum",
+        for field in ("lambda_params", "lambda_flops", "weight_lr_min", "weight_momentum", "arch_travel",
                       "weight_weight_decay", "arch_weight_decay", "drop_path"):
             require_number(field, getattr(self, field))
         for field in ("weight_lr", "arch_lr", "grad_clip"):
@@ -97,3 +98,12 @@ class SearchConfig:
         return cls(**values)
 
 
+
+
+def architecture_lr(config: SearchConfig, steps_per_epoch: int) -> float:
+    """The alphas' learning rate: ``--arch-lr``, raised where the search has too few
+    architecture steps for it to travel ``--arch-travel`` (see ``SearchPreset.arch_travel``)."""
+    steps = max(steps_per_epoch * (config.epochs - config.warmup_epochs), 1)
+    if config.arch_travel <= 0:
+        return config.arch_lr
+    return max(config.arch_lr, config.arch_travel / steps)

@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 import torch
 
 import ops
-from supernet import CellGenotype, Genotype, edge_inputs, edges_into
+from supernet import WIDTH_GROWTH, CellGenotype, Genotype, edge_inputs, edges_into
 
 
 def derive_cell(weights: torch.Tensor, primitives: Sequence[str], nodes: int,
@@ -78,7 +78,8 @@ def derive_genotype(model, max_parameter_free: int | None = None) -> Genotype:
         cells=cells, cell_types=tuple(model.cell_types), layout=dict(model.layout),
         channels=model.channels, in_channels=model.in_channels, num_classes=model.num_classes,
         spatial_dims=model.spatial_dims, nodes=model.nodes, project_output=model.project_output,
-        primitives=tuple(model.primitives))
+        primitives=tuple(model.primitives),
+        width_growth=getattr(model, "width_growth", WIDTH_GROWTH))
 
 
 def parameter_free_share(genotype: Genotype) -> float:
@@ -91,3 +92,42 @@ def skip_connect_count(genotype: Genotype) -> Mapping[str, int]:
     """Skip connections chosen per cell type (DARTS+ stops when one type holds too many)."""
     return {key: sum(op == "skip_connect" for node in cell for op, _ in node)
             for key, cell in genotype.cells.items()}
+
+
+#: A derived op that beats the runner-up on its edge by less than this softmax weight was
+#: chosen by noise: at the seed's initialisation (alphas ~ 1e-3 N(0, 1)) and after a handful
+#: of architecture steps, margins are ~1e-3; a decision worth retraining is an order of
+#: magnitude clearer. ``lwnas search`` warns when the median margin is below it.
+NOISE_MARGIN = 0.01
+
+
+def decision_margins(weights: Mapping[str, torch.Tensor], genotype: Genotype
+                     ) -> dict[str, list[float]]:
+    """Per cell type, for every chosen edge (in node order): the softmax weight of its op minus
+    that of the runner-up op on the same edge (``none`` and pruned ops excluded). A negative
+    margin means a collapse guard overrode the alphas' choice."""
+    edge_of = {pair: edge for edge, pair in enumerate(edge_inputs(genotype.nodes))}
+    primitives = list(genotype.primitives)
+    margins: dict[str, list[float]] = {}
+    for key, cell in genotype.cells.items():
+        rows = weights[key].detach().float().cpu()
+        values = []
+        for node, pairs in enumerate(cell):
+            for op, source in pairs:
+                row = rows[edge_of[(node, source)]]
+                chosen = primitives.index(op)
+                rivals = [float(row[i]) for i, name in enumerate(primitives)
+                          if name != "none" and i != chosen and float(row[i]) > 0]
+                values.append(float(row[chosen]) - (max(rivals) if rivals else 0.0))
+        margins[key] = values
+    return margins
+
+
+def margin_summary(margins: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """Minimum and median decision margin over every chosen edge of every cell type."""
+    values = sorted(v for key in margins for v in margins[key])
+    if not values:
+        return {"margin_min": float("nan"), "margin_median": float("nan")}
+    middle = len(values) // 2
+    median = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+    return {"margin_min": values[0], "margin_median": median}

@@ -22,8 +22,8 @@ from typing import Any, Mapping
 
 import ops
 from nas.train.files import atomic_write_text
-from supernet import SPACES, Genotype, edges_into
-from supernet.unet import CELL_TYPES, parse_layout
+from supernet import SPACES, WIDTH_GROWTH, Genotype, edges_into
+from supernet.unet import parse_layout
 
 FORMAT_VERSION = 1
 _ARCHITECTURE_KEYS = ("space", "layout", "channels", "nodes", "in_channels", "num_classes",
@@ -51,6 +51,8 @@ def genotype_to_dict(genotype: Genotype, **metadata: Any) -> dict:
         "cells": {key: [[[op, index] for op, index in node] for node in cell]
                   for key, cell in genotype.cells.items()},
     }
+    if genotype.space == "unet":
+        data["width_growth"] = genotype.width_growth
     clash = set(metadata) & set(data)
     if clash:
         raise ValueError(f"metadata keys {sorted(clash)} clash with the genotype's own fields")
@@ -139,10 +141,14 @@ def genotype_from_dict(data: Any, source: str = "<genotype>") -> Genotype:
     project_output = data["project_output"]
     if not isinstance(project_output, bool):
         raise _fail(source, f"'project_output' must be true or false, got {project_output!r}")
+    width_growth = data.get("width_growth", WIDTH_GROWTH)  # files before it was recorded: 2
+    if (not isinstance(width_growth, (int, float)) or isinstance(width_growth, bool)
+            or not width_growth > 0):
+        raise _fail(source, f"'width_growth' must be a positive number, got {width_growth!r}")
     return Genotype(space=space, cells=cells, cell_types=tuple(cell_types), layout=layout,
                     channels=channels, in_channels=in_channels, num_classes=num_classes,
                     spatial_dims=spatial_dims, nodes=nodes, project_output=project_output,
-                    primitives=tuple(primitives))
+                    primitives=tuple(primitives), width_growth=float(width_growth))
 
 
 def _parse_cell(cell: Any, key: str, nodes: int, known_ops: set, source: str):
@@ -191,4 +197,4 @@ def load_genotype(path: str | os.PathLike) -> Genotype:
 
 
 __all__ = ["FORMAT_VERSION", "GenotypeError", "genotype_to_dict", "genotype_from_dict",
-           "save_genotype", "load_genotype", "load_genotype_file", "CELL_TYPES"]
+           "save_genotype", "load_genotype", "load_genotype_file"]

@@ -44,7 +44,7 @@ from ops import convert_sync_batchnorm
 from supernet import build_supernet
 
 from .architect import Architect
-from .config import RESUME_KEYS, SearchConfig
+from .config import RESUME_KEYS, SearchConfig, architecture_lr
 from .costs import CostModel, network_complexity
 from .derive import derive_genotype, parameter_free_share, skip_connect_count
 from .genotype_file import save_genotype
@@ -114,7 +114,22 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
         penalty, _, _ = costs.penalty(net, config.lambda_params, config.lambda_flops)
         return segmentation_loss(net, batch) + penalty
 
-    architect = Architect(model, segmentation_loss, architecture_loss, config.arch_lr,
+    needed = config.batch_size * context.world_size
+    for name, split in (("training", train_set), ("validation", val_set)):
+        if len(split) < needed:
+            raise ValueError(f"the {name} split has {len(split)} images, fewer than one batch "
+                             f"of {config.batch_size} per process x {context.world_size} "
+                             "processes; lower --batch-size, use fewer processes or add data")
+    loader_options = dict(num_workers=config.num_workers, distributed=context.enabled,
+                          seed=config.seed)
+    train_loader = make_loader(train_set, config.batch_size, shuffle=True, drop_last=True,
+                               **loader_options)
+    arch_loader = make_loader(val_set, config.batch_size, shuffle=True, drop_last=True,
+                              **loader_options)
+    eval_loader = make_loader(val_set, config.batch_size, shuffle=False, drop_last=False,
+                              **loader_options)
+    arch_lr = architecture_lr(config, len(train_loader))
+    architect = Architect(model, segmentation_loss, architecture_loss, arch_lr,
                           (0.5, 0.999), config.arch_weight_decay, config.order,
                           reduce_hook=lambda tensors: all_reduce_tensors(tensors, context))
     start_epoch, history, alphas_history = 0, [], []
@@ -130,20 +145,6 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
         start_epoch = state["epoch"] + 1
         restore_rng_state(state["rng"])
 
-    needed = config.batch_size * context.world_size
-    for name, split in (("training", train_set), ("validation", val_set)):
-        if len(split) < needed:
-            raise ValueError(f"the {name} split has {len(split)} images, fewer than one batch "
-                             f"of {config.batch_size} per process x {context.world_size} "
-                             "processes; lower --batch-size, use fewer processes or add data")
-    loader_options = dict(num_workers=config.num_workers, distributed=context.enabled,
-                          seed=config.seed)
-    train_loader = make_loader(train_set, config.batch_size, shuffle=True, drop_last=True,
-                               **loader_options)
-    arch_loader = make_loader(val_set, config.batch_size, shuffle=True, drop_last=True,
-                              **loader_options)
-    eval_loader = make_loader(val_set, config.batch_size, shuffle=False, drop_last=False,
-                              **loader_options)
     stop_reason = "completed"
     genotype = derive_genotype(model, config.max_parameter_free)
     for epoch in range(start_epoch, config.epochs):

@@ -289,6 +289,17 @@ def test_alpha_heat_map_shows_the_last_epoch_per_key_and_the_mean_per_op_over_ep
     np.testing.assert_array_equal(middle_lines["sk"].get_xdata(), [1, 2, 3])
 
 
+def test_alpha_heat_map_colours_span_the_weights_range_around_uniform():
+    # a search decided by noise: every weight within 0.1244-0.1257 of the uniform 0.125
+    weights = {"encoder": 0.125 + np.linspace(-6e-4, 7e-4, 14 * 8).reshape(14, 8)}
+    figure = visualize.alpha_figure([weights], ops.SEARCH_OPS)
+    (ax,) = [ax for ax in figure.axes if ax.images]
+    norm = ax.images[0].norm
+    assert norm.vmin == pytest.approx(0.1244) and norm.vmax == pytest.approx(0.1257)
+    assert norm(0.125) == pytest.approx(0.5)  # uniform sits at the diverging map's centre
+    assert norm(0.1244) == 0.0 and norm(0.1257) == 1.0
+
+
 def test_alpha_heat_map_of_one_key_or_one_epoch():
     history = _softmax_history()
     figure = visualize.alpha_figure(history, ops.SEARCH_OPS, key="middle")
