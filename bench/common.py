@@ -1,7 +1,6 @@
 """Helpers the benchmark scripts share: device description, timing, BENCHMARKS.md sections."""
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -9,26 +8,9 @@ from typing import Callable
 
 import torch
 
+from nas.complexity.device import cpu_model, device_description  # noqa: F401  (re-exported)
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or what platform knows)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def device_description(device: torch.device) -> str:
-    """The GPU's name, or the CPU model and the threads torch uses."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    threads = torch.get_num_threads()
-    return f"CPU {cpu_model()}, {threads} torch thread{'s' if threads > 1 else ''}"
 
 
 def median_seconds(run: Callable[[], None], device: torch.device, warmup: int,

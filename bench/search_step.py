@@ -99,7 +99,7 @@ def build(settings: dict, args: argparse.Namespace, device: torch.device):
     costs = CostModel(model, (args.size, args.size)).to(device)
 
     def penalty() -> torch.Tensor:
-        return costs.penalty(model, 0.015, 0.005)[0]
+        return costs.penalty(model, {"params": 0.015, "flops": 0.005})
 
     return model, model.arch_parameters(), model.weight_parameters(), penalty
 

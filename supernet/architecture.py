@@ -90,6 +90,13 @@ class ArchitectureParameters(nn.Module):
         """Ops still searched over all edges and keys (``none`` excluded: it is never run)."""
         return sum(len(ops_of_edge) for key in self.keys for ops_of_edge in self.active(key))
 
+    def mean_logsumexp(self) -> torch.Tensor:
+        """Mean over every edge of every key of logsumexp(alpha) (pruned ops excluded): beta-DARTS'
+        regulariser. Its gradient is softmax(alpha) / edges, so descending it lowers each
+        alpha in proportion to its weight, restraining the op that dominates an edge."""
+        values = torch.cat([self.masked_alphas(key).logsumexp(dim=-1) for key in self.keys])
+        return values.mean()
+
     def parameters_list(self) -> list[nn.Parameter]:
         params = list(self.alphas.values())
         if self.betas is not None:

@@ -45,3 +45,30 @@ class SquaresDataset(Dataset):
         if self.poisoned:
             image = image * float("nan")
         return {"image": image, "label": self.labels[index], "case": f"case{index}"}
+
+
+class PlantedTask(Dataset):
+    """Uniform noise images whose label a parameter-free op computes exactly: ``"identity"``
+    (label = pixel > 0.5: what skip_connect passes for free, a pooling blurs away) or ``"max"``
+    (label = some pixel of the 3x3 window > 0.9: what max_pool_3x3 computes, skip and average
+    pooling do not)."""
+
+    in_channels = 1
+    num_classes = 1
+    spatial_dims = 2
+
+    def __init__(self, kind: str, count: int = 32, size: int = 16, seed: int = 0) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.images = torch.rand(count, 1, size, size, generator=generator)
+        if kind == "identity":
+            self.labels = (self.images > 0.5).float()
+        elif kind == "max":
+            self.labels = (torch.nn.functional.max_pool2d(self.images, 3, 1, 1) > 0.9).float()
+        else:
+            raise ValueError(f"kind must be 'identity' or 'max', got {kind!r}")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"image": self.images[index], "label": self.labels[index], "case": f"case{index}"}

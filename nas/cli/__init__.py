@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "search": ("search", "search a genotype (the supernet's cells) for a 2D data set"),
     "retrain": ("retrain", "train a genotype or a hand-designed 3D network from scratch"),
     "predict": ("predict", "segment new images or volumes with a trained checkpoint"),
+    "random-genotype": ("random_genotype", "a random genotype of the same cost (the baseline)"),
     "report": ("report", "complexity of a derived network beside a plain U-Net"),
     "visualize": ("visualize", "draw cells, macro layout, alpha heat map and curves of a run"),
     "complexity": ("complexity", "the papers' complexity tables (ops, 3D networks)"),

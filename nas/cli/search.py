@@ -22,12 +22,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels", type=int, help="width of the first cells")
     parser.add_argument("--layout", help="encoder/middle/decoder cell counts, e.g. 2/3/2")
     parser.add_argument("--image-size", type=int, help="2D side length (256 on real data)")
+    parser.add_argument("--macro", choices=("default", "seed"),
+                        help="macro settings to start from: default (16 channels doubling per "
+                             "level) or seed (where derived networks land at seed 002's cost "
+                             "point); flags override them")
+    parser.add_argument("--width-growth", type=float,
+                        help="cell widths per level: channels * growth ** level (default 2)")
     parser.add_argument("--lambda-params", type=float, help="weight of E[params] (in M)")
     parser.add_argument("--lambda-flops", type=float, help="weight of E[FLOPs] (in G)")
+    costs = parser.add_argument_group("latency- and memory-aware costs, budgets")
+    costs.add_argument("--latency-device", metavar="cpu|cuda[:N]",
+                       help="measure every op's latency there (batch 1, cached on disk) for "
+                            "E[latency], --budget-latency and the derived network's latency")
+    costs.add_argument("--lambda-latency", type=float, help="weight of E[latency] (in ms)")
+    costs.add_argument("--lambda-memory", type=float,
+                       help="weight of E[activation memory] (in MB)")
+    for kind, unit in (("params", "M"), ("flops", "G"), ("latency", "ms"), ("memory", "MB")):
+        costs.add_argument(f"--budget-{kind}", type=float, metavar=unit,
+                           help=f"hinge penalty when the derived network's expected {kind} "
+                                f"exceed this ({unit}); zero below it")
+    parser.add_argument("--beta-regularization", type=float, metavar="W",
+                        help="beta-DARTS: W x epoch / epochs times the mean logsumexp of the "
+                             "alphas (collapse resistance)")
     parser.add_argument("--order", type=int, choices=(1, 2), help="1: first order, 2: unrolled")
     parser.add_argument("--weight-lr", type=float)
     parser.add_argument("--arch-lr", type=float)
+    parser.add_argument("--arch-travel", type=float, metavar="T",
+                        help="raise the arch lr so that lr x architecture steps >= T "
+                             "(default 2.6, seed 002's DSB2018 search; 0 keeps --arch-lr)")
     parser.add_argument("--space", choices=("unet", "darts"), help="U space or DARTS stack")
+    parser.add_argument("--primitives", type=lambda text: tuple(text.split(",")),
+                        metavar="OP,OP,...", help="candidate ops (default: the 8 search ops)")
     parser.add_argument("--partial-channels", type=int, metavar="K",
                         help="PC-DARTS: 1/K of the channels through the ops")
     parser.add_argument("--edge-normalization", action="store_true", default=None,

@@ -14,7 +14,8 @@ from .counting import (
                        profile_layers,
                        summarize_layers,
 )
+from .device import cpu_model, device_description
 
 __all__ = ["FLOP_CONVENTIONS", "activation_memory", "count_parameters", "flops_by_convention",
            "layer_macs", "measure_latency", "peak_cuda_memory", "profile", "profile_layers",
-           "summarize_layers"]
+           "summarize_layers", "cpu_model", "device_description"]

@@ -12,9 +12,18 @@ from .models import (
                      network_kwargs,
                      training_values,
 )
-from .search import RETRAIN_PRESETS, SEARCH_PRESETS, RetrainPreset, SearchPreset, merge, retrain_preset, search_preset
+from .search import (
+                     MACROS,
+                     RETRAIN_PRESETS,
+                     SEARCH_PRESETS,
+                     RetrainPreset,
+                     SearchPreset,
+                     merge,
+                     retrain_preset,
+                     search_preset,
+)
 
 __all__ = ["MODEL_PRESETS", "SAMPLE_BATCH_SIZE", "TRAINING_FIELDS", "TRAINING_TARGETS",
            "ModelPreset", "defaults_table", "model_preset", "network_kwargs", "training_values",
-           "RETRAIN_PRESETS", "SEARCH_PRESETS", "RetrainPreset", "SearchPreset", "merge",
+           "MACROS", "RETRAIN_PRESETS", "SEARCH_PRESETS", "RetrainPreset", "SearchPreset", "merge",
            "retrain_preset", "search_preset"]

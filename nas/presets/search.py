@@ -33,6 +33,8 @@ class SearchPreset:
     batch_size: int = 2
     drop_path: float = 0.3
     channels: int = 16
+    # cell widths per level: channels * width_growth ** level (see MACROS)
+    width_growth: float = 2.0
     grad_clip: float = 5.0
     loss: str = "bce_dice"
 
@@ -55,6 +57,15 @@ SEARCH_PRESETS: dict[str, SearchPreset] = {
     "chaos": SearchPreset(layout="3/3/3", epochs=35, lambda_params=0.025, lambda_flops=0.015,
                           weight_lr=0.008),
     "promise12": SearchPreset(layout="3/2/3", epochs=30, lambda_params=0.02, lambda_flops=0.01),
+}
+#: Macro settings a search can start from (``--macro NAME``), applied before the flags.
+#: "default": seed 002's 16 channels doubling per level (the U-Net rule; the seed gives no
+#: width rule). "seed": where derived networks land at seed 002's reported cost point (0.56-0.61M
+#: params, 15.0-16.0 GFLOPs at 256x256, about 78% of its U-Net's FLOPs): found by profiling
+#: random genotypes of layout 2/3/2 over a grid of widths and growths (README, "Cost point").
+MACROS: dict[str, dict[str, Any]] = {
+    "default": {"channels": 16, "width_growth": 2.0},
+    "seed": {"channels": 96, "width_growth": 0.75},
 }
 RETRAIN_PRESETS: dict[str, RetrainPreset] = {
     name: RetrainPreset() for name in SEARCH_PRESETS

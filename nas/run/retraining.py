@@ -63,9 +63,18 @@ def _searched_size(metadata: dict, source: Path) -> int | None:
     return size
 
 
-def _genotype_splits(genotype_path: Path) -> Path | None:
+def _genotype_splits(genotype_path: Path, metadata: dict) -> Path | None:
+    """The splits the genotype was searched on: ``splits.json`` beside it, or the file its
+    metadata names (a random baseline names its searched run's)."""
     candidate = genotype_path.parent / "splits.json"
-    return candidate if candidate.is_file() else None
+    if candidate.is_file():
+        return candidate
+    named = metadata.get("splits")
+    if named:
+        named = Path(named) if Path(named).is_absolute() else genotype_path.parent / named
+        if named.is_file():
+            return named
+    return None
 
 
 def retrain_genotype(genotype: str | Path, dataset: str | None = None,
@@ -95,7 +104,7 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
     out_dir = run_directory("retrain", dataset, out, context, resume)
     options = dict(image_size=config.image_size, skip_bad=skip_bad)
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
-                            splits_file or _genotype_splits(genotype_path), resume=resume,
+                            splits_file or _genotype_splits(genotype_path, metadata), resume=resume,
                             **options)
     sets = {split: data.get_dataset(dataset, data_root, split, seed, splits_file=splits,
                                     augment=split == "train", **options)

@@ -6,7 +6,7 @@ from typing import Any
 
 import data
 from nas.search import SearchConfig, run_search
-from nas.train.distributed import init_distributed
+from nas.train.distributed import init_distributed, resolve_device
 
 from .common import (
     check_val_fraction,
@@ -29,6 +29,9 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
     check_val_fraction(val_fraction)
     if overrides.get("image_size") is None:
         overrides["image_size"] = default_image_size(dataset, data_root)
+    if overrides.get("latency_device"):
+        resolve_device(overrides["latency_device"])  # a bad or absent device: one line, now
+        overrides["latency_cache"] = str(data.cache_root() / "latency")
     config = SearchConfig.from_preset(dataset, seed=seed, progress=progress, **overrides)
     out_dir = run_directory("search", dataset, out, context, resume)
     options = dict(image_size=config.image_size, skip_bad=skip_bad)
@@ -44,6 +47,8 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
                         metadata={"splits": "splits.json", "data_root": str(data_root or "")})
     if context.is_main and pictures:
         draw_search_pictures(out_dir)
+    for warning in result["warnings"]:
+        say(context, f"warning: {warning}")
     last = result["history"][-1] if result["history"] else {}
     say(context, f"{result['stop_reason']}; derived network {last.get('derived_params_M', 0):.3f}"
                  f"M params, {last.get('derived_flops_G', 0):.3f} GFLOPs; genotype "

@@ -5,14 +5,17 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from nas.presets import merge, search_preset
+import ops
+from nas.presets import MACROS, merge, search_preset
 from nas.train.runtime import PRECISIONS
 from nas.train.settings import SettingError, require_choice, require_int, require_number
 from supernet import SPACES, parse_layout
 
 #: Settings that must match for ``--resume`` to continue a run (the rest may change).
-RESUME_KEYS = ("dataset", "space", "layout", "channels", "image_size", "partial_channels",
-               "edge_normalization", "alpha_sharing", "order", "seed", "batch_size", "fused")
+RESUME_KEYS = ("dataset", "space", "layout", "channels", "width_growth", "image_size",
+               "partial_channels", "edge_normalization", "alpha_sharing", "primitives", "order",
+               "seed",
+               "batch_size", "fused")
 
 
 @dataclass
@@ -32,6 +35,7 @@ class SearchConfig:
     batch_size: int
     drop_path: float
     channels: int
+    width_growth: float
     grad_clip: float
     image_size: int
     loss: str
@@ -40,10 +44,22 @@ class SearchConfig:
     partial_channels: int = 1
     edge_normalization: bool = False
     alpha_sharing: str = "type"
+    primitives: tuple[str, ...] | None = None  # the candidate ops (None: ops.SEARCH_OPS)
     max_parameter_free: int | None = None
     early_stop_skip: int | None = None
     warmup_epochs: int = 0
     shrink_below: float | None = None
+    # latency- and memory-aware costs (nas.search.latency) and budgets (nas.search.costs)
+    lambda_latency: float = 0.0
+    lambda_memory: float = 0.0
+    budget_params: float | None = None
+    budget_flops: float | None = None
+    budget_latency: float | None = None
+    budget_memory: float | None = None
+    latency_device: str | None = None
+    latency_cache: str | None = None  # folder of the cached latency tables (set by nas.run)
+    # beta-DARTS' regulariser: weight W * epoch / epochs on the mean logsumexp of the alphas
+    beta_regularization: float = 0.0
     seed: int = 0
     precision: str = "auto"
     fused: bool = True
@@ -64,8 +80,16 @@ class SearchConfig:
         for field in ("lambda_params", "lambda_flops", "weight_lr_min", "weight_momentum", "arch_travel",
                       "weight_weight_decay", "arch_weight_decay", "drop_path"):
             require_number(field, getattr(self, field))
-        for field in ("weight_lr", "arch_lr", "grad_clip"):
+        for field in ("weight_lr", "arch_lr", "grad_clip", "width_growth"):
             require_number(field, getattr(self, field), strict=True)
+        for field in ("lambda_latency", "lambda_memory", "beta_regularization"):
+            require_number(field, getattr(self, field))
+        for kind in ("params", "flops", "latency", "memory"):
+            if getattr(self, f"budget_{kind}") is not None:
+                require_number(f"budget_{kind}", getattr(self, f"budget_{kind}"), strict=True)
+        if (self.lambda_latency or self.budget_latency is not None) and not self.latency_device:
+            raise SettingError("--lambda-latency and --budget-latency need --latency-device "
+                               "(cpu or cuda[:N]): the device the latency table is measured on")
         require_number("drop_path", self.drop_path, below=1.0)
         require_choice("space", self.space, SPACES)
         require_choice("order", self.order, (1, 2))
@@ -79,6 +103,13 @@ class SearchConfig:
         if self.channels % self.partial_channels:
             raise SettingError(f"--channels {self.channels} is not divisible by "
                                f"--partial-channels {self.partial_channels}")
+        if self.primitives is not None:
+            self.primitives = tuple(self.primitives)
+            unknown = [name for name in self.primitives if name not in ops.list_ops()]
+            if unknown or len([n for n in self.primitives if n != "none"]) < 2:
+                raise SettingError(f"--primitives must name at least 2 registered ops besides "
+                                   f"none; unknown: {', '.join(unknown) or '-'} (valid: "
+                                   f"{', '.join(ops.list_ops())})")
         try:
             counts = list(parse_layout(self.layout).values())
         except (ValueError, TypeError) as error:
@@ -86,9 +117,29 @@ class SearchConfig:
         if self.space == "darts" and sum(counts) < 3:
             raise SettingError(f"--layout {self.layout}: the DARTS space needs at least 3 cells")
 
+    @property
+    def lambdas(self) -> dict[str, float]:
+        """The weight of each expected cost in the architecture loss."""
+        return {"params": self.lambda_params, "flops": self.lambda_flops,
+                "latency": self.lambda_latency, "memory": self.lambda_memory}
+
+    @property
+    def budgets(self) -> dict[str, float | None]:
+        return {"params": self.budget_params, "flops": self.budget_flops,
+                "latency": self.budget_latency, "memory": self.budget_memory}
+
+    @property
+    def needs_memory(self) -> bool:
+        return bool(self.lambda_memory) or self.budget_memory is not None
+
     @classmethod
-    def from_preset(cls, dataset: str, **overrides: Any) -> "SearchConfig":
-        """Seed 002's settings for ``dataset``, with every override that is not None."""
+    def from_preset(cls, dataset: str, macro: str | None = None, **overrides: Any
+                    ) -> "SearchConfig":
+        """Seed 002's settings for ``dataset``, then the ``macro`` preset's (``MACROS``), then
+        every override that is not None."""
+        if macro is not None:
+            require_choice("macro", macro, MACROS)
+            overrides = {**MACROS[macro], **{k: v for k, v in overrides.items() if v is not None}}
         values = merge(search_preset(dataset), overrides)
         values["dataset"] = dataset
         names = {f.name for f in dataclasses.fields(cls)}

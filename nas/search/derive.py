@@ -12,6 +12,7 @@ connections above all) as they run longer; two standard fixes are offered:
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import torch
@@ -95,10 +96,18 @@ def skip_connect_count(genotype: Genotype) -> Mapping[str, int]:
 
 
 #: A derived op that beats the runner-up on its edge by less than this softmax weight was
-#: chosen by noise: at the seed's initialisation (alphas ~ 1e-3 N(0, 1)) and after a handful
-#: of architecture steps, margins are ~1e-3; a decision worth retraining is an order of
-#: magnitude clearer. ``lwnas search`` warns when the median margin is below it.
+#: chosen by noise whatever the search did: at the seed's initialisation (alphas ~ 1e-3 N(0, 1))
+#: margins are ~1e-4, and a decision worth retraining is clearer than one percentage point.
 NOISE_MARGIN = 0.01
+
+
+def noise_margin(arch_lr: float, arch_steps: int, ops: int) -> float:
+    """The decision margin architecture gradients of random sign would reach: Adam moves each
+    alpha by about its learning rate per step, so after ``arch_steps`` steps of random sign
+    the alphas spread by ~lr * sqrt(steps), and two ops' weights (each ~1/ops) by about that
+    over ``ops``; consistent gradients reach lr * steps / ops. A median margin below this (or
+    below :data:`NOISE_MARGIN`) means the alphas decided nothing."""
+    return max(NOISE_MARGIN, arch_lr * math.sqrt(max(arch_steps, 0)) / max(ops, 1))
 
 
 def decision_margins(weights: Mapping[str, torch.Tensor], genotype: Genotype

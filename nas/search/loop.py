@@ -16,6 +16,7 @@ from typing import Any, Callable
 import torch
 from tqdm import tqdm
 
+import ops
 from nas import losses
 from nas.train.checkpoints import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from nas.train.distributed import (
@@ -45,19 +46,28 @@ from supernet import build_supernet
 
 from .architect import Architect
 from .config import RESUME_KEYS, SearchConfig, architecture_lr
-from .costs import CostModel, network_complexity
-from .derive import derive_genotype, parameter_free_share, skip_connect_count
+from .costs import UNITS, CostModel, network_complexity
+from .derive import (
+    decision_margins,
+    derive_genotype,
+    margin_summary,
+    noise_margin,
+    parameter_free_share,
+    skip_connect_count,
+)
 from .genotype_file import save_genotype
+from .latency import LatencyTable, derived_costs
 
 
 def _supernet(config: SearchConfig, in_channels: int, num_classes: int) -> torch.nn.Module:
     common = dict(in_channels=in_channels, num_classes=num_classes, channels=config.channels,
+                  primitives=config.primitives or ops.SEARCH_OPS,
                   partial_channels=config.partial_channels,
                   edge_normalization=config.edge_normalization, drop_path_rate=config.drop_path)
     if config.space == "unet":
         # fused cells compute the same function faster (reduction-free U cells only)
         return build_supernet("unet", layout=config.layout, alpha_sharing=config.alpha_sharing,
-                              fused=config.fused, **common)
+                              fused=config.fused, width_growth=config.width_growth, **common)
     cells = sum(int(part) for part in config.layout.split("/"))
     return build_supernet("darts", num_cells=cells, **common)
 
@@ -95,7 +105,9 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
     if config.channels_last:
         model = to_channels_last(model, spatial_dims)
     forward = torch.compile(model) if config.compile else model
-    costs = CostModel(model, input_size).to(device)
+    latency = (LatencyTable(config.latency_device, config.latency_cache)
+               if config.latency_device else None)
+    costs = CostModel(model, input_size, latency=latency, memory=config.needs_memory).to(device)
     weight_params = model.weight_parameters()
     weight_optimizer = torch.optim.SGD(weight_params, lr=config.weight_lr,
                                        momentum=config.weight_momentum,
@@ -110,9 +122,14 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
             logits = forward(image)  # ``net`` is ``model``; ``forward`` may be its compiled form
         return loss_fn(logits.float(), label)
 
+    progress = {"epoch": 0}
+
     def architecture_loss(net, batch):
-        penalty, _, _ = costs.penalty(net, config.lambda_params, config.lambda_flops)
-        return segmentation_loss(net, batch) + penalty
+        loss = segmentation_loss(net, batch) + costs.penalty(net, config.lambdas, config.budgets)
+        if config.beta_regularization:  # beta-DARTS: weight ramped linearly with the epoch
+            ramp = config.beta_regularization * progress["epoch"] / config.epochs
+            loss = loss + ramp * net.architecture.mean_logsumexp()
+        return loss
 
     needed = config.batch_size * context.world_size
     for name, split in (("training", train_set), ("validation", val_set)):
@@ -150,6 +167,7 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         start_epoch_randomness(config.seed, epoch, (train_loader, arch_loader), context.rank)
+        progress["epoch"] = epoch
         current_lr = schedule.apply(weight_optimizer, epoch)
         model.train()
         arch_batches = cycle(arch_loader)
@@ -175,17 +193,26 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
         if config.shrink_below is not None and epoch >= config.warmup_epochs:
             model.architecture.shrink(config.shrink_below)
         genotype = derive_genotype(model, config.max_parameter_free)
-        derived = network_complexity(genotype, (in_channels,) + input_size)
+        derived = {**network_complexity(genotype, (in_channels,) + input_size),
+                   **derived_costs(genotype, (in_channels,) + input_size, latency,
+                                   config.needs_memory)}
         with torch.no_grad():
-            expected_params, expected_flops = costs.expected(model)
+            expected = costs.expected_costs(model)
         row = {"epoch": epoch, "train_loss": train_loss, **metrics,
-               "expected_params_M": expected_params.item(),
-               "expected_flops_G": expected_flops.item(),
+               **{f"expected_{kind}_{UNITS[kind]}": value.item()
+                  for kind, value in expected.items()},
                "derived_params_M": derived["params"] / 1e6,
                "derived_flops_G": derived["flops"] / 1e9,
+               **{f"derived_{name}": derived[name] for name in ("latency_ms", "memory_MB")
+                  if name in derived},
                "parameter_free_share": parameter_free_share(genotype),
+               **margin_summary(decision_margins(model.alpha_weights(), genotype)),
+               "noise_margin": noise_margin(
+                   arch_lr, len(train_loader) * max(epoch + 1 - config.warmup_epochs, 0),
+                   len(model.primitives) - 1),
                "active_ops": model.architecture.active_op_count(),
-               "weight_lr": current_lr, "seconds": time.perf_counter() - started}
+               "weight_lr": current_lr, "arch_lr": arch_lr,
+               "seconds": time.perf_counter() - started}
         history.append(row)
         alphas_history.append({k: v.tolist() for k, v in model.alpha_weights().items()})
         skips = skip_connect_count(genotype)
@@ -194,7 +221,9 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
                            f"connections in a derived cell (limit {config.early_stop_skip})")
         if context.is_main:
             _write_epoch(out_dir, config, model, genotype, derived, history, alphas_history,
-                         input_size, in_channels, metadata)
+                         input_size, in_channels, {**(metadata or {}), "arch_lr_used": arch_lr,
+                                                   "latency_device": latency and
+                                                   latency.identity["device"]})
             save_checkpoint(checkpoint_path, {
                 "epoch": epoch, "config": dataclasses.asdict(config),
                 "model": model.state_dict(), "weight_optimizer": weight_optimizer.state_dict(),
@@ -206,7 +235,21 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
         if stop_reason != "completed":
             break
     return {"genotype": genotype, "history": history, "stop_reason": stop_reason,
-            "out_dir": out_dir, "model": model}
+            "out_dir": out_dir, "model": model, "warnings": _warnings(history)}
+
+
+def _warnings(history: list[dict]) -> list[str]:
+    """What a user must know about a finished search: decisions within noise."""
+    if not history:
+        return []
+    last = history[-1]
+    if last["margin_median"] < last["noise_margin"]:
+        return [f"the derived cells were decided by noise: the median decision margin "
+                f"{last['margin_median']:.4f} (each chosen op's weight minus the runner-up's) "
+                f"is below {last['noise_margin']:.4f}, what architecture gradients of random "
+                "sign reach after as many steps (nas.search.derive.noise_margin); search "
+                "longer (--epochs), add data, or check the seed spread before trusting it"]
+    return []
 
 
 def _write_epoch(out_dir: Path, config: SearchConfig, model, genotype, derived, history,
@@ -219,7 +262,10 @@ def _write_epoch(out_dir: Path, config: SearchConfig, model, genotype, derived, 
                       if model.edge_strengths() is not None else None),
         complexity={"params": derived["params"], "flops": derived["flops"],
                     "flops_convention": "multiply-accumulates (seed 002's FLOPs)",
-                    "input_shape": [in_channels, *input_size]},
+                    "input_shape": [in_channels, *input_size],
+                    **{name: derived[name] for name in ("latency_ms", "memory_MB")
+                       if name in derived}},
+        decision_margins={k: history[-1][k] for k in ("margin_min", "margin_median")},
         **(metadata or {}))
     write_log(history, out_dir / "log.csv")
     atomic_write_text(out_dir / "alphas.json", json.dumps(

@@ -1,10 +1,13 @@
 """Expected-cost penalties: tables profiled where each edge runs, differentiable in alphas."""
+import random
+
 import pytest
 import torch
 
 import ops
 from nas import complexity
-from nas.search.costs import CostModel, level_size, op_cost
+from nas.search.costs import CostModel, genotype_costs, level_size, network_complexity, op_cost
+from nas.search.random_genotype import random_genotype
 from supernet import DartsSupernet, USupernet
 
 
@@ -64,9 +67,26 @@ def test_penalty_gradient_favours_cheap_ops():
     before = net.architecture.weights("encoder")[:, ops.SEARCH_OPS.index("none")].mean().item()
     for _ in range(5):
         optimizer.zero_grad()
-        penalty, _, _ = costs.penalty(net, 1.0, 1.0)
+        penalty = costs.penalty(net, {"params": 1.0, "flops": 1.0})
         penalty.backward()
         optimizer.step()
     after = net.architecture.weights("encoder")
     assert after[:, ops.SEARCH_OPS.index("none")].mean().item() > before
     assert after[:, ops.SEARCH_OPS.index("sep_conv_3x3")].mean().item() < 1 / 8
+
+
+def test_genotype_costs_equal_the_network_count(make_genotype):
+
+
+    rng = random.Random(0)
+    for layout in ((1, 0, 1), (2, 3, 2)):
+        genotype = random_genotype(make_genotype(layout, channels=8, in_channels=3), rng)
+        assert genotype_costs(genotype, (3, 32, 32)) == network_complexity(genotype, (3, 32, 32))
+
+
+def test_genotype_costs_equal_the_network_count_in_the_darts_space():
+    from nas.search.derive import derive_genotype
+
+    genotype = random_genotype(derive_genotype(DartsSupernet(3, channels=8, num_cells=5)),
+                               random.Random(1))
+    assert genotype_costs(genotype, (3, 32, 32)) == network_complexity(genotype, (3, 32, 32))

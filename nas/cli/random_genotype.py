@@ -1,0 +1,35 @@
+"""The cost-matched random baseline of a searched genotype:
+
+    lwnas random-genotype --like RUN/genotype.json --seed K --out FILE
+
+Draws genotypes from the search's own space (layout, widths, primitives, two distinct inputs
+per node, the search's cap on parameter-free ops) and keeps the first whose params and FLOPs
+are both within --tolerance of the reference's; ``retrain.py --genotype FILE`` then trains it
+on the searched run's splits, exactly like the searched genotype.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from nas.search.random_genotype import COST_TOLERANCE, MAX_TRIES
+
+    parser.add_argument("--like", required=True, help="genotype.json of a search")
+    parser.add_argument("--seed", type=int, required=True, help="one baseline per seed")
+    parser.add_argument("--out", required=True, help="genotype file to write")
+    parser.add_argument("--tolerance", type=float, default=COST_TOLERANCE,
+                        help=f"relative cost gap allowed (default {COST_TOLERANCE})")
+    parser.add_argument("--tries", type=int, default=MAX_TRIES, dest="max_tries",
+                        help=f"draws before giving up (default {MAX_TRIES})")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.run.random_baseline import random_baseline
+
+    record = random_baseline(args.like, args.seed, args.out, tolerance=args.tolerance,
+                             max_tries=args.max_tries)
+    print(f"{args.out}: {record['params'] / 1e6:.4f}M params ({record['params_gap']:+.1%}), "
+          f"{record['flops'] / 1e9:.4f} GFLOPs ({record['flops_gap']:+.1%}) against "
+          f"{args.like}, after {record['tries']} draw(s)")
+    return 0

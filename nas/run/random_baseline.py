@@ -1,0 +1,36 @@
+"""``lwnas random-genotype``: the cost-matched random baseline of a searched genotype, written
+as a genotype file that ``retrain.py --genotype`` trains exactly like the searched one (same
+dataset, image size and splits)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nas.search import load_genotype_file, save_genotype
+from nas.search.random_genotype import COST_TOLERANCE, MAX_TRIES, cost_matched_genotype
+
+
+def random_baseline(like: str | Path, seed: int, out: str | Path, *,
+                    tolerance: float = COST_TOLERANCE, max_tries: int = MAX_TRIES
+                    ) -> dict[str, Any]:
+    """Draw the cost-matched random genotype of the genotype file ``like`` and write it to
+    ``out``; returns the match record (costs, gaps, draws)."""
+    like = Path(like)
+    reference, metadata = load_genotype_file(like)
+    search = metadata.get("search") or {}
+    shape = (metadata.get("complexity") or {}).get("input_shape")
+    if not shape:
+        raise ValueError(f"{like}: records no complexity.input_shape; expected the genotype.json "
+                         "of a search")
+    genotype, record = cost_matched_genotype(
+        reference, tuple(shape), seed, tolerance=tolerance, max_tries=max_tries,
+        max_parameter_free=search.get("max_parameter_free"))
+    splits = metadata.get("splits")
+    if splits and not Path(splits).is_absolute():
+        splits = str((like.parent / splits).resolve())  # the searched run's own cases
+    save_genotype(out, genotype, dataset=metadata.get("dataset"), search=search,
+                  splits=splits, complexity={"params": record["params"],
+                                             "flops": record["flops"],
+                                             "input_shape": list(shape)},
+                  random_baseline={**record, "like": str(like.resolve())})
+    return record

@@ -1,0 +1,57 @@
+"""Does the search find anything? Planted signals: tasks whose answer one op computes exactly,
+searched over the parameter-free ops (so every genotype costs the same and only the choice of
+ops differs). The search must pick the planted op with a margin well above what gradients of
+random sign reach, and its genotype must beat cost-matched random genotypes once retrained."""
+import statistics
+
+import pytest
+import torch
+
+from nas.search import SearchConfig, run_search
+from nas.search.random_genotype import cost_matched_genotype
+from nas.train import DistributedContext, evaluate_binary, run_retrain
+from supernet import from_genotype
+from tests.synthetic import PlantedTask, retrain_config
+
+pytestmark = pytest.mark.slow
+PARAMETER_FREE = ("skip_connect", "max_pool_3x3", "avg_pool_3x3")
+
+
+def _search(kind, tmp_path, epochs, warmup):
+    config = SearchConfig.from_preset(
+        "dsb2018", layout="1/0/1", epochs=epochs, warmup_epochs=warmup, channels=8,
+        image_size=16, batch_size=4, num_workers=0, progress=False, drop_path=0.0,
+        lambda_params=0.0, lambda_flops=0.0, primitives=PARAMETER_FREE, seed=0)
+    return run_search(config, PlantedTask(kind, 32, seed=1), PlantedTask(kind, 32, seed=2),
+                      tmp_path / f"search-{kind}")
+
+
+def test_the_search_picks_the_op_a_task_needs_with_a_clear_margin(tmp_path):
+    result = _search("identity", tmp_path, epochs=12, warmup=2)
+    chosen = [op for cell in result["genotype"].cells.values() for node in cell for op, _ in node]
+    assert chosen.count("skip_connect") >= 12, result["genotype"].cells  # of 16 derived ops
+    last = result["history"][-1]
+    assert last["margin_median"] > 2 * last["noise_margin"], last
+    assert not result["warnings"]
+
+
+def _retrained_dsc(genotype, tmp_path, name):
+    torch.manual_seed(0)
+    context = DistributedContext()
+    val = torch.utils.data.DataLoader(PlantedTask("max", 32, seed=3), batch_size=8)
+    loss = torch.nn.BCEWithLogitsLoss()
+    config = retrain_config(epochs=10, batch_size=4, image_size=16, drop_path=0.0, lr=0.01)
+    result = run_retrain(from_genotype(genotype), config, PlantedTask("max", 64, seed=1),
+                         tmp_path / name,
+                         lambda net: evaluate_binary(net, val, loss, context.device, context))
+    return result["best"]["score"]
+
+
+def test_the_searched_genotype_beats_cost_matched_random_ones(tmp_path):
+    searched = _search("max", tmp_path, epochs=20, warmup=6)["genotype"]
+    randoms = [cost_matched_genotype(searched, (1, 16, 16), seed=k)[0] for k in range(6)]
+    ours = _retrained_dsc(searched, tmp_path, "searched")
+    theirs = [_retrained_dsc(genotype, tmp_path, f"random{k}")
+              for k, genotype in enumerate(randoms)]
+    # measured on 4 search seeds: ours 0.979-0.988, random mean 0.959 (0.897-0.979)
+    assert ours > statistics.mean(theirs) + 0.01, (ours, theirs)
