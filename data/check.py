@@ -187,7 +187,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="list bad cases as skipped; fail only if none is usable")
     parser.add_argument("--per-case", action="store_true", help="also print one row per case")
     parser.add_argument("--option", action="append", type=_parse_option, default=[], metavar="KEY=VALUE",
-                        help="dataset option, e.g. modality=MR or sequence=T1DUAL_InPhase (repeatable)")
+                        help="dataset option, e.g. modality=MR, sequence=T1DUAL_InPhase or spatial_dims=3 (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
