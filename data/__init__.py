@@ -1,9 +1,11 @@
 """Data for lwnas: readers for BraTS, DSB2018, CHAOS and PROMISE12 in their
-released layouts, preprocessing with an on-disk cache, 2D/3D augmentation,
-case-level splits, bundled sample data and a dataset checker.
+released layouts and for users' own data in the nnU-Net v2 raw or Decathlon
+layout (`nnunet`), preprocessing with an on-disk cache, 2D/3D augmentation,
+case-level splits, data set fingerprints, bundled sample data and a dataset
+checker.
 
-Stands alone: numpy, torch, nibabel, SimpleITK, pydicom, albumentations,
-scipy, pandas and tqdm only; no other project package.
+Stands alone: numpy, torch, nibabel, SimpleITK, pillow, pydicom,
+albumentations, scipy, pandas and tqdm only; no other project package.
 """
 
 from data.augment2d import apply_augment_2d, build_augment_2d
@@ -30,8 +32,12 @@ from data.datasets import CaseDataset, SliceDataset, VolumeDataset
 from data.dsb2018 import find_dsb2018_cases, preprocess_dsb2018_case, read_dsb2018_case
 from data.errors import DataError
 from data.factory import DatasetFacts, dataset_facts, get_dataset
+from data.fingerprint import extract_fingerprint, plan_2d_size
+from data.image_io import ENDINGS, read_image_file, write_like
 from data.intensity import scale_percentiles, window, zscore_nonzero
 from data.nifti import write_nifti_like
+from data.nnunet import NnunetSpec, find_nnunet_cases, inspect_nnunet_case, read_dataset_json, read_nnunet_case
+from data.nnunet_prepare import LabelTargets, prepare_nnunet_case, regions_to_labels, volume_from_slices
 from data.presets import PRESETS, get_preset, list_datasets
 from data.promise12 import find_promise12_cases, preprocess_promise12_case, read_promise12_case
 from data.resize import restore_original_size
@@ -42,7 +48,7 @@ from data.splits import load_splits, make_splits, save_splits, splits_text, with
 def __getattr__(name: str):
     # Imported on first use: `python -m data.check` must find data.check not
     # yet imported, and `import data` need not load pandas.
-    if name in ("check_dataset", "CheckReport"):
+    if name in ("check_dataset", "CheckReport", "verify_dataset"):
         from data import check
 
         return getattr(check, name)
@@ -50,8 +56,11 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "BRATS_REGIONS", "DatasetFacts", "ENHANCING_LABEL", "ET_THRESHOLD", "MODALITIES", "PRESETS", "CaseDataset",
-    "CheckReport", "DataError", "RandomAugment3D", "SliceDataset", "VolumeDataset",
+    "BRATS_REGIONS", "DatasetFacts", "ENDINGS", "ENHANCING_LABEL", "ET_THRESHOLD", "MODALITIES", "PRESETS",
+    "CaseDataset", "CheckReport", "DataError", "LabelTargets", "NnunetSpec", "RandomAugment3D", "SliceDataset",
+    "VolumeDataset", "extract_fingerprint", "find_nnunet_cases", "inspect_nnunet_case", "plan_2d_size",
+    "prepare_nnunet_case", "read_dataset_json", "read_image_file", "read_nnunet_case", "regions_to_labels",
+    "verify_dataset", "volume_from_slices", "write_like",
     "apply_augment_2d", "brats_case_files", "brats_index_to_labels", "brats_labels_to_index",
     "brats_labels_to_regions", "brats_probabilities_to_labels", "brats_regions",
     "brats_regions_to_labels", "build_augment_2d", "cache_root", "check_dataset", "clear_cache",

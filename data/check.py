@@ -4,7 +4,8 @@ Reads every case with the same readers training uses, collects every problem
 (nnU-Net's verify_dataset_integrity style) instead of stopping at the first,
 prints a summary table and the problems, and exits non-zero if there are any.
 With --skip-bad, bad cases are listed as skipped and only a data root with no
-usable case fails.
+usable case fails. `verify_dataset` is the same check as a gate: it raises one
+DataError naming every failing case (search and retrain call it first).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from data.errors import DataError
+from data.errors import DataError, data_error
 from data.presets import get_preset, list_datasets
 from data.sample import sample_root
-from data.sources import SOURCES
+from data.sources import source_for
 
 
 @dataclass
@@ -39,10 +40,15 @@ class CheckReport:
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def failing(self) -> list[str]:
+        """The cases (or the data root) with problems, each once, in the order found."""
+        return list(dict.fromkeys(case for case, _ in self.problems))
+
     def summary(self) -> pd.DataFrame:
         """One row per property: cases, slices, shapes, spacings, labels, class balance, channels."""
         rows = [("dataset", self.dataset), ("data root", str(self.root)),
-                ("cases", f"{len(self.cases)} readable, {len(self.problems)} with problems")]
+                ("cases", f"{len(self.cases)} readable, {len(self.failing)} with problems")]
         if len(self.cases):
             c = self.cases
             rows += [
@@ -65,21 +71,29 @@ def check_dataset(name: str, root: str | os.PathLike | None = None, cache_dir: s
         raise TypeError(f"{name} has no option(s) {', '.join(unknown)}; valid: {', '.join(preset.options) or 'none'}")
     options = {**preset.options, **dataset_options}
     root = sample_root(name, cache_dir) if root is None else Path(root).expanduser()
-    source = SOURCES[name]
     empty = pd.DataFrame(columns=["case", "slices", "shape", "spacing", "labels", "counts", "channels"])
     try:
+        source = source_for(name, root, options)
         case_paths = source.find(root, options)
     except DataError as exc:
         return CheckReport(name, root, empty, [(str(root), str(exc))])
-    rows, problems, warnings = [], [], []
+    rows, warnings = [], []
+    problems = [(str(root), message) for message in (source.audit(case_paths, options) if source.audit else [])]
     for path in tqdm(case_paths, desc=f"checking {name}", unit="case", disable=None if progress else True):
         case = source.case_id(path)
-        try:
-            # the readers reject NaN / inf voxels, naming the file and channel
-            image, label, meta = source.read(path, options)
-        except DataError as exc:
-            problems.append((case, str(exc)))
-            continue
+        # the readers reject NaN / inf voxels, naming the file and channel
+        if source.inspect is not None:  # every problem of the case, not only the first
+            arrays, case_problems = source.inspect(path, options)
+            if case_problems:
+                problems += [(case, message) for message in case_problems]
+                continue
+            image, label, meta = arrays
+        else:
+            try:
+                image, label, meta = source.read(path, options)
+            except DataError as exc:
+                problems.append((case, str(exc)))
+                continue
         counts = np.bincount(label.ravel(), minlength=1)
         values = np.flatnonzero(counts)
         if not (values > 0).any():
@@ -87,8 +101,10 @@ def check_dataset(name: str, root: str | os.PathLike | None = None, cache_dir: s
                                    "expected the structure to segment in most cases"))
         rows.append({
             "case": case,
-            # 2D-from-3D and 3D cases: slices along the first / last axis; images: 1.
-            "slices": 1 if source.kind == "images" else int(label.shape[0] if source.kind == "slices"
+            # 2D-from-3D and 3D cases: slices along the first / last axis (or the reader's
+            # slice_axis); images: 1.
+            "slices": 1 if source.kind == "images" else int(label.shape[meta["slice_axis"]] if "slice_axis" in meta
+                                                            else label.shape[0] if source.kind == "slices"
                                                             else label.shape[-1]),
             "shape": "x".join(map(str, label.shape)),
             "spacing": tuple(round(float(s), 3) for s in meta["spacing"]),
@@ -100,6 +116,30 @@ def check_dataset(name: str, root: str | os.PathLike | None = None, cache_dir: s
     if rows and not _any_foreground(rows):
         problems.append((str(root), f"{root}: no case has foreground (every label is 0); expected labelled cases"))
     return CheckReport(name, root, cases, problems, warnings)
+
+
+def verify_dataset(name: str, root: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+                   **dataset_options) -> CheckReport:
+    """`check_dataset` as a gate before a search or retraining: the report when the data set has
+    no problem (warnings allowed), else one DataError.
+
+    Its message is one line (the commands print errors as one line) that starts with the data
+    root, counts the problems and the failing cases, names the cases (the first 10, then how
+    many more; "the data set" for problems of dataset.json or the root) and quotes the first
+    problem; `python -m data.check` prints every problem on its own line, and the error's
+    `report` attribute holds them all.
+    """
+    report = check_dataset(name, root, cache_dir=cache_dir, progress=False, **dataset_options)
+    if report.ok:
+        return report
+    # problems of the data set as a whole are filed under the root
+    failing = ["the data set" if key == str(report.root) else key for key in report.failing]
+    shown = ", ".join(failing[:10]) + (f", ... {len(failing) - 10} more" if len(failing) > 10 else "")
+    error = data_error(report.root, f"{len(report.problems)} problem(s) in {len(failing)} case(s) ({shown}); "
+                       f"expected a data set that passes python -m data.check --dataset {name} --data-root "
+                       f"{report.root} (which lists every problem); first: {report.problems[0][1]}")
+    error.report = report
+    raise error
 
 
 def _any_foreground(rows: list[dict]) -> bool:
@@ -147,7 +187,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="list bad cases as skipped; fail only if none is usable")
     parser.add_argument("--per-case", action="store_true", help="also print one row per case")
     parser.add_argument("--option", action="append", type=_parse_option, default=[], metavar="KEY=VALUE",
-                        help="dataset option, e.g. modality=MR or sequence=T1DUAL_InPhase (repeatable)")
+                        help="dataset option, e.g. modality=MR, sequence=T1DUAL_InPhase or spatial_dims=3 (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:

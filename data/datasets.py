@@ -9,6 +9,7 @@ or with `skip_bad` are left out and listed in `dataset.skipped`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -73,6 +74,10 @@ class CaseDataset(Dataset):
             raise DataError(f"{first.parent}: no case of the {split} split ({len(self.cases)} cases) has "
                             "foreground (every label is 0); expected labelled cases")
 
+    def case_meta(self, case: str) -> dict:
+        """The cached meta of a case (the served grid's spacing, affine, original_shape, source...)."""
+        return dict(self._meta[case])
+
     def foreground_voxels(self, case: str) -> int:
         """Labelled (non-zero) voxels of a case, from the cache."""
         count = self._meta[case].get("foreground_voxels")
@@ -114,19 +119,22 @@ class CaseDataset(Dataset):
 
 
 class SliceDataset(CaseDataset):
-    """2D items: slices of CHAOS / PROMISE12 volumes, or DSB2018 images.
+    """2D items: slices of CHAOS / PROMISE12 / nnunet volumes, or DSB2018 / nnunet images.
 
-    `items[i]` is (case, slice index); single images have slice index -1.
+    `items[i]` is (case, slice index); single images have slice index -1. `to_target` turns
+    a label map into the served target (default: binary float mask for one class, class
+    indices otherwise).
     """
 
     spatial_dims = 2
 
     def __init__(self, *args, in_channels: int, image_size: int, augment: Augment2D | None,
                  mean: float | None, std: float | None, num_classes: int = 1, from_volumes: bool = True,
-                 **kwargs):
+                 to_target: Callable[[np.ndarray], torch.Tensor] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.in_channels = in_channels
         self.num_classes = num_classes
+        self.to_target = to_target
         self.image_size = image_size
         self.mean, self.std = mean, std
         self.augment = build_augment_2d(augment) if augment is not None else None
@@ -149,7 +157,9 @@ class SliceDataset(CaseDataset):
             image, label = apply_augment_2d(self.augment, image, label)
         if self.mean is not None:
             image = (image - self.mean) / self.std
-        if self.num_classes == 1:
+        if self.to_target is not None:
+            target = self.to_target(label)
+        elif self.num_classes == 1:
             # Binary tasks: class 1 (liver, prostate, nucleus) for sigmoid/BCE.
             target = torch.from_numpy((label == 1).astype(np.float32)[None])
         else:
@@ -171,18 +181,23 @@ class SliceDataset(CaseDataset):
 
 
 class VolumeDataset(CaseDataset):
-    """3D items (BraTS): random crops for training, whole volumes otherwise."""
+    """3D items (BraTS, nnunet): random crops for training, whole volumes otherwise.
+
+    `target` is one of BraTS's TARGETS, unless `to_target` (a label map -> target) is given.
+    """
 
     spatial_dims = 3
     TARGETS = ("labels", "index", "regions")
 
-    def __init__(self, *args, in_channels: int, num_classes: int, target: str, augment: Augment3D, crop: bool,
-                 random_augment: bool, **kwargs):
+    def __init__(self, *args, in_channels: int, num_classes: int, augment: Augment3D, crop: bool,
+                 random_augment: bool, target: str = "labels",
+                 to_target: Callable[[np.ndarray], torch.Tensor] | None = None, **kwargs):
         if target not in self.TARGETS:
             raise ValueError(f"unknown target {target!r}: expected one of {', '.join(self.TARGETS)}")
         super().__init__(*args, **kwargs)
         self.in_channels = in_channels
         self.target = target
+        self.to_target = to_target
         self.num_classes = num_classes
         self.crop_size = augment.crop_size if crop else None
         self.transform = RandomAugment3D(augment, crop=crop, augment=random_augment)
@@ -206,7 +221,9 @@ class VolumeDataset(CaseDataset):
         # Copies only what is still a read-only memory map or a flipped view.
         image = np.require(image, np.float32, ["C", "W"])
         label = np.require(label, None, ["C", "W"])
-        if self.target == "labels":
+        if self.to_target is not None:
+            target = self.to_target(label)
+        elif self.target == "labels":
             target = torch.from_numpy(label.astype(np.int64)[None])
         elif self.target == "index":
             target = torch.from_numpy(brats_labels_to_index(label))

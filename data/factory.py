@@ -14,7 +14,7 @@ from data.datasets import SliceDataset, VolumeDataset
 from data.errors import data_error
 from data.presets import get_preset
 from data.sample import is_sample, sample_root
-from data.sources import SOURCES
+from data.sources import ROOT_SOURCES, source_for
 from data.splits import SPLITS, load_splits, make_splits
 
 
@@ -32,7 +32,7 @@ def get_dataset(
     skip_bad: bool = False,
     **dataset_options,
 ) -> Dataset:
-    """A torch Dataset of one split of `name` ("dsb2018", "chaos", "promise12", "brats").
+    """A torch Dataset of one split of `name` ("dsb2018", "chaos", "promise12", "brats", "nnunet").
 
     root: the data root (layouts in docs/data.md); None uses the bundled
         sample data, written into the cache on first use. Sample data sets
@@ -40,14 +40,16 @@ def get_dataset(
     split: "train", "val" or "test", cut by case with `seed` (see
         `data.make_splits`), or read from `splits_file` (a saved splits.json).
     augment: random augmentation; None = on for "train" only.
-    image_size: 2D side length (default: the preset's 256; 64 for sample data).
+    image_size: 2D side length (default: the preset's 256; 64 for sample data; nnunet: planned
+        from the training cases, `data.plan_2d_size`, 48 for its sample data).
     cache_dir: root of the sample data and preprocessed-array cache
         (default $LWNAS_CACHE or ~/.cache/lwnas).
     skip_bad: leave out cases that fail to read and list them in
         `dataset.skipped` instead of raising `DataError`.
     dataset_options: chaos: modality ("CT"/"MR"), sequence, organs,
         hu_window; promise12: denoise, ...; brats: target ("labels", "index",
-        "regions"), crop_size, foreground_prob. Defaults in data/presets.py.
+        "regions"), crop_size, foreground_prob; nnunet: spatial_dims (2: slices along the
+        coarsest axis, 3: volumes), crop_size, foreground_prob. Defaults in data/presets.py.
 
     The dataset has attributes in_channels, num_classes, spatial_dims, cases,
     items (item index -> (case, slice index)), splits, skipped.
@@ -60,11 +62,12 @@ def get_dataset(
     # Sample data (also when written with `python -m data.sample --out DIR`)
     # gets its own small default sizes.
     use_sample = is_sample(root, name)
-    if preset.spatial_dims == 3 and image_size is not None:
+    source = source_for(name, root, options)
+    if source.spatial_dims == 3 and image_size is not None:
         raise ValueError(f"image_size applies to 2D datasets; {name} is 3D: pass crop_size instead")
-    if preset.spatial_dims == 2:
-        options["image_size"] = int(image_size or (preset.sample_image_size if use_sample else preset.image_size))
-    source = SOURCES[name]
+    if source.spatial_dims == 2:
+        size = image_size or (preset.sample_image_size if use_sample else preset.image_size)
+        options["image_size"] = None if size is None else int(size)  # None: the source's plan sets it
     case_paths = {source.case_id(path): path for path in source.find(root, options)}
 
     if splits_file is not None:
@@ -78,11 +81,16 @@ def get_dataset(
     else:
         splits = make_splits(list(case_paths), preset.test_fraction, val_fraction, seed, dataset=name)
 
+    cache_folder = cache_root(cache_dir) / "preprocessed" / name
+    if source.plan is not None:  # settings the training cases decide (the same for every split)
+        options = source.plan({case: case_paths[case] for case in splits["train"]}, options, cache_folder, skip_bad)
     settings = {"dataset": name, **{k: v for k, v in options.items() if k not in preset.item_options}}
-    cache = CaseCache(cache_root(cache_dir) / "preprocessed" / name, settings)
+    cache = CaseCache(cache_folder, settings)
     chosen = {case: case_paths[case] for case in splits[split]}
+    in_channels = preset.in_channels or len(source.channels(options))
     common = dict(name=name, split=split, case_paths=chosen, source=source, options=options, cache=cache,
-                  skip_bad=skip_bad, in_channels=preset.in_channels, num_classes=source.num_classes(options))
+                  skip_bad=skip_bad, in_channels=in_channels, num_classes=source.num_classes(options),
+                  to_target=source.target)
     augment = split == "train" if augment is None else augment
     if source.kind != "volumes":
         dataset = SliceDataset(
@@ -96,7 +104,8 @@ def get_dataset(
         settings_3d = dataclasses.replace(
             settings_3d, crop_size=crop_size,
             foreground_prob=settings_3d.foreground_prob if foreground_prob is None else float(foreground_prob))
-        dataset = VolumeDataset(**common, target=options["target"], augment=settings_3d,
+        # BraTS names its target; sources with their own `target` rule need none
+        dataset = VolumeDataset(**common, target=options.get("target", "labels"), augment=settings_3d,
                                 crop=split == "train", random_augment=augment)
     dataset.splits = splits
     dataset.root = root
@@ -116,12 +125,16 @@ class DatasetFacts:
 
 
 def dataset_facts(name: str, root: str | os.PathLike | None = None, **dataset_options) -> DatasetFacts:
-    """Channels, classes and dimensionality of `name` with these options (no case is read)."""
+    """Channels, classes and dimensionality of `name` with these options (no case is read;
+    nnunet reads its dataset.json, the sample data's when root is None)."""
     preset = get_preset(name)
     options = _options(name, preset.options, dataset_options)
-    source = SOURCES[name]
-    return DatasetFacts(name, preset.spatial_dims, preset.in_channels, source.num_classes(options),
-                        tuple(source.channels(options)))
+    if root is None and name in ROOT_SOURCES:
+        root = sample_root(name)
+    source = source_for(name, Path(root).expanduser() if root is not None else None, options)
+    channels = tuple(source.channels(options))
+    return DatasetFacts(name, source.spatial_dims, preset.in_channels or len(channels), source.num_classes(options),
+                        channels)
 
 
 def _options(name: str, defaults: dict, given: dict) -> dict:

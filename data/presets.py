@@ -2,7 +2,8 @@
 and augmentation defaults. Code reads these; it never branches on a dataset
 name to find a number.
 
-Sources: SPEC.md section 1 (2D tasks) and section 2 (BraTS training recipes).
+Sources: SPEC.md section 1 (2D tasks), section 2 (BraTS training recipes) and
+section 4b (users' own data in the nnU-Net v2 / Decathlon layouts: `nnunet`).
 """
 
 from __future__ import annotations
@@ -45,11 +46,12 @@ class Augment3D:
 @dataclass(frozen=True)
 class DatasetPreset:
     name: str
-    spatial_dims: int
-    in_channels: int
+    spatial_dims: int  # the default; nnunet's spatial_dims option may change it
+    in_channels: int | None  # None: from the data set's own description (nnunet: dataset.json)
     # Held-out test share of the cases (SPEC train:test ratios).
     test_fraction: float
-    # 2D: side of the square slices/images after preprocessing. 3D: unused.
+    # 2D: side of the square slices/images after preprocessing (None: planned from the
+    # training cases' fingerprint, `data.plan_2d_size`). 3D: unused.
     image_size: int | None
     # The bundled sample data is smaller than the real data; these sizes
     # replace image_size / crop_size when it is used.
@@ -147,6 +149,28 @@ PRESETS: Mapping[str, DatasetPreset] = MappingProxyType({
             "foreground_prob": None,  # None: augment_3d.foreground_prob
         },
         item_options=("target", "crop_size", "foreground_prob"),
+    ),
+    "nnunet": DatasetPreset(
+        name="nnunet",
+        spatial_dims=2,
+        in_channels=None,  # len(channel_names) / len(modality) of dataset.json
+        # nnU-Net cross-validates in 5 folds: one fifth held out.
+        test_fraction=0.2,
+        image_size=None,  # the median in-plane size as a power of two, at most 256
+        sample_image_size=48,  # the sample's own in-plane size: no resampling
+        sample_crop_size=(8, 32, 32),
+        mean=None,  # per channel by its name (nnU-Net): CT from the fingerprint, others z-scored
+        std=None,
+        augment_2d=Augment2D(),
+        augment_3d=Augment3D(),
+        options={
+            # 2: slices along each volume's coarsest axis (2D files as they are); 3: whole
+            # volumes / random crops.
+            "spatial_dims": 2,
+            "crop_size": None,  # 3D: None = augment_3d.crop_size (sample: sample_crop_size)
+            "foreground_prob": None,  # 3D: None = augment_3d.foreground_prob
+        },
+        item_options=("crop_size", "foreground_prob"),
     ),
 })
 

@@ -22,6 +22,7 @@ from data.presets import get_preset
 from data.sample.brats import write_brats
 from data.sample.chaos import write_chaos
 from data.sample.dsb2018 import write_dsb2018
+from data.sample.nnunet import write_nnunet
 from data.sample.promise12 import write_promise12
 
 # Bump when a writer changes, so cached copies are rewritten.
@@ -35,11 +36,13 @@ WRITERS: dict[str, Callable[..., Path]] = {
     "chaos": write_chaos,
     "promise12": write_promise12,
     "brats": write_brats,
+    "nnunet": write_nnunet,
 }
 
 
 def write_sample(name: str, out: str | os.PathLike, seed: int = 0, **options) -> Path:
-    """Write the sample data set `name` into `out` (options go to its writer, e.g. year="2020")."""
+    """Write the sample data set `name` into `out` (options go to its writer, e.g. year="2020",
+    variant="png")."""
     get_preset(name)  # unknown names fail with suggestions
     out = Path(out)
     if out.is_dir() and any(out.iterdir()) and _marked_as(out) != name:

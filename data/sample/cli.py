@@ -8,6 +8,7 @@ import argparse
 from data.presets import list_datasets
 from data.sample import write_sample
 from data.sample.brats import YEARS
+from data.sample.nnunet import VARIANTS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--year", choices=YEARS, default=None, help="BraTS release layout (default 2021)")
     parser.add_argument("--parts", action="store_true", help="PROMISE12: under TrainingData_Part1/2/3")
+    parser.add_argument("--variant", choices=VARIANTS, default=None,
+                        help="nnunet: nnU-Net v2 NIfTI (default), 2D PNG, or the Decathlon layout")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
             options["year"] = args.year
         if name == "promise12" and args.parts:
             options["parts"] = True
+        if name == "nnunet" and args.variant:
+            options["variant"] = args.variant
         out = f"{args.out}/{name}" if args.dataset == "all" else args.out
         print(f"{name}: {write_sample(name, out, seed=args.seed, **options)}")
     return 0
