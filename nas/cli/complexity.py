@@ -14,6 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ops_parser.add_argument("--size", type=int, default=32, help="input height = width")
     ops_parser.add_argument("--channels", type=int, default=32)
     ops_parser.add_argument("--spatial-dims", type=int, default=2, choices=(2, 3))
+    ops_parser.add_argument("--latency", action="store_true",
+                            help="the search ops' latency (batch 1) and activation memory "
+                                 "beside their params and FLOPs, as ratios to sep_conv_3x3")
+    ops_parser.add_argument("--device", default="cpu", help="where to time (with --latency)")
+    ops_parser.add_argument("--repeats", type=int, default=30, help="timed runs (median)")
     models_parser = tables.add_parser("models", help="the 3D networks against their papers")
     models_parser.add_argument("--size", type=int, default=128, help="crop edge (cubic input)")
     models_parser.add_argument("--in-channels", type=int, default=4)
@@ -25,6 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from nas.complexity import paper_tables
 
+    if args.table == "ops" and args.latency:
+        frame = paper_tables.latency_table(args.size, args.channels, args.spatial_dims,
+                                           args.device, args.repeats)
+        print(frame.to_markdown(index=False) if args.markdown else frame.to_string(index=False))
+        if args.csv:
+            frame.to_csv(args.csv, index=False)
+        return 0
     if args.table == "ops":
         frame = paper_tables.ops_table(args.size, args.channels, args.spatial_dims)
     else:

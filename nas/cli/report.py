@@ -1,9 +1,14 @@
-"""Complexity report of a derived network beside a plain U-Net at the same input size:
+"""Reports of runs:
 
-    lwnas report RUN_DIR [--size N] [--out DIR]
+    lwnas report RUN_DIR [--size N] [--out DIR]          # one run
+    lwnas report RUN [RUN ...] --out DIR                 # several: seeds, searched vs random
 
-Reads the run's ``genotype.json`` (a search run) or the genotype a retrain run names, and
-writes ``report_network.csv``, ``report_cells.csv``, ``report_ops.csv`` and ``report.md``.
+One run: the derived network's complexity per op, cell and network beside a plain U-Net at the
+same input size. Several: search runs across seeds (cost mean and spread, op histogram per cell
+type, the edges the seeds agree on) and retrained runs side by side (test DSC/MIoU, params,
+FLOPs, CPU latency, activation memory) with the mean and standard deviation of each group:
+the searched genotype, its cost-matched random baselines, the baselines. Writes CSVs and
+``report.md``.
 """
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", type=Path, help="search or retrain run (or a genotype file)")
+    parser.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN",
+                        help="search or retrain run directories (or one genotype file)")
     parser.add_argument("--size", type=int, nargs="+",
                         help="input size (default: the size the run used)")
     parser.add_argument("--out", type=Path, help="where to write (default: the run directory)")
@@ -21,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.pictures.report import report_run
+    from nas.pictures.report import report_runs
 
-    _, paths = report_run(args.run_dir, args.size, args.out, device=args.device,
-                          repeats=args.repeats)
+    _, paths = report_runs(args.run_dirs, args.out, args.size, device=args.device,
+                           repeats=args.repeats)
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0

@@ -90,13 +90,16 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
 
 
 def _example_input(module: nn.Module, input_shape: Sequence[int], device, dtype) -> torch.Tensor:
+    """A random input where the module's parameters are, in their dtype unless ``dtype`` says."""
     first = next(module.parameters(), None)
     device = device or (first.device if first is not None else "cpu")
+    dtype = dtype or (first.dtype if first is not None and first.is_floating_point()
+                      else torch.float32)
     return torch.randn(*input_shape, device=device, dtype=dtype)
 
 
 def profile_layers(module: nn.Module, input_shape: Sequence[int], *, device=None,
-                   dtype: torch.dtype = torch.float32, training: bool = False) -> list[dict]:
+                   dtype: torch.dtype | None = None, training: bool = False) -> list[dict]:
     """One record per leaf-layer call: name, type, output shape, macs, norm/upsample elements,
     and the layer's own parameter count (shared layers called twice appear twice, params once).
 
@@ -124,7 +127,7 @@ def profile_layers(module: nn.Module, input_shape: Sequence[int], *, device=None
 
 
 def profile(module: nn.Module, input_shape: Sequence[int], *, device=None,
-            dtype: torch.dtype = torch.float32, training: bool = False) -> dict[str, int]:
+            dtype: torch.dtype | None = None, training: bool = False) -> dict[str, int]:
     """Totals for one forward pass of ``module`` on a random input of ``input_shape``
     (in eval mode unless ``training``).
 
@@ -165,7 +168,7 @@ def summarize_layers(records: list[dict], depth: int = 1) -> "pandas.DataFrame":
 
 
 def measure_latency(module: nn.Module, input_shape: Sequence[int], *, device=None,
-                    dtype: torch.dtype = torch.float32, warmup: int = 2, repeats: int = 10,
+                    dtype: torch.dtype | None = None, warmup: int = 2, repeats: int = 10,
                     backward: bool = False, autocast_dtype: torch.dtype | None = None
                     ) -> dict[str, float]:
     """Wall time of a forward (and optionally backward) pass in milliseconds: median, mean, std.
@@ -203,7 +206,7 @@ def measure_latency(module: nn.Module, input_shape: Sequence[int], *, device=Non
 
 
 def activation_memory(module: nn.Module, input_shape: Sequence[int], *, device=None,
-                      dtype: torch.dtype = torch.float32) -> int:
+                      dtype: torch.dtype | None = None) -> int:
     """Bytes of the tensors autograd saves for backward in one training forward pass.
 
     This is the part of training memory that grows with the input, measured exactly on any
@@ -230,7 +233,7 @@ def activation_memory(module: nn.Module, input_shape: Sequence[int], *, device=N
 
 
 def peak_cuda_memory(module: nn.Module, input_shape: Sequence[int], *, device=None,
-                     dtype: torch.dtype = torch.float32, backward: bool = True,
+                     dtype: torch.dtype | None = None, backward: bool = True,
                      autocast_dtype: torch.dtype | None = None) -> int:
     """Peak CUDA bytes allocated during a forward (and backward) pass, above what was held
     before it (parameters already on the device are not counted)."""

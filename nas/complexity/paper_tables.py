@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from .counting import flops_by_convention, profile
+from .counting import activation_memory, flops_by_convention, measure_latency, profile
 
 #: Seed 002 Table 1, per op at 32x32, C = 32, stride 1: (params, "FLOPs" = MACs).
 SEED_TABLE1_SEARCH = {
@@ -155,6 +155,32 @@ def ops_table(size: int = 32, channels: int = 32, spatial_dims: int = 2) -> pd.D
     add_rows("search", ops.SEARCH_OPS, SEED_TABLE1_SEARCH)
     add_rows("darts", ops.DARTS_OPS, SEED_TABLE1_DARTS)
     return pd.DataFrame(rows).round({"params_k": 3, "flops_M": 3})
+
+
+def latency_table(size: int = 32, channels: int = 32, spatial_dims: int = 2,
+                  device: str = "cpu", repeats: int = 30, warmup: int = 10) -> pd.DataFrame:
+    """The eight search ops on ``device``: params, FLOPs, forward latency at batch 1 (median of
+    ``repeats`` after ``warmup``) and activation memory, each also as a ratio to sep_conv_3x3,
+    so how far FLOPs predict latency shows at a glance (depthwise and grouped convs and
+    stride-1 pools are memory-bound)."""
+    import ops
+
+    input_shape = (1, channels) + (size,) * spatial_dims
+    rows = []
+    for name in ops.SEARCH_OPS:
+        op = ops.build(name, channels, 1, spatial_dims).to(device).eval()
+        counts = profile(op, input_shape)
+        timing = measure_latency(op, input_shape, device=device, repeats=repeats, warmup=warmup)
+        rows.append({"op": name, "params_k": counts["params"] / 1e3,
+                     "flops_M": counts["flops"] / 1e6, "latency_ms": timing["median_ms"],
+                     "memory_MB": activation_memory(op.cpu(), input_shape) / 2**20})
+    frame = pd.DataFrame(rows)
+    reference = frame.set_index("op").loc["sep_conv_3x3"]
+    for column, ratio in (("flops_M", "flops_ratio"), ("latency_ms", "latency_ratio"),
+                          ("memory_MB", "memory_ratio")):
+        frame[ratio] = frame[column] / reference[column]
+    return frame.round({"params_k": 3, "flops_M": 3, "latency_ms": 4, "memory_MB": 4,
+                        "flops_ratio": 3, "latency_ratio": 3, "memory_ratio": 3})
 
 
 def _k(value: float | None) -> float | None:

@@ -139,21 +139,35 @@ def write_report(tables: dict[str, pd.DataFrame], out_dir: Path, title: str) -> 
     return paths
 
 
-def report_run(run_dir: str | Path, size: Sequence[int] | None = None,
-               out_dir: str | Path | None = None, *, device: str = "cpu", repeats: int = 5,
-               echo: bool = True) -> tuple[dict[str, pd.DataFrame], list[Path]]:
-    """The complexity report of a run directory (or a genotype file), written into it (or
-    ``out_dir``) at the size the run used (or ``size``: one side or one per axis)."""
-    run_dir = Path(run_dir)
-    genotype_path = find_genotype(run_dir)
-    genotype, metadata = load_genotype_file(genotype_path)
-    if size:
-        size = list(size) * genotype.spatial_dims if len(size) == 1 else list(size)
-    else:
-        size = metadata.get("complexity", {}).get("input_shape", [None, 256, 256])[1:]
-    tables = build_report(genotype, size, device=device, repeats=repeats)
-    out = Path(out_dir) if out_dir else (run_dir if run_dir.is_dir() else run_dir.parent)
-    title = f"Complexity of {genotype_path} at input {'x'.join(map(str, size))}"
+def report_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = None,
+                size: Sequence[int] | None = None, *, device: str = "cpu", repeats: int = 5,
+                echo: bool = True) -> tuple[dict[str, pd.DataFrame], list[Path]]:
+    """The report of one run (its complexity beside a U-Net, and its row of the comparison) or
+    of several (the comparison: searches across seeds, retrained runs by group), written as
+    CSVs and ``report.md`` into ``out_dir`` (default: the run directory; needed for several)."""
+    from .comparison import compare_runs
+
+    run_dirs = [Path(path) for path in run_dirs]
+    if len(run_dirs) > 1 and out_dir is None:
+        raise ValueError("--out is needed to report several runs (where report.md goes)")
+    tables: dict[str, pd.DataFrame] = {}
+    title = f"Report of {', '.join(str(path) for path in run_dirs)}"
+    if len(run_dirs) == 1:
+        genotype_path = find_genotype(run_dirs[0])
+        genotype, metadata = load_genotype_file(genotype_path)
+        if size:
+            size = list(size) * genotype.spatial_dims if len(size) == 1 else list(size)
+        else:
+            size = metadata.get("complexity", {}).get("input_shape", [None, 256, 256])[1:]
+        tables.update(build_report(genotype, size, device=device, repeats=repeats))
+        title = f"Complexity of {genotype_path} at input {'x'.join(map(str, size))}"
+    if len(run_dirs) > 1:
+        tables.update(compare_runs(run_dirs, repeats=repeats))
+    elif run_dirs[0].is_dir() and ((run_dirs[0] / "metrics.json").is_file()
+                                   or (run_dirs[0] / "log.csv").is_file()):
+        tables.update(compare_runs(run_dirs, repeats=repeats))  # the run's own summary row
+    out = Path(out_dir) if out_dir else (run_dirs[0] if run_dirs[0].is_dir()
+                                         else run_dirs[0].parent)
     if echo:
         for name, table in tables.items():
             print(f"\n{name}\n{table.to_string(index=False, float_format=lambda v: f'{v:.4g}')}")
