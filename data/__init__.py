@@ -42,6 +42,7 @@ from data.presets import PRESETS, get_preset, list_datasets
 from data.promise12 import find_promise12_cases, preprocess_promise12_case, read_promise12_case
 from data.resize import restore_original_size
 from data.sample import is_sample, sample_root, write_sample
+from data.sources import ROOT_SOURCES
 from data.splits import load_splits, make_splits, save_splits, splits_text, without_cases
 
 
@@ -56,7 +57,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "BRATS_REGIONS", "DatasetFacts", "ENDINGS", "ENHANCING_LABEL", "ET_THRESHOLD", "MODALITIES", "PRESETS",
+    "BRATS_REGIONS", "DatasetFacts", "ROOT_SOURCES", "ENDINGS", "ENHANCING_LABEL", "ET_THRESHOLD", "MODALITIES",
+    "PRESETS",
     "CaseDataset", "CheckReport", "DataError", "LabelTargets", "NnunetSpec", "RandomAugment3D", "SliceDataset",
     "VolumeDataset", "extract_fingerprint", "find_nnunet_cases", "inspect_nnunet_case", "plan_2d_size",
     "prepare_nnunet_case", "read_dataset_json", "read_image_file", "read_nnunet_case", "regions_to_labels",

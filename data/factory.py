@@ -82,8 +82,10 @@ def get_dataset(
         splits = make_splits(list(case_paths), preset.test_fraction, val_fraction, seed, dataset=name)
 
     cache_folder = cache_root(cache_dir) / "preprocessed" / name
+    fingerprint = None
     if source.plan is not None:  # settings the training cases decide (the same for every split)
         options = source.plan({case: case_paths[case] for case in splits["train"]}, options, cache_folder, skip_bad)
+        fingerprint = options.pop("fingerprint", None)
     settings = {"dataset": name, **{k: v for k, v in options.items() if k not in preset.item_options}}
     cache = CaseCache(cache_folder, settings)
     chosen = {case: case_paths[case] for case in splits[split]}
@@ -110,6 +112,9 @@ def get_dataset(
     dataset.splits = splits
     dataset.root = root
     dataset.seed = seed
+    dataset.fingerprint = fingerprint  # of the training cases (data sets with a plan), else None
+    dataset.class_names = tuple(source.class_names(options))
+    dataset.target_kind = source.target_kind(options)
     return dataset
 
 
@@ -122,6 +127,9 @@ class DatasetFacts:
     in_channels: int
     num_classes: int  # output channels: 1 for a binary (sigmoid) task
     channels: tuple[str, ...]  # names of the input channels, in order
+    class_names: tuple[str, ...] = ("foreground",)  # what the metrics report, per class
+    target: str = "binary"  # "binary", "index" (softmax classes) or "regions" (sigmoid)
+    planar: bool = False  # the cases are 2D image files (photographs, microscopy), not volumes
 
 
 def dataset_facts(name: str, root: str | os.PathLike | None = None, **dataset_options) -> DatasetFacts:
@@ -134,7 +142,8 @@ def dataset_facts(name: str, root: str | os.PathLike | None = None, **dataset_op
     source = source_for(name, Path(root).expanduser() if root is not None else None, options)
     channels = tuple(source.channels(options))
     return DatasetFacts(name, source.spatial_dims, preset.in_channels or len(channels), source.num_classes(options),
-                        channels)
+                        channels, tuple(source.class_names(options)), source.target_kind(options),
+                        source.kind == "images")
 
 
 def _options(name: str, defaults: dict, given: dict) -> dict:

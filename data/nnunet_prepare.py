@@ -140,15 +140,15 @@ def regions_to_labels(regions: np.ndarray, spec: NnunetSpec, threshold: float = 
 def plan_nnunet(spec: NnunetSpec, source: Source, case_paths: dict[str, Path], options: dict, folder: Path,
                 skip_bad: bool = False) -> dict:
     """`options` with what the training cases decide: `ct_intensities` for CT channels and, for 2D
-    items without a given image_size, the planned `image_size` (from their cached fingerprint)."""
+    items without a given image_size, the planned `image_size` (from their cached fingerprint),
+    and the `fingerprint` itself (taken off the options by `get_dataset`)."""
     ct_channels = [c for c, name in enumerate(spec.channels) if normalisation_of(name) == "ct"]
     plan_size = source.kind != "volumes" and options.get("image_size") is None
-    if not ct_channels and not plan_size:
-        return options
     if not case_paths:
         raise data_error(spec.root, "no training case to plan from; expected at least one case in the train split")
+    # always extracted (and cached): the run records it as fingerprint.json
     fingerprint = cached_fingerprint(source, case_paths, options, Path(folder) / "fingerprints", skip_bad)
-    options = dict(options)
+    options = dict(options, fingerprint=fingerprint)
     properties = fingerprint["foreground_intensity_properties_per_channel"]
     if ct_channels:
         if not properties[str(ct_channels[0])]["samples"]:

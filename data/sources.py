@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from data.brats import MODALITIES, brats_case_files, find_brats_cases, read_brats_case
+from data.brats import BRATS_REGIONS, MODALITIES, brats_case_files, find_brats_cases, read_brats_case
 from data.chaos import ORGANS, chaos_case_files, find_chaos_cases, preprocess_chaos_case, read_chaos_case, series_of
 from data.dsb2018 import find_dsb2018_cases, preprocess_dsb2018_case, read_dsb2018_case
 from data.errors import data_error
@@ -52,6 +52,12 @@ class Source:
     # Optional. `options` completed from the training cases before any case is prepared:
     # (train case id -> path, options, cache folder, skip_bad) -> options.
     plan: Callable[[dict[str, Path], dict, Path, bool], dict] | None = None
+    # The classes the metrics report, one per foreground output: the label (binary), the
+    # foreground classes after the background (softmax), or the regions (sigmoid channels).
+    class_names: Callable[[dict], tuple[str, ...]] = lambda options: ("foreground",)
+    # How the target is served: "binary" (one sigmoid mask), "index" (class indices for a
+    # softmax over background + classes) or "regions" (one sigmoid channel per region).
+    target_kind: Callable[[dict], str] = lambda options: "binary"
 
     @property
     def spatial_dims(self) -> int:
@@ -78,6 +84,11 @@ def _dsb2018_files(case: Path, options: dict) -> list[Path]:
     return [case / "images" / f"{case.name}.png"] + sorted((case / "masks").glob("*.png"))
 
 
+def _chaos_organs(options: dict) -> bool:
+    """CHAOS MR with its four organs: a softmax over background + liver, kidneys, spleen."""
+    return options["modality"] == "MR" and options["organs"]
+
+
 def _dsb2018_prepare(case: Path, options: dict) -> Arrays:
     image, label, meta = preprocess_dsb2018_case(case, options["image_size"])
     return image[None], label[None], meta  # a stack of one slice
@@ -93,6 +104,7 @@ SOURCES: dict[str, Source] = {
         prepare=_dsb2018_prepare,
         channels=lambda options: ("red", "green", "blue"),
         num_classes=lambda options: 1,
+        class_names=lambda options: ("nucleus",),
     ),
     "chaos": Source(
         kind="slices",
@@ -103,7 +115,9 @@ SOURCES: dict[str, Source] = {
         prepare=lambda case, options: preprocess_chaos_case(
             case, options["image_size"], options["modality"], options["sequence"], tuple(options["hu_window"])),
         channels=lambda options: (series_of(options["modality"], options["sequence"]),),
-        num_classes=lambda options: len(ORGANS) if options["modality"] == "MR" and options["organs"] else 1,
+        num_classes=lambda options: len(ORGANS) if _chaos_organs(options) else 1,
+        class_names=lambda options: ORGANS[1:] if _chaos_organs(options) else ("liver",),
+        target_kind=lambda options: "index" if _chaos_organs(options) else "binary",
     ),
     "promise12": Source(
         kind="slices",
@@ -114,6 +128,7 @@ SOURCES: dict[str, Source] = {
         prepare=lambda case, options: _promise12_prepare(case, options),
         channels=lambda options: ("T2",),
         num_classes=lambda options: 1,
+        class_names=lambda options: ("prostate",),
     ),
     "brats": Source(
         kind="volumes",
@@ -125,6 +140,9 @@ SOURCES: dict[str, Source] = {
         channels=lambda options: MODALITIES,
         # "regions": WT/TC/ET sigmoid channels; "labels"/"index": 4 classes.
         num_classes=lambda options: 3 if options["target"] == "regions" else 4,
+        class_names=lambda options: (tuple(BRATS_REGIONS) if options["target"] == "regions"
+                                     else ("necrosis/core", "oedema", "enhancing tumour")),
+        target_kind=lambda options: "regions" if options["target"] == "regions" else "index",
     ),
 }
 
@@ -160,6 +178,8 @@ def nnunet_source(root: Path, options: dict) -> Source:
         prepare=lambda label, options: prepare_nnunet_case(spec, spec.case_id(label), options),
         channels=lambda options: spec.channels,
         num_classes=lambda options: spec.num_classes,
+        class_names=lambda options: tuple(spec.foreground),
+        target_kind=lambda options: label_targets(spec).kind,
         inspect=lambda label, options: inspect_nnunet_case(spec, spec.case_id(label)),
         audit=lambda cases, options: dataset_problems(spec),
         target=label_targets(spec),

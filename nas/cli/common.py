@@ -54,6 +54,10 @@ def add_run_arguments(parser: argparse.ArgumentParser, network: str) -> None:
     parser.add_argument("--workers", type=int, dest="num_workers", help="loader workers")
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable cases")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--option", type=key_value, action="append", default=[],
+                        metavar="KEY=VALUE", dest="data_options",
+                        help="data set option, e.g. modality=MR (CHAOS MR: four organs), "
+                             "sequence=T1DUAL_InPhase (repeatable; see lwnas check)")
 
 
 def add_debug_flag(parser: argparse.ArgumentParser) -> None:

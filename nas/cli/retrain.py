@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
         parser.error("one of --genotype, --model or --predict is required")
     common = dict(device=args.device, resume=args.resume is not None, seed=args.seed,
                   skip_bad=args.skip_bad, progress=not args.no_progress,
-                  val_fraction=args.val_fraction, splits_file=args.splits_file)
+                  val_fraction=args.val_fraction, splits_file=args.splits_file,
+                  data_options=dict(args.data_options) or None)
     training = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                     weight_decay=args.weight_decay, drop_path=args.drop_path, loss=args.loss,
                     image_size=args.image_size, precision=args.precision,

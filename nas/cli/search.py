@@ -11,9 +11,11 @@ from .common import add_run_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from nas.presets import SEARCH_PRESETS
+    from data import list_datasets
 
-    parser.add_argument("--dataset", required=True, choices=sorted(SEARCH_PRESETS))
+    parser.add_argument("--dataset", required=True, choices=list_datasets(),
+                        help="a seed data set, or nnunet: any data set in the nnU-Net v2 raw or "
+                             "Decathlon layout under --data-root")
     parser.add_argument("--data-root", help="real data set root (default: bundled sample data)")
     parser.add_argument("--out", help="run directory (default: runs/DATASET/search-TIME)")
     parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     options = {key: value for key, value in vars(args).items()
                if key not in ("debug", "parser", "run", "command")}
     resume, out = options.pop("resume"), options.pop("out")
+    options["data_options"] = dict(options.pop("data_options")) or None
     search(options.pop("dataset"), options.pop("data_root"), resume or out,
            device=options.pop("device"), resume=resume is not None, seed=options.pop("seed"),
            val_fraction=options.pop("val_fraction"), skip_bad=options.pop("skip_bad"),

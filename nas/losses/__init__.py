@@ -15,6 +15,7 @@ no loss gives NaN/inf on empty classes.
 | ``dice`` | softmax | class indices / one-hot | excluded | Milletari; MONAI |
 | ``dice_sigmoid`` | sigmoid per channel | float masks | n/a (regions) | |
 | ``bce_dice`` | sigmoid | float masks | n/a | seed 002, 2D search |
+| ``ce_dice`` | softmax | class indices / one-hot | CE all, Dice excluded | nnU-Net; multi-class 2D |
 | ``mixed_dice_jaccard`` | softmax | class indices / one-hot | included | seed 000 (MFS-Net) |
 | ``generalised_dice`` | softmax | class indices / one-hot | included | seed 003 (GDL_v) |
 | ``weighted_ce`` | softmax | class indices / one-hot | weight 1 | seed 003 |
@@ -39,6 +40,7 @@ from __future__ import annotations
 from .core import LOSSES, SegmentationLoss, build, list_losses, register_loss
 from .overlap import (
     BCEDiceLoss,
+    CEDiceLoss,
     DiceLoss,
     GeneralisedDiceLoss,
     MixedDiceJaccardLoss,
@@ -55,6 +57,7 @@ __all__ = [
     "list_losses",
     "register_loss",
     "BCEDiceLoss",
+    "CEDiceLoss",
     "CrossEntropyLoss",
     "DiceLoss",
     "GeneralisedDiceLoss",

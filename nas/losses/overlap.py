@@ -28,6 +28,7 @@ from .core import (
     soft_dice_per_class,
     spatial_dims_of,
 )
+from .voxelwise import CrossEntropyLoss
 
 __all__ = [
     "DiceLoss",
@@ -143,6 +144,26 @@ class BCEDiceLoss(SegmentationLoss):
             else:
                 bce = F.binary_cross_entropy(prediction.float().clamp(1e-7, 1 - 1e-7), targets)
             return self.bce_weight * bce + self.dice_weight * self.dice(prediction, targets)
+
+
+@register_loss("ce_dice")
+class CEDiceLoss(SegmentationLoss):
+    """Softmax cross-entropy + soft Dice of the foreground classes (nnU-Net's default loss):
+    the loss of the multi-class 2D tasks, as ``bce_dice`` is of the binary ones.
+
+    ``ce_weight * CE + dice_weight * (1 - soft Dice)``; targets are class indices or one-hot.
+    """
+
+    def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0, logits: bool = True,
+                 batch: bool = False) -> None:
+        super().__init__()
+        self.ce_weight = ce_weight
+        self.dice_weight = dice_weight
+        self.ce = CrossEntropyLoss(logits=logits)
+        self.dice = DiceLoss(include_background=False, logits=logits, batch=batch)
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.ce_weight * self.ce(prediction, target) + self.dice_weight * self.dice(prediction, target)
 
 
 def _weighted_overlap_sums(

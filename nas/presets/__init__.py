@@ -2,28 +2,32 @@
 network's training settings from its paper. Commands start from a preset and override only
 the flags a user set (None = unset)."""
 from .models import (
-                     MODEL_PRESETS,
-                     SAMPLE_BATCH_SIZE,
-                     TRAINING_FIELDS,
-                     TRAINING_TARGETS,
-                     ModelPreset,
-                     defaults_table,
-                     model_preset,
-                     network_kwargs,
-                     training_values,
+    MODEL_PRESETS,
+    SAMPLE_BATCH_SIZE,
+    TRAINING_FIELDS,
+    TRAINING_TARGETS,
+    ModelPreset,
+    defaults_table,
+    model_preset,
+    network_kwargs,
+    training_values,
 )
 from .search import (
-                     MACROS,
-                     RETRAIN_PRESETS,
-                     SEARCH_PRESETS,
-                     RetrainPreset,
-                     SearchPreset,
-                     merge,
-                     retrain_preset,
-                     search_preset,
+    LOSS_FOR_TARGET,
+    MACROS,
+    RETRAIN_PRESETS,
+    SEARCH_PRESETS,
+    RetrainPreset,
+    SearchPreset,
+    closest_seed_dataset,
+    merge,
+    retrain_preset,
+    search_preset,
 )
 
-__all__ = ["MODEL_PRESETS", "SAMPLE_BATCH_SIZE", "TRAINING_FIELDS", "TRAINING_TARGETS",
-           "ModelPreset", "defaults_table", "model_preset", "network_kwargs", "training_values",
-           "MACROS", "RETRAIN_PRESETS", "SEARCH_PRESETS", "RetrainPreset", "SearchPreset", "merge",
-           "retrain_preset", "search_preset"]
+__all__ = [
+    "MODEL_PRESETS", "SAMPLE_BATCH_SIZE", "TRAINING_FIELDS", "TRAINING_TARGETS", "ModelPreset",
+    "defaults_table", "model_preset", "network_kwargs", "training_values", "LOSS_FOR_TARGET",
+    "MACROS", "RETRAIN_PRESETS", "SEARCH_PRESETS", "RetrainPreset", "SearchPreset",
+    "closest_seed_dataset", "merge", "retrain_preset", "search_preset",
+]

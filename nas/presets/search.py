@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,22 @@ MACROS: dict[str, dict[str, Any]] = {
 RETRAIN_PRESETS: dict[str, RetrainPreset] = {
     name: RetrainPreset() for name in SEARCH_PRESETS
 }
+
+#: The loss of each kind of target when --loss is not given: seed 002's BCE + Dice for its binary
+#: masks (and for sigmoid regions), nnU-Net's CE + Dice for a softmax over several classes.
+LOSS_FOR_TARGET: dict[str, str] = {"binary": "bce_dice", "index": "ce_dice", "regions": "bce_dice"}
+
+
+def closest_seed_dataset(channels: Sequence[str], planar: bool) -> str:
+    """Whose preset (layout, lambdas, learning rates) a data set of the user's starts from:
+    2D image files (photographs, microscopy) are DSB2018's kind; volumes with a CT channel
+    CHAOS's (abdominal CT); other volumes (MR and the rest) PROMISE12's (prostate MR)."""
+    if planar:
+        return "dsb2018"
+    if any(name.strip().lower() == "ct" for name in channels):
+        return "chaos"
+    return "promise12"
+
 
 def search_preset(dataset: str) -> SearchPreset:
     if dataset not in SEARCH_PRESETS:

@@ -40,10 +40,48 @@ def uses_sample(dataset: str, data_root: str | Path | None) -> bool:
     return data_root is None or data.is_sample(Path(data_root).expanduser(), dataset)
 
 
-def default_image_size(dataset: str, data_root: str | Path | None) -> int:
-    """The data set's 2D side: its real size, or the sample data's."""
+def default_image_size(dataset: str, data_root: str | Path | None) -> int | None:
+    """The data set's 2D side: its real size, or the sample data's; None where the training
+    cases decide it (a data set of the user's: planned from its fingerprint)."""
     preset = data.get_preset(dataset)
     return preset.sample_image_size if uses_sample(dataset, data_root) else preset.image_size
+
+
+#: Stands in for a size the training cases will decide, so every other setting is checked
+#: before the (long) planning reads them; the planned size replaces it.
+PLANNED_SIZE = 256
+
+
+def verify_data(dataset: str, data_root: str | Path | None, context: DistributedContext,
+                **options: Any) -> None:
+    """The integrity check of a data set of the user's before anything trains (nnU-Net's
+    verify_dataset_integrity): every case is read once and a failing data set is refused in
+    one line naming the failing cases. The seed's data sets are checked as they are prepared."""
+    if dataset in data.ROOT_SOURCES:
+        _on_rank_zero(context, lambda: data.verify_dataset(dataset, data_root, **options) and None)
+
+
+def write_fingerprint(out_dir: Path, dataset_or_none: Any, context: DistributedContext) -> None:
+    """``fingerprint.json`` of the training cases (data sets planned from one)."""
+    fingerprint = getattr(dataset_or_none, "fingerprint", None)
+    if fingerprint is not None and context.is_main:
+        atomic_write_text(out_dir / "fingerprint.json", json.dumps(fingerprint, indent=1) + "\n")
+
+
+def data_settings(dataset: str, data_root: str | Path | None, overrides: dict[str, Any],
+                  preset_names: Any, data_options: dict[str, Any] | None = None
+                  ) -> tuple[Any, str]:
+    """The data set's facts, and the name of the seed preset its search or retrain starts
+    from (its own, or the closest seed data set's); sets the loss of its kind of target when
+    ``--loss`` is not given."""
+    from nas.presets import LOSS_FOR_TARGET, closest_seed_dataset
+
+    facts = data.dataset_facts(dataset, data_root, **(data_options or {}))
+    preset = dataset if dataset in preset_names else closest_seed_dataset(facts.channels,
+                                                                             facts.planar)
+    if overrides.get("loss") is None and facts.target != "binary":
+        overrides["loss"] = LOSS_FOR_TARGET[facts.target]
+    return facts, preset
 
 
 def check_val_fraction(val_fraction: float) -> None:

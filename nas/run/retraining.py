@@ -2,6 +2,7 @@
 scratch on the search's splits and score it on the test split."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,12 @@ import torch
 
 import data
 from nas import losses
-from nas.presets import merge, retrain_preset
+from nas.presets import RETRAIN_PRESETS, merge, retrain_preset
 from nas.search import load_genotype_file, network_complexity
 from nas.train import (
     RetrainConfig,
     atomic_write_text,
-    evaluate_binary,
+    evaluate_segmentation,
     init_distributed,
     load_checkpoint,
     make_loader,
@@ -27,14 +28,28 @@ from nas.train.distributed import barrier
 from supernet import Genotype, from_genotype
 
 from .common import (
+    PLANNED_SIZE,
     check_val_fraction,
+    data_settings,
     default_image_size,
     prepare_splits,
     record_skipped,
     run_directory,
     say,
     skipped_note,
+    verify_data,
+    write_fingerprint,
 )
+
+
+def per_class_scores(scores: dict[str, float]) -> dict[str, dict[str, float]]:
+    """``dsc_per_class`` and ``iou_per_class`` (by class name) of a multi-class evaluation."""
+    result: dict[str, dict[str, float]] = {}
+    for prefix, name in (("val_dsc_", "dsc_per_class"), ("val_iou_", "iou_per_class")):
+        values = {key[len(prefix):]: value for key, value in scores.items() if key.startswith(prefix)}
+        if values:
+            result[name] = values
+    return result
 
 
 def check_genotype_fits(genotype: Genotype, source: Path, facts: data.DatasetFacts) -> None:
@@ -82,6 +97,7 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
                      device: str = "auto", resume: bool = False, seed: int = 0,
                      splits_file: str | Path | None = None, val_fraction: float = 0.25,
                      skip_bad: bool = False, progress: bool = True,
+                     data_options: dict[str, Any] | None = None,
                      **overrides: Any) -> dict[str, Any]:
     """Train the network of a genotype file from scratch with seed 002's retrain settings and
     write ``metrics.json`` (test DSC/MIoU with the best checkpoint, params, FLOPs)."""
@@ -93,22 +109,29 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
     dataset = dataset or metadata.get("dataset")
     if not dataset:
         raise ValueError(f"{genotype_path}: names no dataset; pass --dataset")
-    check_genotype_fits(arch, genotype_path, data.dataset_facts(dataset, data_root))
-    if overrides.get("image_size") is None:
-        # retrain at the size the search ran at (the genotype's costs were measured there)
-        overrides["image_size"] = (_searched_size(metadata, genotype_path)
-                                   or default_image_size(dataset, data_root))
-    values = merge(retrain_preset(dataset), overrides)
+    # the data set's options as the search had them, unless given
+    data_options = dict(data_options if data_options is not None
+                        else metadata.get("data_options") or {})
+    facts, preset = data_settings(dataset, data_root, overrides, RETRAIN_PRESETS, data_options)
+    check_genotype_fits(arch, genotype_path, facts)
+    # retrain at the size the search ran at (the genotype's costs were measured there)
+    size = (overrides.get("image_size") or _searched_size(metadata, genotype_path)
+            or default_image_size(dataset, data_root))
+    values = merge(retrain_preset(preset), {**overrides, "image_size": size or PLANNED_SIZE})
     config = RetrainConfig(dataset=dataset, seed=seed, progress=progress, model="genotype",
                            **values)
     out_dir = run_directory("retrain", dataset, out, context, resume)
-    options = dict(image_size=config.image_size, skip_bad=skip_bad)
+    verify_data(dataset, data_root, context, **data_options)
+    options = dict(image_size=size, skip_bad=skip_bad, **data_options)  # size None: planned
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
                             splits_file or _genotype_splits(genotype_path, metadata), resume=resume,
                             **options)
     sets = {split: data.get_dataset(dataset, data_root, split, seed, splits_file=splits,
                                     augment=split == "train", **options)
             for split in ("train", "val", "test")}
+    if size is None:
+        config = dataclasses.replace(config, image_size=int(sets["train"].image_size))
+    write_fingerprint(out_dir, sets["train"], context)
     skipped = record_skipped(out_dir, sets, context)
     torch.manual_seed(seed)
     network = from_genotype(arch, drop_path_rate=config.drop_path)
@@ -121,7 +144,8 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
     eval_loss = losses.build(config.loss, **config.loss_options)
 
     def evaluate(net):
-        return evaluate_binary(net, loaders["val"], eval_loss, context.device, context, precision)
+        return evaluate_segmentation(net, loaders["val"], eval_loss, context.device, context,
+                                     precision, sets["val"].class_names)
 
     say(context, f"retrain {dataset}: {len(sets['train'])} / {len(sets['val'])} / "
                  f"{len(sets['test'])} train / val / test images -> {out_dir}")
@@ -130,7 +154,8 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
     barrier(context)  # rank 0 may still be renaming the last best.pt into place
     best = load_checkpoint(out_dir / "best.pt", map_location=context.device)
     network.load_state_dict(best["model"])
-    test = evaluate_binary(model, loaders["test"], eval_loss, context.device, context, precision)
+    test = evaluate_segmentation(model, loaders["test"], eval_loss, context.device, context,
+                                 precision, sets["test"].class_names)
     complexity = network_complexity(arch, (arch.in_channels,) + (config.image_size,)
                                     * arch.spatial_dims)
     metrics = {"dataset": dataset, "genotype": str(genotype_path),
@@ -141,7 +166,7 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
                "first_epoch_val": result["history"][0] if result["history"] else {},
                "params": complexity["params"], "flops": complexity["flops"],
                "input_shape": [arch.in_channels] + [config.image_size] * arch.spatial_dims,
-               "test_images": len(sets["test"])}
+               "test_images": len(sets["test"]), **per_class_scores(test)}
     if context.is_main:
         atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     say(context, f"test DSC {metrics['dsc']:.4f}, MIoU {metrics['miou']:.4f} (best epoch "

@@ -57,6 +57,7 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
                   val_fraction: float = 0.25, skip_bad: bool = False, progress: bool = True,
                   crop_size: int | Sequence[int] | None = None,
                   model_kwargs: Mapping[str, Any] | None = None, overlap: float = 0.5,
+                  data_options: Mapping[str, Any] | None = None,
                   et_threshold: int = data.ET_THRESHOLD, **overrides: Any) -> dict[str, Any]:
     """Train the registered 3D network ``model_name`` from scratch on ``dataset`` (BraTS).
 
@@ -106,7 +107,7 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
                          f"{', '.join(TRAINING_TARGETS)}")
     target = TRAINING_TARGETS[activation]
 
-    options = dict(crop_size=crop, skip_bad=skip_bad)
+    options = dict(crop_size=crop, skip_bad=skip_bad, **(data_options or {}))
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
                             splits_file, resume=resume, **options)
     sets = {split: data.get_dataset(dataset, data_root, split, seed, splits_file=splits,

@@ -133,14 +133,15 @@ class SearchConfig:
         return bool(self.lambda_memory) or self.budget_memory is not None
 
     @classmethod
-    def from_preset(cls, dataset: str, macro: str | None = None, **overrides: Any
-                    ) -> "SearchConfig":
-        """Seed 002's settings for ``dataset``, then the ``macro`` preset's (``MACROS``), then
-        every override that is not None."""
+    def from_preset(cls, dataset: str, macro: str | None = None, preset: str | None = None,
+                    **overrides: Any) -> "SearchConfig":
+        """Seed 002's settings for ``dataset`` (or for the seed data set ``preset``, for a data
+        set of the user's), then the ``macro`` preset's (``MACROS``), then every override that is
+        not None."""
         if macro is not None:
             require_choice("macro", macro, MACROS)
             overrides = {**MACROS[macro], **{k: v for k, v in overrides.items() if v is not None}}
-        values = merge(search_preset(dataset), overrides)
+        values = merge(search_preset(preset or dataset), overrides)
         values["dataset"] = dataset
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - names

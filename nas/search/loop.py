@@ -26,7 +26,7 @@ from nas.train.distributed import (
     all_reduce_tensors,
     resolve_device,
 )
-from nas.train.evaluation import evaluate_binary
+from nas.train.evaluation import evaluate_segmentation
 from nas.train.files import atomic_write_text, check_output_dir, write_log
 from nas.train.loader import make_loader
 from nas.train.runtime import (
@@ -189,7 +189,8 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
             loss_sum += loss.detach().double()
             steps += 1
         train_loss = all_reduce_mean(loss_sum / steps, context).item()
-        metrics = evaluate_binary(model, eval_loader, loss_fn, device, context, precision)
+        metrics = evaluate_segmentation(model, eval_loader, loss_fn, device, context, precision,
+                                        getattr(val_set, "class_names", None))
         if config.shrink_below is not None and epoch >= config.warmup_epochs:
             model.architecture.shrink(config.shrink_below)
         genotype = derive_genotype(model, config.max_parameter_free)

@@ -23,7 +23,7 @@ TRUTH = [1, 0, 0, 0]
 SIGMOID_LOSSES = {"dice_sigmoid", "bce_dice", "vae"}
 REQUIRED_NAMES = {
     "dice", "dice_sigmoid", "bce_dice", "mixed_dice_jaccard", "generalised_dice", "weighted_ce",
-    "sensitivity_specificity", "tversky_weighted", "vae", "ce",
+    "sensitivity_specificity", "tversky_weighted", "vae", "ce", "ce_dice",
 }
 
 

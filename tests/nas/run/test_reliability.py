@@ -18,7 +18,7 @@ from data.png import read_png, write_png
 from data.sample.brats import write_brats
 from nas.run.common import prepare_splits, run_directory
 from nas.search import SearchConfig, run_search
-from nas.train import DistributedContext, EpochSchedule, evaluate_binary, run_retrain
+from nas.train import DistributedContext, EpochSchedule, evaluate_segmentation, run_retrain
 from nas.train.runtime import NonFiniteLossError, check_finite, start_epoch_randomness
 from supernet import drop_path, from_genotype
 from tests.synthetic import SquaresDataset, retrain_config
@@ -146,7 +146,7 @@ def test_retrain_resumed_with_more_epochs_never_raises_the_learning_rate(tmp_pat
         model = from_genotype(make_genotype())
         config = retrain_config(epochs=epochs, batch_size=2, image_size=16)
         return run_retrain(model, config, SquaresDataset(6, seed=1), tmp_path,
-                           lambda net: evaluate_binary(net, val, loss, CPU.device, CPU),
+                           lambda net: evaluate_segmentation(net, val, loss, CPU.device, CPU),
                            resume=resume)
 
     train(3, False)

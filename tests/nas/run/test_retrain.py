@@ -8,7 +8,7 @@ import torch
 import data
 from nas import run as commands
 from nas.search import network_complexity, save_genotype
-from nas.train import DistributedContext, evaluate_binary, run_retrain
+from nas.train import DistributedContext, evaluate_segmentation, run_retrain
 from supernet import from_genotype
 from tests.synthetic import SquaresDataset, retrain_config
 
@@ -69,7 +69,7 @@ def _retrain(genotype, out, epochs=3, on_epoch_end=None, resume=False):
     context = DistributedContext()
     config = retrain_config(epochs=epochs, batch_size=2, image_size=16)
     return run_retrain(model, config, SquaresDataset(6, seed=1), out,
-                       lambda net: evaluate_binary(net, loader, loss, context.device, context),
+                       lambda net: evaluate_segmentation(net, loader, loss, context.device, context),
                        on_epoch_end=on_epoch_end, resume=resume)
 
 

@@ -9,7 +9,7 @@ import torch
 
 from nas.search import SearchConfig, run_search
 from nas.search.random_genotype import cost_matched_genotype
-from nas.train import DistributedContext, evaluate_binary, run_retrain
+from nas.train import DistributedContext, evaluate_segmentation, run_retrain
 from supernet import from_genotype
 from tests.synthetic import PlantedTask, retrain_config
 
@@ -43,7 +43,7 @@ def _retrained_dsc(genotype, tmp_path, name):
     config = retrain_config(epochs=10, batch_size=4, image_size=16, drop_path=0.0, lr=0.01)
     result = run_retrain(from_genotype(genotype), config, PlantedTask("max", 64, seed=1),
                          tmp_path / name,
-                         lambda net: evaluate_binary(net, val, loss, context.device, context))
+                         lambda net: evaluate_segmentation(net, val, loss, context.device, context))
     return result["best"]["score"]
 
 
