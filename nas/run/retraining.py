@@ -2,6 +2,7 @@
 scratch on the search's splits and score it on the test split."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from nas.train import (
     wrap_model,
 )
 from nas.train.distributed import barrier
+from nas.train.stopping import stop_on_signals
 from supernet import Genotype, from_genotype
 
 from .common import (
@@ -31,9 +33,9 @@ from .common import (
     default_image_size,
     prepare_splits,
     record_skipped,
-    run_directory,
     say,
     skipped_note,
+    start_run,
 )
 
 
@@ -68,6 +70,7 @@ def _genotype_splits(genotype_path: Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+@stop_on_signals()  # SIGTERM: a checkpoint at the next step, then StopRequested
 def retrain_genotype(genotype: str | Path, dataset: str | None = None,
                      data_root: str | Path | None = None, out: str | Path | None = None, *,
                      device: str = "auto", resume: bool = False, seed: int = 0,
@@ -92,7 +95,8 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
     values = merge(retrain_preset(dataset), overrides)
     config = RetrainConfig(dataset=dataset, seed=seed, progress=progress, model="genotype",
                            **values)
-    out_dir = run_directory("retrain", dataset, out, context, resume)
+    out_dir, resume = start_run("retrain", dataset, out, context, resume,
+                                dataclasses.asdict(config))
     options = dict(image_size=config.image_size, skip_bad=skip_bad)
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
                             splits_file or _genotype_splits(genotype_path), resume=resume,

@@ -1,24 +1,27 @@
 """``search.py`` / ``lwnas search``: search a genotype for a 2D data set."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import data
 from nas.search import SearchConfig, run_search
 from nas.train.distributed import init_distributed
+from nas.train.stopping import stop_on_signals
 
 from .common import (
     check_val_fraction,
     default_image_size,
     prepare_splits,
     record_skipped,
-    run_directory,
     say,
     skipped_note,
+    start_run,
 )
 
 
+@stop_on_signals()  # SIGTERM: a checkpoint at the next step, then StopRequested
 def search(dataset: str, data_root: str | Path | None = None, out: str | Path | None = None,
            *, device: str = "auto", resume: bool = False, seed: int = 0,
            val_fraction: float = 0.25, skip_bad: bool = False, progress: bool = True,
@@ -30,7 +33,8 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
     if overrides.get("image_size") is None:
         overrides["image_size"] = default_image_size(dataset, data_root)
     config = SearchConfig.from_preset(dataset, seed=seed, progress=progress, **overrides)
-    out_dir = run_directory("search", dataset, out, context, resume)
+    out_dir, resume = start_run("search", dataset, out, context, resume,
+                                dataclasses.asdict(config))
     options = dict(image_size=config.image_size, skip_bad=skip_bad)
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
                             resume=resume, **options)

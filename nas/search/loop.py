@@ -25,6 +25,7 @@ from nas.train.distributed import (
     all_reduce_tensors,
     resolve_device,
 )
+from nas.train.elastic import run_identity
 from nas.train.evaluation import evaluate_binary
 from nas.train.files import atomic_write_text, check_output_dir, write_log
 from nas.train.loader import make_loader
@@ -40,6 +41,7 @@ from nas.train.runtime import (
     unpack_batch,
 )
 from nas.train.schedule import EpochSchedule
+from nas.train.stopping import StepBoundary
 from ops import convert_sync_batchnorm
 from supernet import build_supernet
 
@@ -129,6 +131,14 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
         history, alphas_history = state["history"], state["alphas_history"]
         start_epoch = state["epoch"] + 1
         restore_rng_state(state["rng"])
+    boundary = StepBoundary(context, checkpoint_path, state if resume else None)
+
+    def snapshot(completed: int) -> dict[str, Any]:  # checkpoint.pt after epoch ``completed``
+        return {"epoch": completed, "config": dataclasses.asdict(config),
+                "run": run_identity(dataclasses.asdict(config)),
+                "model": model.state_dict(), "weight_optimizer": weight_optimizer.state_dict(),
+                "schedule": schedule.state_dict(), "arch_optimizer": architect.state_dict(),
+                "history": history, "alphas_history": alphas_history, "rng": capture_rng_state()}
 
     needed = config.batch_size * context.world_size
     for name, split in (("training", train_set), ("validation", val_set)):
@@ -154,9 +164,11 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
         arch_batches = cycle(arch_loader)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         steps = 0
+        first, loss_sum, steps = boundary.begin_epoch(
+            epoch, loss_sum, (train_loader,), (arch_loader,) if epoch >= config.warmup_epochs else ())
         bar = tqdm(train_loader, desc=f"search {epoch + 1}/{config.epochs}", leave=False,
                    disable=not (config.progress and context.is_main))
-        for step, train_batch in enumerate(bar):
+        for step, train_batch in enumerate(bar, start=first):
             if epoch >= config.warmup_epochs:
                 val_loss = architect.step(train_batch, next(arch_batches), weight_optimizer)
                 check_finite(val_loss, epoch, step, "architecture", checkpoint_path)
@@ -169,6 +181,7 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
             weight_optimizer.step()
             loss_sum += loss.detach().double()
             steps += 1
+            boundary.step_done(epoch, step + 1, loss_sum, steps, snapshot)
         train_loss = all_reduce_mean(loss_sum / steps, context).item()
         metrics = evaluate_binary(model, eval_loader, loss_fn, device, context, precision)
         if config.shrink_below is not None and epoch >= config.warmup_epochs:
@@ -194,16 +207,12 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
         if context.is_main:
             _write_epoch(out_dir, config, model, genotype, derived, history, alphas_history,
                          input_size, in_channels, metadata)
-            save_checkpoint(checkpoint_path, {
-                "epoch": epoch, "config": dataclasses.asdict(config),
-                "model": model.state_dict(), "weight_optimizer": weight_optimizer.state_dict(),
-                "schedule": schedule.state_dict(), "arch_optimizer": architect.state_dict(),
-                "history": history, "alphas_history": alphas_history,
-                "rng": capture_rng_state()})
+            save_checkpoint(checkpoint_path, snapshot(epoch))
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
         if stop_reason != "completed":
             break
+        boundary.epoch_done(epoch)
     return {"genotype": genotype, "history": history, "stop_reason": stop_reason,
             "out_dir": out_dir, "model": model}
 
