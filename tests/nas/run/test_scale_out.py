@@ -56,7 +56,7 @@ def _finish(process):
     except subprocess.TimeoutExpired:
         process.kill()
         output, _ = process.communicate()
-        raise AssertionError(f"torchrun did not finish in {TIMEOUT} s:\n{output[-3000:]}")
+        raise AssertionError(f"torchrun did not finish in {TIMEOUT} s:\n{output[-3000:]}") from None
     assert process.returncode == 0, output[-3000:]
     return output
 
