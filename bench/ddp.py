@@ -151,14 +151,23 @@ def measure_torchrun(kind: str, nodes: int, per_node: int, args: argparse.Namesp
 
 def checkpoint_costs(args: argparse.Namespace, epochs: int = 2) -> pd.DataFrame:
     """The real loops of ``--kinds`` on the sample data (dsb2018, ``--size``, batch ``--batch``,
-    one process):
-    median epoch seconds (training and validation, as log.csv counts them) against the median
-    time to write checkpoint.pt, and its size."""
+    one process of ``--threads-per-process`` threads): median epoch seconds (training and
+    validation, as log.csv counts them) against the median time to write checkpoint.pt, and
+    its size."""
+    device = torch.device(args.device if args.device != "auto" else "cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads_per_process)  # as each process of the tables above
+    try:
+        return _checkpoint_rows(args, device, epochs)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _checkpoint_rows(args: argparse.Namespace, device: torch.device, epochs: int) -> pd.DataFrame:
     import data
     import nas.search.loop
     import nas.train.loop
 
-    device = torch.device(args.device if args.device != "auto" else "cpu")
     sets = {split: data.get_dataset("dsb2018", None, split, 0, image_size=args.size,
                                     augment=split == "train") for split in ("train", "val")}
     rows = []
@@ -339,8 +348,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
             frames["nodes"].to_markdown(index=False), ""])
     if "checkpoints" in frames:
         section += "\n".join([
-            "", f"Checkpoints: the real search and retrain loops, one process, on the sample "
-            f"data (dsb2018, {args.size}x{args.size}, batch {args.batch}), 2 epochs; epoch = "
+            "", f"Checkpoints: the real search and retrain loops, one process of "
+            f"{args.threads_per_process} thread(s), on the sample data (dsb2018, "
+            f"{args.size}x{args.size}, batch {args.batch}), 2 epochs; epoch = "
             "its training and validation time as log.csv counts it, write = median time to "
             "write checkpoint.pt atomically (temp file, fsync, rename).", "",
             frames["checkpoints"].to_markdown(index=False), ""])
