@@ -9,6 +9,11 @@ within the epoch, every rank's partial epoch sums and RNG states, and every rank
 :class:`StopRequested` (the command prints one line and exits 0). ``--resume`` continues that
 epoch at the next step: the loaders skip the batches already trained (the sampler's order is
 a function of the seed and the epoch alone), so the run ends as an uninterrupted one does.
+
+A scheduler signals every process of a job, DataLoader workers included, and DataLoader raises
+in the main thread as soon as a worker dies of a signal (from its SIGCHLD handler, at any
+point of a step). Within :func:`stop_on_signals` a worker killed by SIGTERM counts as the stop
+request it is; any other worker death still raises.
 """
 from __future__ import annotations
 
@@ -74,12 +79,37 @@ def stop_on_signals(signals: Sequence[signal.Signals] = STOP_SIGNALS) -> Iterato
         return
     clear_stop()
     previous = {number: signal.signal(number, _on_signal) for number in signals}
+    if hasattr(signal, "SIGCHLD") and signal.SIGTERM in signals:
+        previous[signal.SIGCHLD] = _shield_from_terminated_loader_workers()
     try:
         yield
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
         clear_stop()
+
+
+def _shield_from_terminated_loader_workers() -> Any:
+    """Wrap DataLoader's SIGCHLD handler (installed now, once per process, as DataLoader
+    itself would at its first worker) so that a loader worker killed by SIGTERM requests a
+    stop instead of raising in the middle of a step. Returns the handler to put back."""
+    from torch.utils.data._utils import signal_handling
+
+    signal_handling._set_SIGCHLD_handler()
+    loader_handler = signal.getsignal(signal.SIGCHLD)
+    terminated = f"killed by signal: {signal.strsignal(signal.SIGTERM)}"
+
+    def on_child(number: int, frame: Any) -> None:
+        try:
+            if callable(loader_handler):
+                loader_handler(number, frame)
+        except RuntimeError as error:
+            if terminated not in str(error):
+                raise
+            request_stop(signal.SIGTERM)
+
+    signal.signal(signal.SIGCHLD, on_child)
+    return loader_handler
 
 
 class StepBoundary:

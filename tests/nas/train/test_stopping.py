@@ -71,6 +71,55 @@ def test_sigterm_stops_retraining_mid_epoch_and_resume_matches(tmp_path, make_ge
     assert resumed["best"]["epoch"] == straight["best"]["epoch"]
 
 
+class TermWorkerOnce(TermAt):
+    """``dataset`` read by a loader worker that kills itself with SIGTERM (as a scheduler
+    signals every process of a job) at its ``read``-th item of epoch 1, once (``marker``)."""
+
+    def __init__(self, dataset, read, marker):
+        super().__init__(dataset)
+        self.kill_at, self.marker, self.epoch = read, marker, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __getitem__(self, index):
+        self.reads += 1
+        if self.epoch == 1 and self.reads == self.kill_at and not self.marker.exists():
+            self.marker.touch()
+            os.kill(os.getpid(), signal.SIGTERM)
+        return self.dataset[index]
+
+
+def test_a_loader_worker_killed_by_sigterm_stops_the_run_at_a_step(tmp_path, make_genotype):
+    genotype = make_genotype(channels=4)
+    straight = _retrain(tmp_path / "straight", genotype)
+
+    def run(resume):
+        torch.manual_seed(0)
+        model = from_genotype(genotype, drop_path_rate=0.2)
+        val = SquaresDataset(4, seed=2)
+        loader = make_loader(val, 2, shuffle=False, num_workers=0)
+        loss = torch.nn.BCEWithLogitsLoss()
+        config = retrain_config(epochs=3, batch_size=2, image_size=16, drop_path=0.2,
+                                num_workers=1)
+        train = TermWorkerOnce(SquaresDataset(8, seed=1), 5, tmp_path / "killed-once")
+        with stop_on_signals():
+            return run_retrain(model, config, train, tmp_path / "stopped",
+                               lambda net: evaluate_binary(net, loader, loss,
+                                                           torch.device("cpu"),
+                                                           DistributedContext()),
+                               resume=resume)
+
+    # the main process gets no signal: its loader worker's death by SIGTERM is the request
+    with pytest.raises(StopRequested, match="stopped on SIGTERM at epoch 2"):
+        run(resume=False)
+    state = torch.load(tmp_path / "stopped" / "checkpoint.pt", weights_only=True)
+    assert state["partial"]["epoch"] == 1 and 1 <= state["partial"]["step"] < 4
+    resumed = run(resume=True)
+    for key, value in straight["model"].state_dict().items():
+        assert torch.equal(value, resumed["model"].state_dict()[key]), key
+
+
 def _search(out, read=None, resume=False):
     config = SearchConfig.from_preset("dsb2018", layout="1/0/1", epochs=2, channels=4,
                                       image_size=16, batch_size=2, num_workers=0,
