@@ -4,9 +4,11 @@ A case folder holds `image.npy`, `label.npy` (and `foreground.npy` for
 volumes) plus `meta.json`. Its name is a hash of the preprocessing settings,
 the case id and the size and modification time of every source file, so a
 changed setting or an edited file gets a new folder and stale arrays are
-never served. The arrays are opened as read-only memory maps, lazily and once
-per process, so DataLoader workers share the page cache and no file handle
-crosses a fork.
+never served. A folder is written beside under a name no other process on
+any host can pick (`partial_name`) and renamed into place; the first complete
+writer wins, so a cache on a folder several machines share is safe. The
+arrays are opened as read-only memory maps, lazily and once per process, so
+DataLoader workers share the page cache and no file handle crosses a fork.
 
 Location: `<cache root>/preprocessed/<dataset>/`; the cache root is
 `cache_dir`, else `$LWNAS_CACHE`, else `~/.cache/lwnas`. Delete the folder (or
@@ -18,7 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
+import socket
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -50,6 +54,14 @@ def digest(payload: Any) -> str:
     """Short stable hash of JSON-able settings."""
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def partial_name(name: str) -> str:
+    """A temporary sibling name for a folder being written: unique across the processes of
+    every host sharing the folder (hostname, pid and a random token: two machines can run a
+    writer with the same pid, and a pid is reused after a crash)."""
+    host = "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname())[:40]
+    return f"{name}.partial-{host or 'host'}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def file_signature(paths: Iterable[Path]) -> list[tuple[str, int, int]]:
@@ -85,8 +97,7 @@ class CaseCache:
     def write(self, case_folder: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
         """Store a case atomically: written beside, then renamed into place."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        partial = case_folder.with_name(f"{case_folder.name}.partial-{os.getpid()}")
-        shutil.rmtree(partial, ignore_errors=True)
+        partial = case_folder.with_name(partial_name(case_folder.name))
         partial.mkdir()
         for name, array in arrays.items():
             np.save(partial / f"{name}.npy", np.ascontiguousarray(array))
@@ -94,7 +105,7 @@ class CaseCache:
         (partial / "meta.json").write_text(json.dumps(_to_json(meta)))
         try:
             partial.rename(case_folder)
-        except OSError:  # another worker or process stored it first; keep theirs
+        except OSError:  # another worker, process or host stored it first; keep theirs
             shutil.rmtree(partial, ignore_errors=True)
 
     def array(self, case_folder: Path, name: str) -> np.ndarray:

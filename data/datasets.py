@@ -8,6 +8,7 @@ or with `skip_bad` are left out and listed in `dataset.skipped`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +24,14 @@ from data.cache import CaseCache
 from data.errors import DataError
 from data.presets import Augment2D, Augment3D
 from data.sources import Source
+
+
+def _progress_disabled() -> bool | None:
+    """tqdm's ``disable``: None (a bar on a terminal) in a plain process and on global rank 0
+    of a launcher's job (torchrun sets RANK), off on every other rank and node, so N
+    processes do not draw N preparation bars."""
+    return None if os.environ.get("RANK", "0") == "0" else True
+
 
 # Foreground voxels kept per case for foreground-biased crops (nnU-Net keeps 10k).
 _FOREGROUND_SAMPLES = 10_000
@@ -49,8 +58,8 @@ class CaseDataset(Dataset):
         self._meta: dict[str, dict] = {}
         self.seed = 0  # with the epoch and the item index, it fixes every random draw
         self.epoch = 0
-        progress = tqdm(case_paths.items(), desc=f"{name} {split}: preparing", unit="case", disable=None,
-                        leave=False)
+        progress = tqdm(case_paths.items(), desc=f"{name} {split}: preparing", unit="case",
+                        disable=_progress_disabled(), leave=False)
         for case, path in progress:
             try:
                 folder = cache.case_folder(case, source.files(path, options))

@@ -64,3 +64,25 @@ def one_line_error(capsys):
         return lines[0]
 
     return run
+
+
+@pytest.fixture
+def torchrun_restart(monkeypatch):
+    """The environment torchrun gives a worker it restarted once, in job ``job-7``."""
+    from nas.train.elastic import MAX_RESTARTS, RESTART_COUNT, RUN_ID
+
+    monkeypatch.setenv(RUN_ID, "job-7")
+    monkeypatch.setenv(RESTART_COUNT, "1")
+    monkeypatch.setenv(MAX_RESTARTS, "3")
+
+
+@pytest.fixture(scope="session")
+def write_checkpoint():
+    """``write_checkpoint(folder, run, **entries)``: a minimal ``checkpoint.pt`` (completed
+    epoch 0) recording the run identity ``run``; returns its path."""
+    def write(folder, run, **entries):
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save({"epoch": 0, "run": run, **entries}, folder / "checkpoint.pt")
+        return folder / "checkpoint.pt"
+
+    return write

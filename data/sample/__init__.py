@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from data.cache import cache_root
+from data.cache import cache_root, partial_name
 from data.errors import data_error
 from data.presets import get_preset
 from data.sample.brats import write_brats
@@ -80,10 +80,9 @@ def sample_root(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
     folder = cache_root(cache_dir) / "sample" / name
     if is_sample(folder, name):
         return folder
-    # Write beside and rename, so concurrent processes (DDP ranks) never read
-    # a half-written folder.
-    partial = folder.with_name(f"{name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
+    # Write beside and rename, so concurrent processes (DDP ranks, on one host
+    # or several sharing the cache) never read a half-written folder.
+    partial = folder.with_name(partial_name(name))
     write_sample(name, partial)
     if folder.exists() and not is_sample(folder, name):
         shutil.rmtree(folder, ignore_errors=True)

@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 
 from nas.train.files import OutputDirectoryError
 from nas.train.runtime import NonFiniteLossError
+from nas.train.stopping import StopRequested
 
 #: Exit status of a command stopped by bad input (argparse uses 2 for bad flags as well).
 USAGE_ERROR = 2
@@ -66,9 +67,14 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """``run(args)``, with a user's error turned into one line on stderr and status 2."""
+    """``run(args)``, with a user's error turned into one line on stderr and status 2, and a
+    run stopped by SIGTERM (its checkpoint written) into one line on stdout and status 0."""
     try:
         return run(args)
+    except StopRequested as stop:
+        if stop.is_main:
+            print(stop, flush=True)
+        return 0
     except USER_ERRORS as error:
         if getattr(args, "debug", False):
             raise

@@ -1,15 +1,19 @@
-"""What every command shares: the run directory (checked before anything is written), the
-run's ``splits.json`` and ``skipped.json``, sample-data defaults and progress messages."""
+"""What every command shares: the run directory (checked before anything is written, resumed
+by itself after a torchrun restart), the run's ``splits.json`` and ``skipped.json``,
+sample-data defaults and progress messages."""
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
+import socket
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import data
-from nas.train.distributed import DistributedContext, barrier, broadcast_object
+from nas.train import elastic
+from nas.train.distributed import DistributedContext, barrier, broadcast_object, gather_objects
 from nas.train.files import OutputDirectoryError, atomic_write_text, check_output_dir, remove_orphaned_temp_files
 from nas.train.settings import SettingError, require_number
 
@@ -89,6 +93,11 @@ def check_val_fraction(val_fraction: float) -> None:
 
 
 def default_run_dir(kind: str, dataset: str) -> Path:
+    """``runs/DATASET/KIND-TIME``; under torchrun with ``--max-restarts``, ``KIND-RUNID``
+    instead, which a restarted worker finds again (the time would name a new directory)."""
+    if elastic.restarts_allowed() and elastic.run_id():
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in elastic.run_id())
+        return Path("runs") / dataset / f"{kind}-{name}"
     return Path("runs") / dataset / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -134,6 +143,57 @@ def run_directory(kind: str, dataset: str, out: str | Path | None, context: Dist
         say(context, f"note: {path} held {', '.join(stale)} of an earlier start that stopped "
                      "before its first checkpoint; this run replaces them")
     return path
+
+
+def start_run(kind: str, dataset: str, out: str | Path | None, context: DistributedContext,
+              resume: bool, settings: Mapping[str, Any]) -> tuple[Path, bool]:
+    """The run directory as :func:`run_directory` makes it, and whether the run resumes:
+    ``resume`` (``--resume``), or implied when torchrun restarted the worker group and the
+    directory holds this run's checkpoint (same torchrun run id, same ``settings``: the run's
+    config as a dict). Another run's checkpoint is refused; a restart before the first
+    checkpoint starts afresh. Under a process group it also checks that every rank sees the
+    same directory (the output folder must be shared by the nodes)."""
+    path = Path(broadcast_object(str(out or default_run_dir(kind, dataset)), context))
+    restarted = elastic.group_restarted(gather_objects(elastic.restart_count(), context))
+    if restarted and not resume:
+        identity = elastic.run_identity(settings)
+        position = _on_rank_zero(context, lambda: elastic.auto_resume(path / "checkpoint.pt",
+                                                                      identity, restarted))
+        resume = position is not None
+        where = ("no checkpoint was written yet: starting afresh" if position is None else
+                 f"resuming from its checkpoint at epoch {position['epoch'] + 2}, step "
+                 f"{position['step']}" if position["step"] else
+                 f"resuming from its checkpoint at the end of epoch {position['epoch'] + 1}")
+        say(context, f"torchrun restarted the workers (restart {restarted}): {path}: {where}")
+    path = run_directory(kind, dataset, path, context, resume)
+    check_shared_directory(path, context)
+    return path, resume
+
+
+def check_shared_directory(path: Path, context: DistributedContext, wait_seconds: float = 10.0
+                           ) -> None:
+    """Every rank sees the file rank 0 writes into ``path``, or all fail naming the hosts that
+    do not: rank 0 writes the run's files, every rank reads ``splits.json`` and the
+    checkpoints, so on several machines the run directory must be on shared storage."""
+    if not context.enabled:
+        return
+    token = broadcast_object(secrets.token_hex(8), context)
+    probe = path / f".shared-probe-{token}.tmp"  # a killed run's probe goes with the temp files
+    if context.is_main:
+        probe.write_bytes(b"")
+    barrier(context)
+    deadline = time.monotonic() + wait_seconds
+    while not probe.exists() and time.monotonic() < deadline:  # network file systems may lag
+        time.sleep(0.2)
+    seen = gather_objects((probe.exists(), socket.gethostname()), context)
+    barrier(context)
+    if context.is_main:
+        probe.unlink(missing_ok=True)
+    blind = sorted({host for visible, host in seen if not visible})
+    if blind:
+        raise OSError(f"{path}: the run directory is not shared: the ranks on {', '.join(blind)} "
+                      f"do not see the file rank 0 (on {seen[0][1]}) wrote there; every node must "
+                      "see the same --out (and --data-root), e.g. on a network file system")
 
 
 def prepare_splits(dataset: str, data_root, out_dir: Path, seed: int, val_fraction: float,
@@ -183,6 +243,6 @@ def skipped_note(count: int) -> str:
     return f"; {count} case(s) skipped (skipped.json)" if count else ""
 
 
-__all__ = ["RUN_FILES", "SettingError", "check_val_fraction", "default_image_size",
-           "default_run_dir", "one_line", "prepare_splits", "record_skipped", "run_directory",
-           "say", "skipped_note", "uses_sample"]
+__all__ = ["RUN_FILES", "SettingError", "check_shared_directory", "check_val_fraction",
+           "default_image_size", "default_run_dir", "one_line", "prepare_splits",
+           "record_skipped", "run_directory", "say", "skipped_note", "start_run", "uses_sample"]

@@ -25,6 +25,7 @@ from nas.train import (
     wrap_model,
 )
 from nas.train.distributed import barrier
+from nas.train.stopping import stop_on_signals
 from supernet import Genotype, from_genotype
 
 from .common import (
@@ -34,9 +35,9 @@ from .common import (
     default_image_size,
     prepare_splits,
     record_skipped,
-    run_directory,
     say,
     skipped_note,
+    start_run,
     verify_data,
     write_fingerprint,
 )
@@ -92,6 +93,7 @@ def _genotype_splits(genotype_path: Path, metadata: dict) -> Path | None:
     return None
 
 
+@stop_on_signals()  # SIGTERM: a checkpoint at the next step, then StopRequested
 def retrain_genotype(genotype: str | Path, dataset: str | None = None,
                      data_root: str | Path | None = None, out: str | Path | None = None, *,
                      device: str = "auto", resume: bool = False, seed: int = 0,
@@ -120,7 +122,8 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
     values = merge(retrain_preset(preset), {**overrides, "image_size": size or PLANNED_SIZE})
     config = RetrainConfig(dataset=dataset, seed=seed, progress=progress, model="genotype",
                            **values)
-    out_dir = run_directory("retrain", dataset, out, context, resume)
+    out_dir, resume = start_run("retrain", dataset, out, context, resume,
+                                dataclasses.asdict(config))
     verify_data(dataset, data_root, context, **data_options)
     options = dict(image_size=size, skip_bad=skip_bad, **data_options)  # size None: planned
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,

@@ -9,6 +9,7 @@ import data
 from nas.presets import SEARCH_PRESETS
 from nas.search import SearchConfig, run_search
 from nas.train.distributed import init_distributed, resolve_device
+from nas.train.stopping import stop_on_signals
 
 from .common import (
     PLANNED_SIZE,
@@ -17,14 +18,15 @@ from .common import (
     default_image_size,
     prepare_splits,
     record_skipped,
-    run_directory,
     say,
     skipped_note,
+    start_run,
     verify_data,
     write_fingerprint,
 )
 
 
+@stop_on_signals()  # SIGTERM: a checkpoint at the next step, then StopRequested
 def search(dataset: str, data_root: str | Path | None = None, out: str | Path | None = None,
            *, device: str = "auto", resume: bool = False, seed: int = 0,
            val_fraction: float = 0.25, skip_bad: bool = False, progress: bool = True,
@@ -46,7 +48,8 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
         overrides["latency_cache"] = str(data.cache_root() / "latency")
     config = SearchConfig.from_preset(dataset, preset=preset, seed=seed, progress=progress,
                                       **{**overrides, "image_size": size or PLANNED_SIZE})
-    out_dir = run_directory("search", dataset, out, context, resume)
+    out_dir, resume = start_run("search", dataset, out, context, resume,
+                                dataclasses.asdict(config))
     verify_data(dataset, data_root, context, **data_options)
     options = dict(image_size=size, skip_bad=skip_bad, **data_options)  # size None: planned
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,

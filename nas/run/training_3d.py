@@ -8,6 +8,7 @@ checkpoint alone.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -30,9 +31,10 @@ from nas.train import (
     wrap_model,
 )
 from nas.train.distributed import barrier
+from nas.train.stopping import stop_on_signals
 
 from .brats_evaluation import VALIDATION_METRIC, evaluate_volumes, make_validator, region_means
-from .common import check_val_fraction, prepare_splits, record_skipped, run_directory, say, skipped_note, uses_sample
+from .common import check_val_fraction, prepare_splits, record_skipped, say, skipped_note, start_run, uses_sample
 
 #: ``kind`` entry of every checkpoint ``retrain_model`` writes.
 CHECKPOINT_KIND = "lwnas.brats3d-model"
@@ -51,6 +53,7 @@ def _saved_network(out_dir: Path) -> dict[str, Any]:
     return {"network": state["network"], "roi_size": tuple(state["roi_size"])}
 
 
+@stop_on_signals()  # SIGTERM: a checkpoint at the next step, then StopRequested
 def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path | None = None,
                   out: str | Path | None = None, *, device: str = "auto", resume: bool = False,
                   seed: int = 0, splits_file: str | Path | None = None,
@@ -98,7 +101,8 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
     config = RetrainConfig(dataset=dataset, model=model_name, seed=seed, progress=progress,
                            image_size=crop, drop_path=0.0, select_metric=VALIDATION_METRIC,
                            **values)
-    out_dir = run_directory(f"retrain-{model_name}", dataset, out, context, resume)
+    out_dir, resume = start_run(f"retrain-{model_name}", dataset, out, context, resume,
+                                dataclasses.asdict(config))
     torch.manual_seed(seed)  # the initial weights depend on the seed only
     network = models.build(model_name, in_channels=len(data.MODALITIES), **kwargs)
     activation = getattr(network, "output_activation", None)

@@ -26,6 +26,7 @@ from nas.train.distributed import (
     all_reduce_tensors,
     resolve_device,
 )
+from nas.train.elastic import run_identity
 from nas.train.evaluation import evaluate_segmentation
 from nas.train.files import atomic_write_text, check_output_dir, write_log
 from nas.train.loader import make_loader
@@ -41,6 +42,7 @@ from nas.train.runtime import (
     unpack_batch,
 )
 from nas.train.schedule import EpochSchedule
+from nas.train.stopping import StepBoundary
 from ops import convert_sync_batchnorm
 from supernet import build_supernet
 
@@ -161,6 +163,14 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
         history, alphas_history = state["history"], state["alphas_history"]
         start_epoch = state["epoch"] + 1
         restore_rng_state(state["rng"])
+    boundary = StepBoundary(context, checkpoint_path, state if resume else None)
+
+    def snapshot(completed: int) -> dict[str, Any]:  # checkpoint.pt after epoch ``completed``
+        return {"epoch": completed, "config": dataclasses.asdict(config),
+                "run": run_identity(dataclasses.asdict(config)),
+                "model": model.state_dict(), "weight_optimizer": weight_optimizer.state_dict(),
+                "schedule": schedule.state_dict(), "arch_optimizer": architect.state_dict(),
+                "history": history, "alphas_history": alphas_history, "rng": capture_rng_state()}
 
     stop_reason = "completed"
     genotype = derive_genotype(model, config.max_parameter_free)
@@ -173,9 +183,11 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
         arch_batches = cycle(arch_loader)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         steps = 0
+        first, loss_sum, steps = boundary.begin_epoch(
+            epoch, loss_sum, (train_loader,), (arch_loader,) if epoch >= config.warmup_epochs else ())
         bar = tqdm(train_loader, desc=f"search {epoch + 1}/{config.epochs}", leave=False,
                    disable=not (config.progress and context.is_main))
-        for step, train_batch in enumerate(bar):
+        for step, train_batch in enumerate(bar, start=first):
             if epoch >= config.warmup_epochs:
                 val_loss = architect.step(train_batch, next(arch_batches), weight_optimizer)
                 check_finite(val_loss, epoch, step, "architecture", checkpoint_path)
@@ -188,6 +200,7 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
             weight_optimizer.step()
             loss_sum += loss.detach().double()
             steps += 1
+            boundary.step_done(epoch, step + 1, loss_sum, steps, snapshot)
         train_loss = all_reduce_mean(loss_sum / steps, context).item()
         metrics = evaluate_segmentation(model, eval_loader, loss_fn, device, context, precision,
                                         getattr(val_set, "class_names", None))
@@ -225,16 +238,12 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
                          input_size, in_channels, {**(metadata or {}), "arch_lr_used": arch_lr,
                                                    "latency_device": latency and
                                                    latency.identity["device"]})
-            save_checkpoint(checkpoint_path, {
-                "epoch": epoch, "config": dataclasses.asdict(config),
-                "model": model.state_dict(), "weight_optimizer": weight_optimizer.state_dict(),
-                "schedule": schedule.state_dict(), "arch_optimizer": architect.state_dict(),
-                "history": history, "alphas_history": alphas_history,
-                "rng": capture_rng_state()})
+            save_checkpoint(checkpoint_path, snapshot(epoch))
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
         if stop_reason != "completed":
             break
+        boundary.epoch_done(epoch)
     return {"genotype": genotype, "history": history, "stop_reason": stop_reason,
             "out_dir": out_dir, "model": model, "warnings": _warnings(history)}
 

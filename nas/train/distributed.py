@@ -3,11 +3,18 @@
 ``torchrun --nproc_per_node N script.py`` sets RANK / WORLD_SIZE / LOCAL_RANK; with them the
 context initialises a process group (nccl on CUDA, gloo on CPU) and binds each process to its
 GPU. Without them everything below degrades to a single process with no communication.
+
+Several machines (``torchrun --nnodes M --rdzv-backend c10d --rdzv-endpoint HOST:PORT``) are
+the same to this module: RANK and WORLD_SIZE are global (they pick the data shard, and rank 0
+alone writes files and shows progress), LOCAL_RANK only picks the GPU of this machine.
 """
 from __future__ import annotations
 
 import datetime
 import os
+import secrets
+import socket
+import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -63,13 +70,68 @@ def init_distributed(device: str | None = "auto", timeout_minutes: float = 30.0
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     resolved = resolve_device(device, local_rank)
+    if world_size > 1 and resolved.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        # torchrun gives each worker OMP_NUM_THREADS=1 when a node runs several of them, and
+        # nothing when it runs one; CPU kernels round differently with another thread count,
+        # so without this 2 nodes x 1 process would not reproduce 1 node x 2 processes.
+        torch.set_num_threads(1)
     if world_size > 1 and not dist.is_initialized():
         if resolved.type == "cuda":
             torch.cuda.set_device(resolved)
         backend = "nccl" if resolved.type == "cuda" else "gloo"
-        dist.init_process_group(backend, rank=rank, world_size=world_size,
-                                timeout=datetime.timedelta(minutes=timeout_minutes))
+        timeout = datetime.timedelta(minutes=timeout_minutes)
+        store = _group_store(rank, world_size, timeout) if _agent_store_shared() else None
+        dist.init_process_group(backend, rank=rank, world_size=world_size, timeout=timeout,
+                                store=store)
+        if _STORES and rank == 0:  # every rank reached rank 0's store: withdraw the notice
+            agent, key, _ = _STORES[-1]
+            agent.delete_key(key)
     return DistributedContext(rank, world_size, local_rank, resolved)
+
+
+def _agent_store_shared() -> bool:
+    """Whether torchrun points the workers at its agent's TCP store (its default since 2.4,
+    off with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1)."""
+    return os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True" and "MASTER_PORT" in os.environ
+
+
+_STORES: list = []  # rank 0's (agent store, notice key, own store): the server lives on
+
+
+def _group_store(rank: int, world_size: int, timeout: datetime.timedelta) -> dist.Store:
+    """A TCP store of this worker group's own for ``init_process_group``, hosted by rank 0.
+
+    torchrun's agent keeps one TCP store for every round of its rendezvous, and the keys a
+    previous round's workers wrote there (their gloo / nccl addresses) stay after they die: the
+    group torchrun restarts after a failure can read a dead worker's address and hang or fail
+    in ``init_process_group`` (pytorch/pytorch#135712). So rank 0 opens a fresh store on a free
+    port and announces it with a random token through the agent's store; the other ranks use
+    the store that holds the announced token, retrying past a stale announcement (the notice
+    is withdrawn once the group is up, so only a round that died while starting leaves one)."""
+    agent = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), None,
+                          False, timeout)
+    key = f"lwnas/group-store/{os.environ.get('TORCHELASTIC_RUN_ID', '')}"
+    if rank == 0:
+        token = secrets.token_hex(16)
+        own = dist.TCPStore("localhost", 0, world_size, True, timeout, wait_for_workers=False)
+        own.set("lwnas/token", token)
+        hosts = ",".join(dict.fromkeys([os.environ["MASTER_ADDR"], socket.gethostname()]))
+        agent.set(key, f"{hosts};{own.port};{token}")
+        _STORES.append((agent, key, own))
+        return dist.PrefixStore("lwnas", own)
+    deadline = time.monotonic() + timeout.total_seconds()
+    while time.monotonic() < deadline:
+        hosts, port, token = agent.get(key).decode().split(";")
+        for host in hosts.split(","):
+            try:
+                client = dist.TCPStore(host, int(port), None, False, datetime.timedelta(seconds=2))
+                if client.check(["lwnas/token"]) and client.get("lwnas/token").decode() == token:
+                    return dist.PrefixStore("lwnas", client)
+            except RuntimeError:  # a stale announcement: that store died with its worker
+                pass
+        time.sleep(0.2)
+    raise TimeoutError(f"rank {rank}: rank 0's process-group store was not reachable within "
+                       f"{timeout}")
 
 
 def shutdown_distributed() -> None:
@@ -96,6 +158,14 @@ def all_reduce_sum(values: torch.Tensor, context: DistributedContext) -> torch.T
         return values
     reduced = values.detach().clone()
     dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
+    return reduced
+
+
+def all_reduce_max(values: torch.Tensor, context: DistributedContext) -> torch.Tensor:
+    if not context.enabled:
+        return values
+    reduced = values.detach().clone()
+    dist.all_reduce(reduced, op=dist.ReduceOp.MAX)
     return reduced
 
 

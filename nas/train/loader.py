@@ -38,6 +38,24 @@ class ShardSampler(torch.utils.data.Sampler):
         return len(self.indices)
 
 
+class ResumableSampler(DistributedSampler):
+    """A DistributedSampler whose next pass can begin some items in, for a run resumed in the
+    middle of an epoch: the order is the epoch's as ever, the first ``items`` of it are left
+    out once (:meth:`skip_next`), and later passes are whole again."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._skip = 0
+
+    def skip_next(self, items: int) -> None:
+        self._skip = int(items)
+
+    def __iter__(self):
+        indices = list(super().__iter__())
+        skip, self._skip = self._skip, 0
+        return iter(indices[skip:])
+
+
 def make_loader(
     dataset: Dataset,
     batch_size: int,
@@ -52,7 +70,8 @@ def make_loader(
 
     Shuffled loaders always draw through a DistributedSampler (one replica outside a process
     group): its order is a function of (seed, epoch) alone, set by ``loader.sampler.set_epoch``,
-    so a resumed run sees the batches an uninterrupted one saw, and N processes with batch b
+    so a resumed run sees the batches an uninterrupted one saw (one stopped mid-epoch skips
+    the batches it trained: :class:`ResumableSampler`), and N processes with batch b
     together see exactly the batches of one process with batch N x b. Unshuffled loaders shard
     without padding (:class:`ShardSampler`).
 
@@ -70,8 +89,8 @@ def make_loader(
     if distributed and dist.is_available() and dist.is_initialized():
         replicas, rank = dist.get_world_size(), dist.get_rank()
     if shuffle:
-        sampler = DistributedSampler(dataset, num_replicas=replicas, rank=rank, shuffle=True,
-                                     seed=seed, drop_last=drop_last)
+        sampler = ResumableSampler(dataset, num_replicas=replicas, rank=rank, shuffle=True,
+                                   seed=seed, drop_last=drop_last)
     else:
         sampler = ShardSampler(dataset, replicas, rank)
     return DataLoader(

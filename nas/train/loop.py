@@ -22,6 +22,7 @@ from nas import losses
 
 from .checkpoints import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint, unwrap_model
 from .distributed import DistributedContext, all_reduce_mean, resolve_device
+from .elastic import run_identity
 from .files import check_output_dir, write_log
 from .loader import make_loader
 from .runtime import (
@@ -37,6 +38,7 @@ from .runtime import (
 )
 from .schedule import SCHEDULES, EpochSchedule
 from .settings import require_choice, require_int, require_number
+from .stopping import StepBoundary
 
 _RESUME_KEYS = ("dataset", "model", "batch_size", "seed", "image_size", "loss")
 
@@ -144,6 +146,14 @@ def run_retrain(model: nn.Module, config: RetrainConfig, train_set, out_dir: str
         history, best = state["history"], state["best"]
         start_epoch = state["epoch"] + 1
         restore_rng_state(state["rng"])
+    boundary = StepBoundary(context, checkpoint_path, state if resume else None)
+
+    def snapshot(completed: int) -> dict[str, Any]:  # checkpoint.pt after epoch ``completed``
+        return {"epoch": completed, "config": dataclasses.asdict(config),
+                "run": run_identity(dataclasses.asdict(config)), "model": plain.state_dict(),
+                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                "history": history, "best": best, "rng": capture_rng_state(), **(metadata or {})}
+
     loader = make_loader(train_set, config.batch_size, shuffle=True, drop_last=True,
                          num_workers=config.num_workers, distributed=context.enabled,
                          seed=config.seed)
@@ -155,9 +165,11 @@ def run_retrain(model: nn.Module, config: RetrainConfig, train_set, out_dir: str
         model.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         steps = 0
+        first, loss_sum, steps = boundary.begin_epoch(epoch, loss_sum, (loader,))
         for step, batch in enumerate(tqdm(loader, desc=f"train {epoch + 1}/{config.epochs}",
                                           leave=False,
-                                          disable=not (config.progress and context.is_main))):
+                                          disable=not (config.progress and context.is_main)),
+                                     start=first):
             image, label = unpack_batch(batch, device, config.channels_last)
             optimizer.zero_grad(set_to_none=True)
             with autocast(device, precision):
@@ -171,6 +183,7 @@ def run_retrain(model: nn.Module, config: RetrainConfig, train_set, out_dir: str
             optimizer.step()
             loss_sum += loss.detach().double()
             steps += 1
+            boundary.step_done(epoch, step + 1, loss_sum, steps, snapshot)
         if steps == 0:
             raise ValueError(f"the training split has fewer than batch_size={config.batch_size} "
                              "samples; lower --batch-size or add data")
@@ -189,13 +202,10 @@ def run_retrain(model: nn.Module, config: RetrainConfig, train_set, out_dir: str
                 save_checkpoint(best_path, {"epoch": epoch, "config": config_dict,
                                             "model": plain.state_dict(),
                                             "metrics": dict(metrics), **(metadata or {})})
-            save_checkpoint(checkpoint_path, {
-                "epoch": epoch, "config": config_dict, "model": plain.state_dict(),
-                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                "history": history, "best": best, "rng": capture_rng_state(),
-                **(metadata or {})})
+            save_checkpoint(checkpoint_path, snapshot(epoch))
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
+        boundary.epoch_done(epoch)
     return {"history": history, "best": best, "out_dir": out_dir, "model": plain}
 
 

@@ -34,7 +34,22 @@ def test_search_step_bench_compares_variants_with_the_reference(reference, tmp_p
 def test_ddp_bench_measures_one_and_two_processes(tmp_path):
     output = tmp_path / "bench.md"
     frame = ddp.main(["--kinds", "search", "--device", "cpu", "--size", "16", "--channels", "4",
-                      "--layout", "1/0/1", "--steps", "1", "--warmup", "0", "--output",
-                      str(output)])
+                      "--layout", "1/0/1", "--steps", "1", "--warmup", "0", "--no-nodes",
+                      "--no-checkpoints", "--output", str(output)])["processes"]
     assert frame.loc[0, "step"] == "search" and frame.loc[0, "speedup"] > 0
     assert "2 processes" in output.read_text()
+
+
+def test_ddp_bench_compares_nodes_and_checkpoint_writes(tmp_path, _isolated_data_cache):
+    output = tmp_path / "bench.md"
+    frames = ddp.main(["--kinds", "retrain", "--device", "cpu", "--size", "16", "--channels",
+                       "4", "--layout", "1/0/1", "--steps", "1", "--warmup", "0", "--output",
+                       str(output)])
+    nodes = frames["nodes"]
+    assert list(nodes["step"]) == ["retrain"]
+    assert (nodes[["1 node x 2 (img/s)", "2 nodes x 1 (img/s)"]] > 0).all(axis=None)
+    checkpoints = frames["checkpoints"]
+    assert list(checkpoints["loop"]) == ["retrain"]
+    assert (checkpoints[["epoch (s)", "write (ms)", "checkpoint.pt (MB)"]] > 0).all(axis=None)
+    text = output.read_text()
+    assert "2 nodes x 1 process" in text and "write / epoch" in text

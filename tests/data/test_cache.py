@@ -1,8 +1,13 @@
 """Preprocessed-array cache: the second pass reads no source file; edits and
-settings invalidate; the loader serves batches from it."""
+settings invalidate; the loader serves batches from it; writers on several hosts never
+share a partial folder and the first complete one wins."""
 
 from __future__ import annotations
 
+import os
+import socket
+
+import numpy as np
 import pytest
 import torch
 
@@ -10,6 +15,7 @@ import data
 import data.chaos
 import data.nifti
 import data.png
+from data.cache import CaseCache, partial_name
 from data.sample.brats import write_brats
 from data.sample.chaos import write_chaos
 from nas.train.loader import make_loader
@@ -87,3 +93,17 @@ def test_loader_collates_items_and_seeds_workers(chaos_root, tmp_path):
     # Same seed, same batch (order and augmentation); another seed, another batch.
     torch.testing.assert_close(first_batch(0, 2)["image"], batch["image"])
     assert not torch.equal(first_batch(1, 2)["image"], batch["image"])
+
+
+def test_cache_partial_names_are_unique_across_hosts_and_first_writer_wins(tmp_path):
+    first, second = partial_name("case-1"), partial_name("case-1")
+    assert first != second  # same host, same pid: the random token differs
+    host = "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname())
+    assert first.startswith(f"case-1.partial-{host[:40]}-{os.getpid()}-")
+    cache = CaseCache(tmp_path, {"size": 8})
+    folder = cache.case_folder("case-1", [])
+    cache.write(folder, {"image": np.zeros(2)}, {"who": "first"})
+    cache.write(folder, {"image": np.ones(2)}, {"who": "second"})
+    assert cache.read_meta(folder)["who"] == "first"
+    assert np.array_equal(cache.array(folder, "image"), np.zeros(2))
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no partial folder left
