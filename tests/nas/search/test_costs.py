@@ -1,4 +1,5 @@
 """Expected-cost penalties: tables profiled where each edge runs, differentiable in alphas."""
+import dataclasses
 import random
 
 import pytest
@@ -90,3 +91,23 @@ def test_genotype_costs_equal_the_network_count_in_the_darts_space():
     genotype = random_genotype(derive_genotype(DartsSupernet(3, channels=8, num_cells=5)),
                                random.Random(1))
     assert genotype_costs(genotype, (3, 32, 32)) == network_complexity(genotype, (3, 32, 32))
+
+
+@pytest.mark.parametrize("layout", [(2, 3, 2), (3, 3, 3), (3, 2, 3)])
+def test_the_seed_macro_lands_derived_networks_at_the_seeds_cost_point(make_genotype, layout):
+    """Seed 002 reports 0.56-0.61M params and 15.0-16.0 GFLOPs at 256x256 (SPEC section 1); the
+    default macro's derived networks cost a tenth of those FLOPs. Averaged over random
+    genotypes of each seed layout, --macro seed lands there."""
+    from nas.presets import MACROS
+
+    macro = MACROS["seed"]
+    reference = dataclasses.replace(make_genotype(layout, channels=macro["channels"],
+                                                  in_channels=3),
+                                    width_growth=macro["width_growth"])
+    rng = random.Random(0)
+    costs = [genotype_costs(random_genotype(reference, rng), (3, 256, 256)) for _ in range(20)]
+    params = sum(c["params"] for c in costs) / len(costs) / 1e6
+    flops = sum(c["flops"] for c in costs) / len(costs) / 1e9
+    assert 0.45 < params < 0.65 and 13.5 < flops < 17.0, (params, flops)
+    default = make_genotype(layout, channels=MACROS["default"]["channels"], in_channels=3)
+    assert genotype_costs(random_genotype(default, rng), (3, 256, 256))["flops"] / 1e9 < 2.5
