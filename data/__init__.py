@@ -36,8 +36,9 @@ from data.fingerprint import extract_fingerprint, plan_2d_size
 from data.image_io import ENDINGS, read_image_file, write_like
 from data.intensity import scale_percentiles, window, zscore_nonzero
 from data.nifti import write_nifti_like
-from data.nnunet import NnunetSpec, find_nnunet_cases, inspect_nnunet_case, read_dataset_json, read_nnunet_case
+from data.nnunet import find_nnunet_cases, inspect_nnunet_case, read_nnunet_case
 from data.nnunet_prepare import LabelTargets, prepare_nnunet_case, regions_to_labels, volume_from_slices
+from data.nnunet_spec import NnunetSpec, read_dataset_json
 from data.presets import PRESETS, get_preset, list_datasets
 from data.promise12 import find_promise12_cases, preprocess_promise12_case, read_promise12_case
 from data.resize import restore_original_size

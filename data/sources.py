@@ -20,8 +20,9 @@ from data.chaos import ORGANS, chaos_case_files, find_chaos_cases, preprocess_ch
 from data.dsb2018 import find_dsb2018_cases, preprocess_dsb2018_case, read_dsb2018_case
 from data.errors import data_error
 from data.image_io import companion_files
-from data.nnunet import dataset_problems, find_nnunet_cases, inspect_nnunet_case, read_dataset_json, read_nnunet_case
+from data.nnunet import dataset_problems, find_nnunet_cases, inspect_nnunet_case, read_nnunet_case
 from data.nnunet_prepare import label_targets, plan_nnunet, prepare_nnunet_case
+from data.nnunet_spec import read_dataset_json
 from data.promise12 import find_promise12_cases, preprocess_promise12_case, read_promise12_case, segmentation_path
 
 Arrays = tuple[np.ndarray, np.ndarray | None, dict]
