@@ -1,10 +1,12 @@
 """Helpers the benchmark scripts share: device description, timing, BENCHMARKS.md sections."""
 from __future__ import annotations
 
+import shlex
 import statistics
+import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -36,3 +38,17 @@ def append_section(section: str, path: str | Path = BENCHMARKS) -> Path:
     with path.open("a") as handle:
         handle.write(header + section.rstrip() + "\n\n")
     return path
+
+
+def command_line(module: str, argv: Sequence[str] | None) -> str:
+    """How a bench script was run, for its section (``python -m bench.NAME ARGS``)."""
+    given = sys.argv[1:] if argv is None else list(argv)
+    return f"python -m {module} " + " ".join(shlex.quote(a) for a in given)
+
+
+def publish(section: str, no_write: bool, output: str | Path | None = None) -> None:
+    """Print a bench section and, unless ``no_write``, append it to BENCHMARKS.md (or
+    ``output``)."""
+    print("\n" + section)
+    if not no_write:
+        print(f"appended to {append_section(section, output or BENCHMARKS)}")

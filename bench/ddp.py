@@ -26,7 +26,6 @@ import datetime
 import multiprocessing
 import os
 import platform
-import shlex
 import socket
 import statistics
 import subprocess
@@ -40,7 +39,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 
-from bench.common import BENCHMARKS, append_section, device_description, median_seconds
+from bench.common import BENCHMARKS, command_line, device_description, median_seconds, publish
 
 
 def _step_function(kind: str, args: argparse.Namespace, context, sync_bn: bool = True):
@@ -328,8 +327,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
     from nas.train.distributed import resolve_device
 
     device = resolve_device(args.device)
-    command = "python -m bench.ddp " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else list(argv)))
+    command = command_line("bench.ddp", argv)
     section = "\n".join([
         f"## ddp: data-parallel throughput, 1 vs {args.processes} processes "
         f"({datetime.date.today().isoformat()}, {device_description(device)})", "",
@@ -354,9 +352,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
             "its training and validation time as log.csv counts it, write = median time to "
             "write checkpoint.pt atomically (temp file, fsync, rename).", "",
             frames["checkpoints"].to_markdown(index=False), ""])
-    print("\n" + section)
-    if not args.no_write:
-        print(f"appended to {append_section(section, args.output)}")
+    publish(section, args.no_write, args.output)
     return frames
 
 

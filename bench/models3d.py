@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import shlex
-import sys
 from typing import Sequence
 
 import pandas as pd
@@ -29,7 +27,7 @@ import torch
 from torch import nn
 
 import models
-from bench.common import append_section, device_description, median_seconds
+from bench.common import command_line, device_description, median_seconds, publish
 from nas import complexity, inference
 
 REFERENCE = "unet3d"
@@ -241,13 +239,10 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    command = "python -m bench.models3d " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = command_line("bench.models3d", argv)
     frame, device = run_benchmark(args)
     section = markdown_section(frame, args, device, command.strip())
-    print("\n" + section)
-    if not args.no_write:
-        print(f"appended to {append_section(section, args.output)}")
+    publish(section, args.no_write, args.output)
     return frame
 
 

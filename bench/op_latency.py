@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import shlex
-import sys
 from typing import Sequence
 
 import pandas as pd
 import torch
 
-from bench.common import BENCHMARKS, append_section, device_description
+from bench.common import command_line, device_description, publish
 
 
 def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
@@ -33,8 +31,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     from nas.complexity.paper_tables import latency_table
 
     frame = latency_table(args.size, args.channels, args.spatial_dims, args.device, args.repeats)
-    command = "python -m bench.op_latency " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else list(argv)))
+    command = command_line("bench.op_latency", argv)
     section = "\n".join([
         f"## op_latency: the search ops' latency against their FLOPs "
         f"({datetime.date.today().isoformat()}, {device_description(torch.device(args.device))})",
@@ -42,9 +39,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
         f"Input 1 x {args.channels} x {args.size}^{args.spatial_dims}, forward only, median of "
         f"{args.repeats} after 10 warm-up; ratios to sep_conv_3x3 of the same run. Memory: the "
         "activation bytes a training forward saves.", "", frame.to_markdown(index=False), ""])
-    print("\n" + section)
-    if not args.no_write:
-        print(f"appended to {append_section(section, args.output or BENCHMARKS)}")
+    publish(section, args.no_write, args.output)
     return frame
 
 

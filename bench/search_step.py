@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from bench.common import BENCHMARKS, append_section, device_description, median_seconds
+from bench.common import device_description, median_seconds, publish
 
 #: name -> settings; "reference" is the anchor every ratio divides by.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -228,9 +228,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame | None:
         f"steps after {args.warmup} warm-up. Memory: {memory}. speedup = reference time / "
         "variant time; memory_ratio = variant / reference.", "",
         frame.to_markdown(index=False), ""])
-    print("\n" + section)
-    if not args.no_write:
-        print(f"appended to {append_section(section, args.output or BENCHMARKS)}")
+    publish(section, args.no_write, args.output)
     return frame
 
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import shlex
-import sys
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -27,7 +25,7 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from bench.common import BENCHMARKS, append_section, device_description
+from bench.common import command_line, device_description, publish
 
 
 def _latency(network: torch.nn.Module, shape: tuple[int, ...], repeats: int) -> float:
@@ -100,8 +98,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     frame = pd.DataFrame(rows).drop(columns=["genotype"])
     frame["latency_vs_unet"] = frame["latency_ms"] / unet
     frame = frame.round(4)
-    command = "python -m bench.search_trust " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else list(argv)))
+    command = command_line("bench.search_trust", argv)
     section = "\n".join([
         f"## search_trust: searched vs random, latency budget, beta-regularisation "
         f"({datetime.date.today().isoformat()}, {device_description(torch.device('cpu'))})", "",
@@ -111,9 +108,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
         f"epochs, seed {args.seed}. Latency: CPU, batch 1, median of {args.repeats}, measured in "
         "this run beside the plain U-Net's (latency_vs_unet < 1: faster than U-Net).", "",
         frame.to_markdown(index=False), ""])
-    print("\n" + section)
-    if not args.no_write:
-        print(f"appended to {append_section(section, args.output or BENCHMARKS)}")
+    publish(section, args.no_write, args.output)
     return frame
 
 
