@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
+from matplotlib.figure import Figure
 
 from nas.complexity import activation_memory, measure_latency
 from nas.search.genotype_file import load_genotype_file
 from supernet import Genotype, from_genotype
+
+from .style import DPI
 
 
 @dataclass
@@ -160,3 +163,30 @@ def compare_runs(paths: Sequence[str | Path], repeats: int = 10) -> dict[str, pd
     if retrained:
         tables.update(retrain_tables(retrained, repeats))
     return tables
+
+
+def comparison_figure(retrained: pd.DataFrame, dataset: str | None = None) -> Figure:
+    """Test DSC against params and against FLOPs (log axes), one marker per retrained run,
+    one colour per group, with seed 002's reported point for ``dataset`` marked (its FLOPs are
+    at 256x256: compare runs at that size, e.g. with ``--macro seed``)."""
+    from nas.presets import SEED_RESULTS
+
+    figure = Figure(figsize=(9.0, 3.8), dpi=DPI, layout="constrained")
+    axes = figure.subplots(1, 2)
+    seed = SEED_RESULTS.get(dataset or "")
+    for ax, column, unit in ((axes[0], "params_M", "params (M)"), (axes[1], "flops_G", "GFLOPs")):
+        for index, (label, group) in enumerate(retrained.groupby("label", sort=False)):
+            colour = _GROUP_COLOURS[index % len(_GROUP_COLOURS)]
+            ax.scatter(group[column], group["dsc"], label=label, color=colour, s=28)
+        if seed is not None:
+            ax.scatter([seed[column]], [seed["dsc"]], marker="*", s=140, color="black",
+                       label=f"seed 002 ({dataset}, 256x256)")
+        ax.set_xscale("log")
+        ax.set_xlabel(unit)
+        ax.set_ylabel("test DSC")
+        ax.grid(alpha=0.3, which="both")
+    axes[1].legend(fontsize=7, loc="lower right")
+    return figure
+
+
+_GROUP_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")

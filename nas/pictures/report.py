@@ -171,4 +171,12 @@ def report_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = Non
     if echo:
         for name, table in tables.items():
             print(f"\n{name}\n{table.to_string(index=False, float_format=lambda v: f'{v:.4g}')}")
-    return tables, write_report(tables, out, title)
+    paths = write_report(tables, out, title)
+    if "retrained" in tables:
+        from .comparison import comparison_figure
+        from .style import save_figure
+
+        datasets = tables["retrained"]["dataset"].dropna().unique().tolist()
+        figure = comparison_figure(tables["retrained"], datasets[0] if len(datasets) == 1 else None)
+        paths.append(save_figure(figure, out / "report_dsc_vs_cost.png"))
+    return tables, paths

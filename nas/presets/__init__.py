@@ -17,6 +17,7 @@ from .search import (
     MACROS,
     RETRAIN_PRESETS,
     SEARCH_PRESETS,
+    SEED_RESULTS,
     RetrainPreset,
     SearchPreset,
     closest_seed_dataset,
@@ -28,6 +29,6 @@ from .search import (
 __all__ = [
     "MODEL_PRESETS", "SAMPLE_BATCH_SIZE", "TRAINING_FIELDS", "TRAINING_TARGETS", "ModelPreset",
     "defaults_table", "model_preset", "network_kwargs", "training_values", "LOSS_FOR_TARGET",
-    "MACROS", "RETRAIN_PRESETS", "SEARCH_PRESETS", "RetrainPreset", "SearchPreset",
+    "MACROS", "RETRAIN_PRESETS", "SEARCH_PRESETS", "SEED_RESULTS", "RetrainPreset", "SearchPreset",
     "closest_seed_dataset", "merge", "retrain_preset", "search_preset",
 ]

@@ -71,6 +71,14 @@ RETRAIN_PRESETS: dict[str, RetrainPreset] = {
     name: RetrainPreset() for name in SEARCH_PRESETS
 }
 
+#: Seed 002's reported results of its searched networks (SPEC section 1): test DSC and MIoU
+#: (as fractions), params (M) and GFLOPs at 256x256, for the comparison picture.
+SEED_RESULTS: dict[str, dict[str, float]] = {
+    "dsb2018": {"dsc": 0.9211, "miou": 0.8575, "params_M": 0.57, "flops_G": 15.76},
+    "chaos": {"dsc": 0.9786, "miou": 0.9317, "params_M": 0.56, "flops_G": 15.03},
+    "promise12": {"dsc": 0.7271, "miou": 0.6688, "params_M": 0.61, "flops_G": 15.98},
+}
+
 #: The loss of each kind of target when --loss is not given: seed 002's BCE + Dice for its binary
 #: masks (and for sigmoid regions), nnU-Net's CE + Dice for a softmax over several classes.
 LOSS_FOR_TARGET: dict[str, str] = {"binary": "bce_dice", "index": "ce_dice", "regions": "bce_dice"}

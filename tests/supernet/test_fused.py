@@ -78,6 +78,8 @@ def test_fused_supernet_matches_the_unfused_one():
              for out, net in ((out_plain, plain), (out_fused, fused))]
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b)
+    # every alpha of every edge and op (none included, through the softmax) gets a gradient
+    assert all((grad != 0).all() for grad in grads[1])
 
 
 def test_fused_rejects_primitives_it_cannot_fuse():

@@ -71,3 +71,22 @@ def test_the_command_needs_an_out_for_several_runs_and_writes_the_report(searche
     report = (tmp_path / "report.md").read_text()
     assert "## search_spread" in report and "## edge_agreement" in report
     assert (tmp_path / "report_op_histogram.csv").is_file()
+
+
+def test_the_picture_plots_each_group_against_cost_with_the_seeds_point(tmp_path, make_genotype):
+    from nas.pictures.comparison import comparison_figure
+    from nas.presets import SEED_RESULTS
+
+    searched = save_genotype(tmp_path / "g.json", make_genotype(), dataset="dsb2018")
+    runs = [_retrain_run(tmp_path, "s0", searched, 0.9, 1000)]
+    tables = compare_runs(runs, repeats=1)
+    figure = comparison_figure(tables["retrained"], "dsb2018")
+    params_axis, flops_axis = figure.axes
+    assert params_axis.get_xscale() == flops_axis.get_xscale() == "log"
+    points = [collection.get_offsets().tolist() for collection in params_axis.collections]
+    assert [[0.001, 0.9]] in points  # the run: 1000 params = 0.001M, DSC 0.9
+    seed = SEED_RESULTS["dsb2018"]
+    assert [[seed["params_M"], seed["dsc"]]] in points
+    assert cli.main(["report", str(runs[0]), "--out", str(tmp_path / "out"), "--repeats",
+                     "1"]) == 0
+    assert (tmp_path / "out" / "report_dsc_vs_cost.png").is_file()
