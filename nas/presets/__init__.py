@@ -2,6 +2,7 @@
 network's training settings from its paper. Commands start from a preset and override only
 the flags a user set (None = unset)."""
 from .models import (
+                     BASELINE_MODELS_2D,
                      MODEL_PRESETS,
                      SAMPLE_BATCH_SIZE,
                      TRAINING_FIELDS,
@@ -23,7 +24,7 @@ from .search import (
                      search_preset,
 )
 
-__all__ = ["MODEL_PRESETS", "SAMPLE_BATCH_SIZE", "TRAINING_FIELDS", "TRAINING_TARGETS",
+__all__ = ["BASELINE_MODELS_2D", "MODEL_PRESETS", "SAMPLE_BATCH_SIZE", "TRAINING_FIELDS", "TRAINING_TARGETS",
            "ModelPreset", "defaults_table", "model_preset", "network_kwargs", "training_values",
            "MACROS", "RETRAIN_PRESETS", "SEARCH_PRESETS", "RetrainPreset", "SearchPreset", "merge",
            "retrain_preset", "search_preset"]

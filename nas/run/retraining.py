@@ -2,6 +2,7 @@
 scratch on the search's splits and score it on the test split."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from nas.train.distributed import barrier
 from supernet import Genotype, from_genotype
 
 from .common import (
+    check_tensorboard,
     check_val_fraction,
     default_image_size,
     prepare_splits,
@@ -34,7 +36,9 @@ from .common import (
     run_directory,
     say,
     skipped_note,
+    tensorboard_callback,
 )
+from .network_spec import SPEC_KEY, build_spec, genotype_network, training_entry
 
 
 def check_genotype_fits(genotype: Genotype, source: Path, facts: data.DatasetFacts) -> None:
@@ -81,13 +85,15 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
                      data_root: str | Path | None = None, out: str | Path | None = None, *,
                      device: str = "auto", resume: bool = False, seed: int = 0,
                      splits_file: str | Path | None = None, val_fraction: float = 0.25,
-                     skip_bad: bool = False, progress: bool = True,
+                     skip_bad: bool = False, progress: bool = True, tensorboard: bool = False,
                      **overrides: Any) -> dict[str, Any]:
     """Train the network of a genotype file from scratch with seed 002's retrain settings and
-    write ``metrics.json`` (test DSC/MIoU with the best checkpoint, params, FLOPs)."""
+    write ``metrics.json`` (test DSC/MIoU with the best checkpoint, params, FLOPs); ``best.pt``
+    describes itself (``nas.run.network_spec``). ``tensorboard``: log epochs to RUN/tensorboard/."""
     # every setting, and the genotype against the data, is checked before any data is read
     context = init_distributed(device)
     check_val_fraction(val_fraction)
+    check_tensorboard(tensorboard)
     genotype_path = Path(genotype)
     arch, metadata = load_genotype_file(genotype_path)
     dataset = dataset or metadata.get("dataset")
@@ -125,8 +131,13 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
 
     say(context, f"retrain {dataset}: {len(sets['train'])} / {len(sets['val'])} / "
                  f"{len(sets['test'])} train / val / test images -> {out_dir}")
-    result = run_retrain(model, config, sets["train"], out_dir, evaluate, context=context,
-                         resume=resume, metadata={"genotype": json.dumps(metadata)})
+    spec = build_spec(genotype_network(arch), sets["train"], (config.image_size,) * arch.spatial_dims,
+                      training_entry(dataclasses.asdict(config), sets["train"].splits, data_root,
+                                     genotype=str(genotype_path)))
+    with tensorboard_callback(tensorboard, out_dir, context) as on_epoch_end:
+        result = run_retrain(model, config, sets["train"], out_dir, evaluate, context=context,
+                             resume=resume, metadata={"genotype": json.dumps(metadata), SPEC_KEY: spec},
+                             on_epoch_end=on_epoch_end)
     barrier(context)  # rank 0 may still be renaming the last best.pt into place
     best = load_checkpoint(out_dir / "best.pt", map_location=context.device)
     network.load_state_dict(best["model"])

@@ -9,6 +9,7 @@ from nas.search import SearchConfig, run_search
 from nas.train.distributed import init_distributed, resolve_device
 
 from .common import (
+    check_tensorboard,
     check_val_fraction,
     default_image_size,
     prepare_splits,
@@ -16,17 +17,20 @@ from .common import (
     run_directory,
     say,
     skipped_note,
+    tensorboard_callback,
 )
 
 
 def search(dataset: str, data_root: str | Path | None = None, out: str | Path | None = None,
            *, device: str = "auto", resume: bool = False, seed: int = 0,
            val_fraction: float = 0.25, skip_bad: bool = False, progress: bool = True,
-           pictures: bool = True, **overrides: Any) -> dict[str, Any]:
-    """Search a genotype for ``dataset``; ``overrides`` are SearchConfig fields (None = preset)."""
+           pictures: bool = True, tensorboard: bool = False, **overrides: Any) -> dict[str, Any]:
+    """Search a genotype for ``dataset``; ``overrides`` are SearchConfig fields (None = preset).
+    ``tensorboard``: also log every epoch to ``RUN/tensorboard/`` (``nas.pictures.tensorboard``)."""
     # every setting is checked before any data is read or anything is written
     context = init_distributed(device)
     check_val_fraction(val_fraction)
+    check_tensorboard(tensorboard)
     if overrides.get("image_size") is None:
         overrides["image_size"] = default_image_size(dataset, data_root)
     if overrides.get("latency_device"):
@@ -43,8 +47,10 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
     skipped = record_skipped(out_dir, {"train": train_set, "val": val_set}, context)
     say(context, f"search {dataset}: {len(train_set)} training / {len(val_set)} validation "
                  f"images, layout {config.layout}, {config.epochs} epochs -> {out_dir}")
-    result = run_search(config, train_set, val_set, out_dir, context=context, resume=resume,
-                        metadata={"splits": "splits.json", "data_root": str(data_root or "")})
+    with tensorboard_callback(tensorboard, out_dir, context, pictures) as on_epoch_end:
+        result = run_search(config, train_set, val_set, out_dir, context=context, resume=resume,
+                            metadata={"splits": "splits.json", "data_root": str(data_root or "")},
+                            on_epoch_end=on_epoch_end)
     if context.is_main and pictures:
         draw_search_pictures(out_dir)
     for warning in result["warnings"]:
