@@ -47,7 +47,7 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
     skipped = record_skipped(out_dir, {"train": train_set, "val": val_set}, context)
     say(context, f"search {dataset}: {len(train_set)} training / {len(val_set)} validation "
                  f"images, layout {config.layout}, {config.epochs} epochs -> {out_dir}")
-    with tensorboard_callback(tensorboard, out_dir, context, pictures) as on_epoch_end:
+    with tensorboard_callback(tensorboard, out_dir, context) as on_epoch_end:
         result = run_search(config, train_set, val_set, out_dir, context=context, resume=resume,
                             metadata={"splits": "splits.json", "data_root": str(data_root or "")},
                             on_epoch_end=on_epoch_end)

@@ -280,3 +280,15 @@ def test_2023_inputs_get_enhancing_tumour_written_as_3(checkpoint, tmp_path, mon
     table = pd.read_csv(report.metrics_files[0])
     for region in BRATS_REGIONS:  # scored in the one convention (ET = 4 inside)
         assert table[f"dice/{region}"].iloc[0] == 1.0
+
+
+def test_the_checkpoint_describes_itself_and_predict_refuses_2d_flags(checkpoint, tmp_path, one_line_error):
+    spec = load_checkpoint(checkpoint)["spec"]
+    assert spec["network"] == {"kind": "model", "name": "mfsnet", "kwargs": TINY_MFSNET, "in_channels": 4,
+                               "num_classes": 4, "output_activation": "softmax"}
+    assert spec["input"] == {"channels": list(data.MODALITIES), "size": [32, 32, 32]}
+    assert spec["labels"]["values"] == [0, 1, 2, 4] and spec["labels"]["decision"] == "argmax"
+    assert spec["preprocessing"]["options"]["target"] == "index" and spec["spatial_dims"] == 3
+    line = one_line_error(["predict", "--checkpoint", checkpoint, "--input", tmp_path, "--output",
+                           tmp_path / "out", "--probabilities"])
+    assert line.startswith("error: --probabilities: not available for 3D checkpoints")

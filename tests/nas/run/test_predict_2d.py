@@ -3,6 +3,7 @@ predict new inputs of every format (PNG/TIFF folder, DSB2018 tree, DICOM series,
 and NRRD volumes, nnU-Net imagesTs); each output has its input's size and geometry, holds allowed
 label values only, and equals the network's own forward on the training pipeline's preprocessing
 (the cached training items), resampled back; labels beside the inputs are scored."""
+import json
 import shutil
 
 import nibabel as nib
@@ -18,7 +19,7 @@ import data
 from nas import cli
 from nas import run as commands
 from nas.metrics import evaluate_case
-from nas.run.network_spec import load_network
+from nas.run.network_spec import load_network, read_spec
 from tests.run_2d import SIZE, retrained_genotype, untrained_genotype_checkpoint
 
 #: end-to-end runs of real commands (still run by `make test`)
@@ -314,3 +315,14 @@ def test_the_retrain_alias_and_flags_that_do_not_apply(dsb, tmp_path, capsys, on
                            tmp_path / "other", "--batch-size", "0"])
     assert line.endswith("--batch-size must be an integer >= 1, got 0")
     assert not (tmp_path / "other").exists()  # refused before anything was written
+
+
+def test_a_retrains_best_checkpoint_describes_itself(dsb):
+    spec, state = read_spec(dsb / "best.pt")
+    assert spec == read_spec(dsb / "checkpoint.pt")[0]
+    assert spec["training"]["config"] == state["config"] and spec["training"]["config"]["epochs"] == 1
+    assert spec["training"]["splits"] == data.load_splits(dsb / "splits.json")
+    genotype = json.loads((dsb.parent / "search" / "genotype.json").read_text())
+    assert all(spec["network"]["genotype"][key] == genotype[key] for key in ("cells", "layout", "channels"))
+    assert spec["preprocessing"]["image_size"] == SIZE and spec["input"]["size"] == [SIZE, SIZE]
+    assert spec["labels"]["decision"] == "threshold" and spec["dataset"] == "dsb2018"
