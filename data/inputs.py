@@ -15,7 +15,8 @@ its `inputs` entry names the format:
   `<case>_segmentation<ending>` beside one scores it. Writes `<case><ending>` with the input's
   spacing, origin and direction (NIfTI: its affine and header).
 - "nnunet": the data set's own files, `imagesTs/<case>_XXXX<ending>` (one per channel) or one
-  multi-channel file per case (Decathlon); `labelsTs/<case><ending>` beside scores. Writes
+  multi-channel file per case (Decathlon); `labelsTs/<case><ending>` beside scores (`labelsTr/`
+  beside `imagesTr/`). Writes
   `<case><ending>` in the first channel file's geometry.
 
 A stack to predict is (S, C, size, size) float32: S slices along the axis the network was trained
@@ -250,7 +251,8 @@ def _find_nnunet(path: Path, preprocessing: dict) -> list[PredictionInput]:
     cases: dict[str, list[Path]] = {}
     for file in files:
         cases.setdefault(_channel_of(file, ending)[0], []).append(file)
-    labels = folder.parent / "labelsTs" if folder.name == "imagesTs" else None
+    beside = {"imagesTs": "labelsTs", "imagesTr": "labelsTr"}.get(folder.name)  # nnU-Net's own layout
+    labels = folder.parent / beside if beside else None
     items = []
     for case, case_files in sorted(cases.items()):
         label = labels / f"{case}{ending}" if labels is not None else None

@@ -138,6 +138,8 @@ def test_nnunet_images_ts_group_channel_files_and_come_back_like_the_labels(tmp_
     assert np.array_equal(written.affine, nib.load(item.files[0]).affine)
     (one,) = data.find_prediction_inputs(item.files[1], preprocessing)  # a channel file: its case
     assert one.files == item.files
+    training = data.find_prediction_inputs(dataset.root / "imagesTr", preprocessing)
+    assert all(i.label == dataset.root / "labelsTr" / f"{i.case}.nii.gz" for i in training)
 
 
 def test_probability_maps_are_float_files_in_the_input_geometry(tmp_path):
