@@ -29,19 +29,31 @@ from data.brats_predictions import brats_probabilities_to_labels, release_labels
 from data.cache import cache_root, clear_cache
 from data.chaos import find_chaos_cases, preprocess_chaos_case, read_chaos_case
 from data.datasets import CaseDataset, SliceDataset, VolumeDataset
+from data.describe import check_preprocessing, describe_dataset, jsonable, label_spec, preprocessing_spec
 from data.dsb2018 import find_dsb2018_cases, preprocess_dsb2018_case, read_dsb2018_case
 from data.errors import DataError
 from data.factory import DatasetFacts, dataset_facts, get_dataset
 from data.fingerprint import extract_fingerprint, plan_2d_size
-from data.image_io import ENDINGS, read_image_file, write_like
+from data.image_io import ENDINGS, read_image_file, write_like, write_nifti_geometry
+from data.inputs import (
+    PredictionInput,
+    find_prediction_inputs,
+    in_output_order,
+    input_formats,
+    read_prediction_input,
+    read_prediction_label,
+    write_prediction,
+    write_probabilities,
+)
 from data.intensity import scale_percentiles, window, zscore_nonzero
+from data.label_maps import check_label_map, output_channels, probabilities_to_labels, probability_names
 from data.nifti import write_nifti_like
 from data.nnunet import find_nnunet_cases, inspect_nnunet_case, read_nnunet_case
 from data.nnunet_prepare import LabelTargets, prepare_nnunet_case, regions_to_labels, volume_from_slices
 from data.nnunet_spec import NnunetSpec, read_dataset_json
 from data.presets import PRESETS, get_preset, list_datasets
 from data.promise12 import find_promise12_cases, preprocess_promise12_case, read_promise12_case
-from data.resize import restore_original_size
+from data.resize import restore_original_size, restore_probabilities
 from data.sample import is_sample, sample_root, write_sample
 from data.sources import ROOT_SOURCES
 from data.splits import load_splits, make_splits, save_splits, splits_text, without_cases
@@ -74,4 +86,9 @@ __all__ = [
     "read_promise12_case", "release_labels", "remove_small_enhancing_tumour", "restore_original_size", "rotate",
     "sample_root", "save_splits", "scale_percentiles", "splits_text", "without_cases",
     "window", "write_nifti_like", "write_sample", "zscore_nonzero",
+    "PredictionInput", "check_label_map", "check_preprocessing", "describe_dataset", "find_prediction_inputs",
+    "in_output_order",
+    "input_formats", "jsonable", "label_spec", "output_channels", "preprocessing_spec", "probabilities_to_labels",
+    "probability_names", "read_prediction_input", "read_prediction_label", "restore_probabilities",
+    "write_nifti_geometry", "write_prediction", "write_probabilities",
 ]

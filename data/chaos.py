@@ -75,14 +75,57 @@ def chaos_case_files(patient_dir: str | os.PathLike, series: str = "CT") -> tupl
     dicom_folder, mask_folder = (patient_dir / part for part in SERIES[series])
     if not dicom_folder.is_dir():
         raise data_error(patient_dir, f"missing {SERIES[series][0]}/; expected the {series} DICOM folder")
-    dicoms = sorted(dicom_folder.glob("*.dcm"), key=natural_key)
-    masks = sorted(mask_folder.glob("*.png"), key=natural_key) if mask_folder.is_dir() else []
-    if not dicoms:
-        raise data_error(dicom_folder, "holds no .dcm files; expected one DICOM file per slice")
+    dicoms = dicom_series_files(dicom_folder)
+    masks = mask_files(mask_folder)
     if len(dicoms) != len(masks):
         raise data_error(patient_dir, f"{len(dicoms)} DICOM files in {SERIES[series][0]}/ but {len(masks)} "
                          f"mask PNGs in {SERIES[series][1]}/; expected one mask per slice")
     return dicoms, masks
+
+
+def dicom_series_files(folder: str | os.PathLike) -> list[Path]:
+    """The .dcm files of one series folder in slice order (natural sort of the names)."""
+    folder = Path(folder)
+    dicoms = sorted(folder.glob("*.dcm"), key=natural_key)
+    if not dicoms:
+        raise data_error(folder, "holds no .dcm files; expected one DICOM file per slice")
+    return dicoms
+
+
+def mask_files(folder: str | os.PathLike) -> list[Path]:
+    """The mask PNGs of a series (a `Ground/` folder) in slice order; none if there is no folder."""
+    folder = Path(folder)
+    return sorted(folder.glob("*.png"), key=natural_key) if folder.is_dir() else []
+
+
+def read_chaos_series(dicoms: list[Path], modality: str = "CT") -> tuple[np.ndarray, dict]:
+    """Read one DICOM series (files in slice order): image (S, H, W) float32 (CT in Hounsfield
+    units, MR in scanner units) and meta: spacing (slice, row, column) in mm, affine from
+    (slice, row, column) indices to DICOM patient coordinates (LPS), original_shape, source
+    (per-slice DICOM paths)."""
+    slices, headers = zip(*(_read_dicom(path, modality) for path in dicoms))
+    first_shape = slices[0].shape
+    for path, pixels in zip(dicoms, slices):
+        if pixels.shape != first_shape:
+            raise data_error(path, f"slice shape {pixels.shape} differs from {dicoms[0].name} {first_shape}; "
+                             "expected one in-plane size per series")
+    return np.stack(slices).astype(np.float32), _geometry(dicoms, headers, first_shape)
+
+
+def read_chaos_masks(masks: list[Path], modality: str, shape: tuple[int, int],
+                     dicoms: list[Path] | None = None) -> np.ndarray:
+    """The label stack (S, H, W) uint8 of a series' mask PNGs: CT 0/1 (liver), MR 0..4 (ORGANS)."""
+    labels = []
+    for index, mask_path in enumerate(masks):
+        mask = read_png(mask_path)
+        if mask.ndim == 3:  # some tools save grey masks as RGB(A)
+            mask = mask[..., 0]
+        if mask.shape != tuple(shape):
+            of = f"its DICOM {dicoms[index].name}" if dicoms else "the series"
+            raise data_error(mask_path, f"mask shape {mask.shape} differs from {of} {tuple(shape)}; "
+                             "expected image and mask of one size")
+        labels.append(_ct_mask(mask_path, mask) if modality == "CT" else _mr_mask(mask_path, mask))
+    return np.stack(labels)
 
 
 def read_chaos_case(
@@ -97,23 +140,24 @@ def read_chaos_case(
     """
     series = series_of(modality, sequence)
     dicoms, masks = chaos_case_files(patient_dir, series)
-    slices, headers = zip(*(_read_dicom(path, modality) for path in dicoms))
-    first_shape = slices[0].shape
-    for path, pixels in zip(dicoms, slices):
-        if pixels.shape != first_shape:
-            raise data_error(path, f"slice shape {pixels.shape} differs from {dicoms[0].name} {first_shape}; "
-                             "expected one in-plane size per series")
-    labels = []
-    for dicom, mask_path in zip(dicoms, masks):
-        mask = read_png(mask_path)
-        if mask.ndim == 3:  # some tools save grey masks as RGB(A)
-            mask = mask[..., 0]
-        if mask.shape != first_shape:
-            raise data_error(mask_path, f"mask shape {mask.shape} differs from its DICOM {dicom.name} "
-                             f"{first_shape}; expected image and mask of one size")
-        labels.append(_ct_mask(mask_path, mask) if modality == "CT" else _mr_mask(mask_path, mask))
-    meta = _geometry(dicoms, headers, first_shape)
-    return np.stack(slices).astype(np.float32), np.stack(labels), meta
+    image, meta = read_chaos_series(dicoms, modality)
+    return image, read_chaos_masks(masks, modality, image.shape[1:], dicoms), meta
+
+
+def preprocess_chaos_image(
+    image: np.ndarray, meta: dict, image_size: int, modality: str = "CT",
+    hu_window: tuple[float, float] = (-1024.0, 1024.0),
+) -> tuple[np.ndarray, dict]:
+    """SPEC's preprocessing of a series (S, H, W) as read: intensities to [0, 1] (CT: the
+    Hounsfield window; MR: per-patient percentiles), slices resized to image_size^2. Returns
+    (S, 1, size, size) float32 and the meta of the resized grid (spacing, affine) with the
+    original shape; what the network sees in training and prediction alike."""
+    image = window(image, *hu_window) if modality == "CT" else scale_percentiles(image)
+    in_plane = image.shape[1:]
+    meta = dict(meta)
+    meta["spacing"] = meta["spacing"] * np.array([1.0, in_plane[0] / image_size, in_plane[1] / image_size])
+    meta["affine"] = resized_affine(meta["affine"], in_plane, image_size)
+    return resize_images(image[:, None], image_size), meta
 
 
 def preprocess_chaos_case(
@@ -123,20 +167,11 @@ def preprocess_chaos_case(
     sequence: str = "T2SPIR",
     hu_window: tuple[float, float] = (-1024.0, 1024.0),
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """SPEC's preprocessing: intensities to [0, 1], slices resized to image_size^2.
-
-    CT: the Hounsfield window onto [0, 1]; MR: per-patient percentiles onto
-    [0, 1]. Returns image (S, 1, size, size) float32, label (S, size, size)
-    uint8 and the meta of the resized grid (spacing, affine) with the
-    original shape.
-    """
+    """SPEC's preprocessing (`preprocess_chaos_image`) of one patient with its labels: image
+    (S, 1, size, size) float32, label (S, size, size) uint8 and the meta of the resized grid."""
     image, label, meta = read_chaos_case(patient_dir, modality, sequence)
-    image = window(image, *hu_window) if modality == "CT" else scale_percentiles(image)
-    in_plane = image.shape[1:]
-    meta = dict(meta)
-    meta["spacing"] = meta["spacing"] * np.array([1.0, in_plane[0] / image_size, in_plane[1] / image_size])
-    meta["affine"] = resized_affine(meta["affine"], in_plane, image_size)
-    return resize_images(image[:, None], image_size), resize_labels(label, image_size), meta
+    image, meta = preprocess_chaos_image(image, meta, image_size, modality, hu_window)
+    return image, resize_labels(label, image_size), meta
 
 
 # Header fields kept per slice for the geometry; the rest (and the pixel

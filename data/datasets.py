@@ -22,6 +22,7 @@ from data.augment3d import RandomAugment3D
 from data.brats import brats_labels_to_index, brats_labels_to_regions
 from data.cache import CaseCache
 from data.errors import DataError
+from data.intensity import standardise
 from data.presets import Augment2D, Augment3D
 from data.sources import Source
 
@@ -164,8 +165,7 @@ class SliceDataset(CaseDataset):
         if self.augment is not None:
             self._item_generator(index)  # reseeds the albumentations pipeline for this item
             image, label = apply_augment_2d(self.augment, image, label)
-        if self.mean is not None:
-            image = (image - self.mean) / self.std
+        image = standardise(image, self.mean, self.std)
         if self.to_target is not None:
             target = self.to_target(label)
         elif self.num_classes == 1:

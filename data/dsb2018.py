@@ -13,6 +13,8 @@ from data.png import read_png
 from data.resize import resize_images, resize_labels, resized_affine
 
 _LAYOUTS = "stage1_train/<id>/images/<id>.png with stage1_train/<id>/masks/*.png, or <id>/images/<id>.png"
+# The label map of a case: the union of the nuclei is label 1.
+LABEL_NAMES = ("background", "nucleus")
 
 
 def find_dsb2018_cases(root: str | os.PathLike) -> list[Path]:
@@ -36,21 +38,8 @@ def read_dsb2018_case(case_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarr
     image_path = case_dir / "images" / f"{case_dir.name}.png"
     if not image_path.is_file():
         raise data_error(case_dir, f"missing images/{image_path.name}; expected the case's image")
-    pixels = read_png(image_path)
-    image = _to_rgb(image_path, pixels)
-    mask_paths = sorted((case_dir / "masks").glob("*.png"))
-    if not mask_paths:
-        raise data_error(case_dir, "no PNGs in masks/; expected one 0/255 PNG per nucleus")
-    label = np.zeros(image.shape[1:], dtype=bool)
-    for mask_path in mask_paths:
-        mask = read_png(mask_path)
-        if mask.ndim == 3:
-            mask = mask[..., 0]
-        if mask.shape != label.shape:
-            raise data_error(mask_path, f"mask shape {mask.shape} differs from {image_path.name} "
-                             f"{label.shape}; expected image and masks of one size")
-        # Nuclei overlap in places; the union keeps every pixel any mask marks.
-        label |= checked_labels(mask_path, mask, {0, 1, 255}, "0 and 255 (one nucleus per file)") > 0
+    image = read_dsb2018_image(image_path)
+    label = read_dsb2018_masks(case_dir, image.shape[1:])
     height, width = label.shape
     meta = {
         "spacing": np.ones(2),
@@ -61,6 +50,37 @@ def read_dsb2018_case(case_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarr
     return image, label.astype(np.uint8), meta
 
 
+def read_dsb2018_masks(case_dir: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
+    """The label (H, W) uint8 of a case: the union of its `masks/*.png` (one nucleus per file)."""
+    case_dir = Path(case_dir)
+    mask_paths = sorted((case_dir / "masks").glob("*.png"))
+    if not mask_paths:
+        raise data_error(case_dir, "no PNGs in masks/; expected one 0/255 PNG per nucleus")
+    label = np.zeros(tuple(shape), dtype=bool)
+    for mask_path in mask_paths:
+        mask = read_png(mask_path)
+        if mask.ndim == 3:
+            mask = mask[..., 0]
+        if mask.shape != label.shape:
+            raise data_error(mask_path, f"mask shape {mask.shape} differs from images/{case_dir.name}.png "
+                             f"{label.shape}; expected image and masks of one size")
+        # Nuclei overlap in places; the union keeps every pixel any mask marks.
+        label |= checked_labels(mask_path, mask, {0, 1, 255}, "0 and 255 (one nucleus per file)") > 0
+    return label.astype(np.uint8)
+
+
+def read_dsb2018_image(path: str | os.PathLike) -> np.ndarray:
+    """One image file as the cases serve it: (3, H, W) float32 in [0, 1] (grey repeated to RGB,
+    alpha dropped, integer pixels divided by their type's maximum). Reads PNG, TIFF and BMP."""
+    return _to_rgb(Path(path), read_png(path))
+
+
+def preprocess_dsb2018_image(image: np.ndarray, image_size: int) -> np.ndarray:
+    """An image of `read_dsb2018_image` resized to (3, image_size, image_size): what the network sees
+    (training and prediction alike)."""
+    return resize_images(image[None], image_size)[0]
+
+
 def preprocess_dsb2018_case(case_dir: str | os.PathLike, image_size: int) -> tuple[np.ndarray, np.ndarray, dict]:
     """Read and resize to image_size^2: image (3, size, size) float32, label (size, size) uint8, meta."""
     image, label, meta = read_dsb2018_case(case_dir)
@@ -68,7 +88,7 @@ def preprocess_dsb2018_case(case_dir: str | os.PathLike, image_size: int) -> tup
     meta = dict(meta)
     meta["spacing"] = np.array([height / image_size, width / image_size])
     meta["affine"] = resized_affine(np.eye(4), (height, width), image_size)
-    return resize_images(image[None], image_size)[0], resize_labels(label[None], image_size)[0], meta
+    return preprocess_dsb2018_image(image, image_size), resize_labels(label[None], image_size)[0], meta
 
 
 def _to_rgb(path: Path, pixels: np.ndarray) -> np.ndarray:

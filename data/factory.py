@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from data.cache import CaseCache, cache_root
 from data.datasets import SliceDataset, VolumeDataset
 from data.errors import data_error
+from data.label_maps import metric_class_names, target_kind
 from data.presets import get_preset
 from data.sample import is_sample, sample_root
 from data.sources import ROOT_SOURCES, source_for
@@ -113,8 +114,7 @@ def get_dataset(
     dataset.root = root
     dataset.seed = seed
     dataset.fingerprint = fingerprint  # of the training cases (data sets with a plan), else None
-    dataset.class_names = tuple(source.class_names(options))
-    dataset.target_kind = source.target_kind(options)
+    dataset.class_names, dataset.target_kind = _class_facts(source, options)
     return dataset
 
 
@@ -142,8 +142,15 @@ def dataset_facts(name: str, root: str | os.PathLike | None = None, **dataset_op
     source = source_for(name, Path(root).expanduser() if root is not None else None, options)
     channels = tuple(source.channels(options))
     return DatasetFacts(name, source.spatial_dims, preset.in_channels or len(channels), source.num_classes(options),
-                        channels, tuple(source.class_names(options)), source.target_kind(options),
-                        source.kind == "images")
+                        channels, *_class_facts(source, options), source.kind == "images")
+
+
+def _class_facts(source, options: dict) -> tuple[tuple[str, ...], str]:
+    """The classes the metrics report and the kind of target, both read off the label map."""
+    if source.label_map is None:
+        return ("foreground",), "binary"
+    label_map = source.label_map(options)
+    return metric_class_names(label_map), target_kind(label_map)
 
 
 def _options(name: str, defaults: dict, given: dict) -> dict:

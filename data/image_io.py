@@ -22,6 +22,7 @@ import os
 import re
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 from PIL import Image, UnidentifiedImageError
@@ -43,6 +44,8 @@ ENDINGS: dict[str, str] = {
 }
 # Endings that hold 2D images (natural-image formats, one file per image).
 PLANAR_ENDINGS = tuple(ending for ending, library in ENDINGS.items() if library == "pil")
+# Endings that hold volumes (NIfTI, MetaImage, MHA, NRRD).
+VOLUME_ENDINGS = tuple(ending for ending in ENDINGS if ending not in PLANAR_ENDINGS)
 _LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
@@ -228,5 +231,39 @@ def write_like(array: np.ndarray, reference: str | os.PathLike, out: str | os.Pa
     return out
 
 
-__all__ = ["ENDINGS", "PLANAR_ENDINGS", "companion_files", "ending_of", "image_dimension", "itk_affine",
-           "read_image_file", "write_like"]
+def write_nifti_geometry(array: np.ndarray, affine: np.ndarray, out: str | os.PathLike) -> Path:
+    """Write a 3D array in canonical order with its canonical affine (array index -> LPS mm, as
+    the readers give it, e.g. a DICOM series') as NIfTI, so `read_image_file` reads back the same
+    array and affine. Integer and boolean arrays are written as uint8, others as float32."""
+    out = Path(out)
+    array = np.asarray(array)
+    if array.ndim != 3:
+        raise data_error(out, f"array of shape {array.shape}; expected a 3D volume")
+    labels = array.dtype == bool or np.issubdtype(array.dtype, np.integer)
+    if labels and array.size and (array.min() < 0 or array.max() > 255):
+        raise data_error(out, "label values outside 0..255; expected a uint8 label map")
+    lps = np.asarray(affine, dtype=np.float64)
+    # canonical index (k, j, i) -> NIfTI voxel (i, j, k): columns reversed; LPS -> RAS
+    ras = _LPS_FROM_RAS @ np.column_stack([lps[:, [2, 1, 0]], lps[:, 3]])
+    image = nib.Nifti1Image(np.ascontiguousarray(array.T.astype(np.uint8 if labels else np.float32)), ras)
+    image.set_qform(ras, code=1)
+    image.set_sform(ras, code=1)
+    image.header.set_xyzt_units("mm")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(image, str(out))
+    return out
+
+
+def write_float_tiff(array: np.ndarray, out: str | os.PathLike) -> Path:
+    """A 2D float map (probabilities) as a 32-bit float TIFF of the array's size."""
+    out = Path(out)
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim != 2:
+        raise data_error(out, f"array of shape {array.shape}; expected a 2D map")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(array)).save(out)
+    return out
+
+
+__all__ = ["ENDINGS", "PLANAR_ENDINGS", "VOLUME_ENDINGS", "companion_files", "ending_of", "image_dimension",
+           "itk_affine", "read_image_file", "write_float_tiff", "write_like", "write_nifti_geometry"]

@@ -26,3 +26,10 @@ def zscore_nonzero(image: np.ndarray) -> np.ndarray:
             std = selected.std()
             out[channel][brain] = (selected - selected.mean()) / (std if std > 0 else 1.0)
     return out
+
+
+def standardise(image: np.ndarray, mean: float | None, std: float | None) -> np.ndarray:
+    """(image - mean) / std, the preset's last step on 2D items (after augmentation); None = none."""
+    if mean is None:
+        return image
+    return (image - mean) / std

@@ -65,23 +65,35 @@ def prepare_nnunet_case(spec: NnunetSpec, case: str, options: dict) -> tuple[np.
     stack goes back with `volume_from_slices`).
     """
     image, label, meta = read_nnunet_case(spec, case)
-    image = normalise(image, spec.channels, options.get("ct_intensities", {}))
+    return prepare_nnunet_arrays(image, label, meta, spec.channels, options)
+
+
+def prepare_nnunet_arrays(image: np.ndarray, label: np.ndarray | None, meta: dict, channels: tuple[str, ...],
+                          options: dict) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """`prepare_nnunet_case` on arrays as read (image (C, *spatial), label (*spatial) or None for an
+    image to predict; meta with spacing, affine and, for volumes, slice_axis): what the network
+    sees in training and prediction alike."""
+    image = normalise(image, channels, options.get("ct_intensities", {}))
     meta = dict(meta)
     if options["spatial_dims"] == 3:
         return image, label, meta
     size = int(options["image_size"])
     spacing = np.asarray(meta["spacing"], dtype=np.float64)
-    if label.ndim == 2:
-        image, label = image[None], label[None]
+    spatial = image.shape[1:]
+    if len(spatial) == 2:
+        image = image[None]
+        label = None if label is None else label[None]
         axes = [0, 1]
         affine = np.asarray(meta["affine"])
     else:
         axis = meta["slice_axis"]
         axes = [axis] + [a for a in range(3) if a != axis]
-        image, label = np.moveaxis(image, axis + 1, 0), np.moveaxis(label, axis, 0)
+        image = np.moveaxis(image, axis + 1, 0)
+        label = None if label is None else np.moveaxis(label, axis, 0)
         spacing = spacing[axes]
         affine = np.asarray(meta["affine"])[:, axes + [3]]
-    in_plane = label.shape[1:]
+    served = image.shape[:1] + image.shape[2:]  # (S, H0, W0)
+    in_plane = served[1:]
     scale = np.ones(len(spacing))
     scale[-2:] = np.asarray(in_plane) / size
     meta.update({
@@ -90,10 +102,11 @@ def prepare_nnunet_case(spec: NnunetSpec, case: str, options: dict) -> tuple[np.
         "spacing": spacing * scale,
         "affine": resized_affine(affine, in_plane, size),
         # slices: (S, H0, W0) in the served order; 2D images: (H0, W0), as the other readers
-        "original_shape": np.asarray(label.shape if len(axes) == 3 else in_plane, dtype=np.int64),
+        "original_shape": np.asarray(served if len(axes) == 3 else in_plane, dtype=np.int64),
         "axes": axes,
     })
-    return resize_images(np.ascontiguousarray(image), size), resize_labels(np.ascontiguousarray(label), size), meta
+    image = resize_images(np.ascontiguousarray(image), size)
+    return image, None if label is None else resize_labels(np.ascontiguousarray(label), size), meta
 
 
 def volume_from_slices(stack: np.ndarray, meta: dict) -> np.ndarray:

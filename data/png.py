@@ -23,11 +23,12 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def read_png(path: str | os.PathLike) -> np.ndarray:
-    """Pixels of a PNG as (H, W) or (H, W, channels); 1-bit PNGs read as 0/255."""
+    """Pixels of a PNG (or TIFF, BMP) as (H, W) or (H, W, channels); 1-bit PNGs read as 0/255."""
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        raise data_error(path, f"unreadable or truncated PNG ({reason(exc)})") from None
+        what = Path(path).suffix.lstrip(".").upper() or "image"
+        raise data_error(path, f"unreadable or truncated {what} ({reason(exc)})") from None
     return sitk.GetArrayFromImage(image)
 
 

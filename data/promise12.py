@@ -18,6 +18,9 @@ from data.intensity import scale_percentiles
 
 _CASE = re.compile(r"Case\d{2}\.mhd")
 _LAYOUTS = "CaseNN.mhd with CaseNN_segmentation.mhd, flat or under TrainingData_Part1/2/3"
+# The label map of a case: the prostate is label 1.
+LABEL_NAMES = ("background", "prostate")
+SEGMENTATION_SUFFIX = "_segmentation"
 
 
 def find_promise12_cases(root: str | os.PathLike) -> list[Path]:
@@ -35,7 +38,7 @@ def find_promise12_cases(root: str | os.PathLike) -> list[Path]:
 
 def segmentation_path(case_path: str | os.PathLike) -> Path:
     case_path = Path(case_path)
-    return case_path.with_name(f"{case_path.stem}_segmentation.mhd")
+    return case_path.with_name(f"{case_path.stem}{SEGMENTATION_SUFFIX}.mhd")
 
 
 def load_promise12_images(case_path: str | os.PathLike) -> tuple[sitk.Image, sitk.Image]:
@@ -84,16 +87,44 @@ def preprocess_promise12_case(
     """
     image, label = load_promise12_images(case_path)
     checked_labels(segmentation_path(case_path), sitk.GetArrayViewFromImage(label), {0, 1}, "0 and 1 (prostate)")
-    original = geometry(image, case_path)
+    array, meta = preprocess_promise12_image(image, case_path, image_size, denoise, denoise_time_step,
+                                             denoise_iterations, intensity_percentiles)
+    label = _resample_in_plane(label, image_size, sitk.sitkNearestNeighbor)
+    return array, sitk.GetArrayFromImage(label), meta
+
+
+def preprocess_promise12_image(
+    image: sitk.Image,
+    source: str | os.PathLike,
+    image_size: int,
+    denoise: bool = True,
+    denoise_time_step: float = 0.125,
+    denoise_iterations: int = 5,
+    intensity_percentiles: tuple[float, float] = (0.5, 99.5),
+) -> tuple[np.ndarray, dict]:
+    """SPEC's preprocessing of one float32 volume (training and prediction alike): denoise,
+    resample in-plane to image_size^2, scale to [0, 1]. Returns (S, size, size) float32 and the
+    meta of the resampled grid with the original shape and spacing."""
+    original = geometry(image, source)
     if denoise:
         image = sitk.CurvatureFlow(image, timeStep=denoise_time_step, numberOfIterations=denoise_iterations)
     image = _resample_in_plane(image, image_size, sitk.sitkLinear)
-    label = _resample_in_plane(label, image_size, sitk.sitkNearestNeighbor)
     array = scale_percentiles(sitk.GetArrayFromImage(image), intensity_percentiles)
-    meta = geometry(image, case_path)
+    meta = geometry(image, source)
     meta["original_shape"] = original["original_shape"]
     meta["original_spacing"] = original["spacing"]
-    return array, sitk.GetArrayFromImage(label), meta
+    return array, meta
+
+
+def read_promise12_volume(path: str | os.PathLike) -> sitk.Image:
+    """A T2 volume to segment (MetaImage, NIfTI, MHA, NRRD: what SimpleITK reads) as float32,
+    checked to be 3D and finite."""
+    path = Path(path)
+    image = _read_mhd(path, sitk.sitkFloat32)
+    if image.GetDimension() != 3:
+        raise data_error(path, f"has {image.GetDimension()} dimensions; expected a 3D volume")
+    require_finite(path, sitk.GetArrayViewFromImage(image), "T2 image")
+    return image
 
 
 def geometry(image: sitk.Image, case_path: str | os.PathLike) -> dict:
@@ -131,4 +162,5 @@ def _read_mhd(path: Path, pixel_type: int) -> sitk.Image:
     try:
         return sitk.ReadImage(str(path), pixel_type)
     except RuntimeError as exc:
-        raise data_error(path, f"unreadable or truncated MetaImage ({reason(exc)})") from None
+        what = "MetaImage" if path.suffix.lower() == ".mhd" else "image"
+        raise data_error(path, f"unreadable or truncated {what} ({reason(exc)})") from None

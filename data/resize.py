@@ -62,3 +62,16 @@ def resized_affine(affine: np.ndarray, in_plane_shape: tuple[int, int], size: in
         index_map[axis, axis] = scale
         index_map[axis, 3] = 0.5 * scale - 0.5
     return np.asarray(affine, dtype=np.float64) @ index_map
+
+
+def restore_probabilities(
+    probabilities: np.ndarray | torch.Tensor, original_shape: np.ndarray | tuple[int, ...]
+) -> np.ndarray | torch.Tensor:
+    """Resize probability maps (N, K, h, w) back to `original_shape` (..., H0, W0), bilinear on the
+    pixel-centre grid the preprocessing resize used (its inverse for maps, before they become labels)."""
+    height, width = (int(v) for v in np.asarray(original_shape).ravel()[-2:])
+    is_numpy = not isinstance(probabilities, torch.Tensor)
+    tensor = torch.as_tensor(np.asarray(probabilities) if is_numpy else probabilities).float()
+    if tuple(tensor.shape[-2:]) != (height, width):
+        tensor = F.interpolate(tensor, size=(height, width), mode="bilinear", align_corners=False)
+    return tensor.numpy() if is_numpy else tensor

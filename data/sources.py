@@ -15,14 +15,25 @@ from typing import Any, Callable
 
 import numpy as np
 
-from data.brats import BRATS_REGIONS, MODALITIES, brats_case_files, find_brats_cases, read_brats_case
-from data.chaos import ORGANS, chaos_case_files, find_chaos_cases, preprocess_chaos_case, read_chaos_case, series_of
+from data.brats import BRATS_REGIONS, LABELS, MODALITIES, brats_case_files, find_brats_cases, read_brats_case
+from data.chaos import (
+    ORGANS,
+    SERIES,
+    chaos_case_files,
+    find_chaos_cases,
+    preprocess_chaos_case,
+    read_chaos_case,
+    series_of,
+)
+from data.dsb2018 import LABEL_NAMES as DSB2018_LABELS
 from data.dsb2018 import find_dsb2018_cases, preprocess_dsb2018_case, read_dsb2018_case
 from data.errors import data_error
 from data.image_io import companion_files
+from data.label_maps import class_label_map, region_label_map
 from data.nnunet import dataset_problems, find_nnunet_cases, inspect_nnunet_case, read_nnunet_case
-from data.nnunet_prepare import label_targets, plan_nnunet, prepare_nnunet_case
+from data.nnunet_prepare import label_targets, normalisation_of, plan_nnunet, prepare_nnunet_case
 from data.nnunet_spec import read_dataset_json
+from data.promise12 import LABEL_NAMES as PROMISE12_LABELS
 from data.promise12 import find_promise12_cases, preprocess_promise12_case, read_promise12_case, segmentation_path
 
 Arrays = tuple[np.ndarray, np.ndarray | None, dict]
@@ -53,12 +64,11 @@ class Source:
     # Optional. `options` completed from the training cases before any case is prepared:
     # (train case id -> path, options, cache folder, skip_bad) -> options.
     plan: Callable[[dict[str, Path], dict, Path, bool], dict] | None = None
-    # The classes the metrics report, one per foreground output: the label (binary), the
-    # foreground classes after the background (softmax), or the regions (sigmoid channels).
-    class_names: Callable[[dict], tuple[str, ...]] = lambda options: ("foreground",)
-    # How the target is served: "binary" (one sigmoid mask), "index" (class indices for a
-    # softmax over background + classes) or "regions" (one sigmoid channel per region).
-    target_kind: Callable[[dict], str] = lambda options: "binary"
+    # The label map of the served target (`data.label_maps`): values, names, how outputs become them.
+    label_map: Callable[[dict], dict] | None = None
+    # How new images are given to a network trained on this data (`data.inputs`): the input
+    # format, the slicing axis rule of volumes, and the preprocessing steps in words.
+    prediction: Callable[[dict], dict] | None = None
 
     @property
     def spatial_dims(self) -> int:
@@ -85,9 +95,32 @@ def _dsb2018_files(case: Path, options: dict) -> list[Path]:
     return [case / "images" / f"{case.name}.png"] + sorted((case / "masks").glob("*.png"))
 
 
-def _chaos_organs(options: dict) -> bool:
-    """CHAOS MR with its four organs: a softmax over background + liver, kidneys, spleen."""
-    return options["modality"] == "MR" and options["organs"]
+# What the 2D readers do to an image, in words (the checkpoint's description for people); the
+# functions that do it are the readers' own, called by training and prediction alike.
+_RESIZE = "resized to image_size x image_size (bilinear, antialiased; labels nearest)"
+BRATS_LABEL_NAMES = ("background", "necrosis / non-enhancing core", "oedema", "enhancing tumour")
+
+
+def _chaos_label_map(options: dict) -> dict:
+    if options["modality"] == "MR" and options["organs"]:
+        return class_label_map(ORGANS, num_classes=len(ORGANS))
+    return class_label_map(ORGANS[:2], num_classes=1)
+
+
+def _chaos_prediction(options: dict) -> dict:
+    series = series_of(options["modality"], options["sequence"])
+    intensity = (f"Hounsfield units (RescaleSlope/Intercept) windowed {list(options['hu_window'])} onto [0, 1]"
+                 if options["modality"] == "CT" else "scanner units, per-series percentiles 0.5/99.5 onto [0, 1]")
+    return {"inputs": "dicom", "series_folder": SERIES[series][0], "mask_folder": SERIES[series][1],
+            "slice_axis": "files", "slice_axis_rule": "one slice per DICOM file, in natural order of the file names",
+            "steps": [f"read the {series} DICOM series ({options['modality']} modality checked)", intensity,
+                      "each slice " + _RESIZE]}
+
+
+def _brats_label_map(options: dict) -> dict:
+    if options["target"] == "regions":
+        return region_label_map(BRATS_LABEL_NAMES, LABELS, BRATS_REGIONS, painting="brats")
+    return class_label_map(BRATS_LABEL_NAMES, LABELS, num_classes=len(LABELS))
 
 
 def _dsb2018_prepare(case: Path, options: dict) -> Arrays:
@@ -105,7 +138,11 @@ SOURCES: dict[str, Source] = {
         prepare=_dsb2018_prepare,
         channels=lambda options: ("red", "green", "blue"),
         num_classes=lambda options: 1,
-        class_names=lambda options: ("nucleus",),
+        label_map=lambda options: class_label_map(DSB2018_LABELS, num_classes=1),
+        prediction=lambda options: {
+            "inputs": "images", "slice_axis": None,
+            "steps": ["read the image (PNG, TIFF, BMP)", "grey repeated to RGB, alpha dropped",
+                      "integer pixels divided by their type's maximum onto [0, 1]", _RESIZE]},
     ),
     "chaos": Source(
         kind="slices",
@@ -116,9 +153,9 @@ SOURCES: dict[str, Source] = {
         prepare=lambda case, options: preprocess_chaos_case(
             case, options["image_size"], options["modality"], options["sequence"], tuple(options["hu_window"])),
         channels=lambda options: (series_of(options["modality"], options["sequence"]),),
-        num_classes=lambda options: len(ORGANS) if _chaos_organs(options) else 1,
-        class_names=lambda options: ORGANS[1:] if _chaos_organs(options) else ("liver",),
-        target_kind=lambda options: "index" if _chaos_organs(options) else "binary",
+        num_classes=lambda options: len(ORGANS) if options["modality"] == "MR" and options["organs"] else 1,
+        label_map=_chaos_label_map,
+        prediction=_chaos_prediction,
     ),
     "promise12": Source(
         kind="slices",
@@ -129,7 +166,14 @@ SOURCES: dict[str, Source] = {
         prepare=lambda case, options: _promise12_prepare(case, options),
         channels=lambda options: ("T2",),
         num_classes=lambda options: 1,
-        class_names=lambda options: ("prostate",),
+        label_map=lambda options: class_label_map(PROMISE12_LABELS, num_classes=1),
+        prediction=lambda options: {
+            "inputs": "volumes", "slice_axis": "first",
+            "slice_axis_rule": "axis 0 of the (z, y, x) array: one slice per z",
+            "steps": ["read the volume (MetaImage, NIfTI, MHA, NRRD) as float32",
+                      "SimpleITK CurvatureFlow denoising" if options["denoise"] else "no denoising",
+                      "resampled in-plane to image_size x image_size over the same extent (linear)",
+                      f"percentiles {list(options['intensity_percentiles'])} of the volume onto [0, 1]"]},
     ),
     "brats": Source(
         kind="volumes",
@@ -141,9 +185,12 @@ SOURCES: dict[str, Source] = {
         channels=lambda options: MODALITIES,
         # "regions": WT/TC/ET sigmoid channels; "labels"/"index": 4 classes.
         num_classes=lambda options: 3 if options["target"] == "regions" else 4,
-        class_names=lambda options: (tuple(BRATS_REGIONS) if options["target"] == "regions"
-                                     else ("necrosis/core", "oedema", "enhancing tumour")),
-        target_kind=lambda options: "regions" if options["target"] == "regions" else "index",
+        label_map=_brats_label_map,
+        prediction=lambda options: {
+            "inputs": "brats", "slice_axis": None,
+            "steps": ["read the four modalities " + ", ".join(MODALITIES) + " of a case folder",
+                      "z-score per modality over the nonzero (brain) voxels",
+                      "sliding windows of the training crop"]},
     ),
 }
 
@@ -179,14 +226,38 @@ def nnunet_source(root: Path, options: dict) -> Source:
         prepare=lambda label, options: prepare_nnunet_case(spec, spec.case_id(label), options),
         channels=lambda options: spec.channels,
         num_classes=lambda options: spec.num_classes,
-        class_names=lambda options: tuple(spec.foreground),
-        target_kind=lambda options: label_targets(spec).kind,
         inspect=lambda label, options: inspect_nnunet_case(spec, spec.case_id(label)),
         audit=lambda cases, options: dataset_problems(spec),
         target=label_targets(spec),
         plan=lambda cases, options, folder, skip_bad: plan_nnunet(spec, source, cases, options, folder, skip_bad),
+        label_map=lambda options: _nnunet_label_map(spec),
+        prediction=lambda options: _nnunet_prediction(spec, kind, options),
     )
     return source
+
+
+def _nnunet_label_map(spec) -> dict:
+    names = list(spec.labels)
+    if spec.has_regions:
+        return region_label_map(names, spec.label_values, spec.foreground, spec.regions_class_order)
+    values = [spec.labels[name][0] for name in names]
+    return class_label_map(names, values, num_classes=spec.num_classes)
+
+
+def _nnunet_prediction(spec, kind: str, options: dict) -> dict:
+    schemes = {name: normalisation_of(name) for name in spec.channels}
+    described = {"slice_axis": "coarsest",
+                 "slice_axis_rule": "the axis of the coarsest spacing (the first on ties), per volume"
+                 } if kind == "slices" else {"slice_axis": None}
+    return {"inputs": "nnunet", "file_ending": spec.file_ending, "layout": spec.layout, **described,
+            "label_values": list(spec.label_values),
+            "normalisation": schemes,
+            "steps": [f"read {len(spec.channels)} channel(s) {', '.join(spec.channels)} ({spec.file_ending}; "
+                      "imagesTs/<case>_XXXX files or one multi-channel file)",
+                      "per channel: " + ", ".join(f"{name} {scheme}" for name, scheme in schemes.items())
+                      + " (nnU-Net's schemes; CT with the training cases' foreground statistics)",
+                      *(["slices cut along the coarsest axis"] if kind == "slices" else []),
+                      *([_RESIZE] if kind != "volumes" else [])]}
 
 
 # Data sets whose adapter depends on the data root (it reads the data set's own description).

@@ -9,3 +9,7 @@
 - ``nas.run``: what each command does (the only code that opens data sets from paths);
 - ``nas.cli``: the ``lwnas`` command's parsers.
 """
+
+#: The project version (setup.cfg reads it: ``version = attr: nas.__version__``); every
+#: checkpoint's inference description records it.
+__version__ = "0.1.0"

@@ -61,7 +61,10 @@ def resample_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     if current == size:
         return x
     if all(c >= s for c, s in zip(current, size)):
-        factors = [c // s for c, s in zip(current, size)]
+        # Python ints: a traced export (ONNX, TorchScript) records the pooling kernel as a
+        # constant, which ONNX requires; the kernel is the macro's level ratio, not the input's
+        # size, so the exported graph holds for every size that is a multiple of 2^levels.
+        factors = [int(c) // int(s) for c, s in zip(current, size)]
         if all(c == s * f for c, s, f in zip(current, size, factors)):
             pool = F.max_pool2d if x.dim() == 4 else F.max_pool3d
             return pool(x, factors)

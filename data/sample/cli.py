@@ -10,7 +10,6 @@ from data.sample import write_sample
 from data.sample.brats import YEARS
 from data.sample.nnunet import VARIANTS
 
-
 #: The writer's argument that sets how many cases a sample set has.
 CASE_COUNT_OPTION = {"dsb2018": "images", "brats": "cases", "promise12": "cases", "nnunet": "cases"}
 

@@ -3,7 +3,8 @@ entry point (``python search.py``, ``python retrain.py``, ``python -m data.check
 
     lwnas search --dataset dsb2018
     lwnas retrain --genotype RUN/genotype.json
-    lwnas predict --checkpoint RUN/best.pt --input DIR --output DIR
+    lwnas predict --checkpoint RUN/best.pt --input PATH --output DIR
+    lwnas export --checkpoint RUN/best.pt --format onnx --output net.onnx
     lwnas report RUN          lwnas visualize RUN          lwnas complexity ops
     lwnas check --dataset chaos --data-root DIR          lwnas sample --dataset brats --out DIR
 
@@ -23,6 +24,7 @@ SUBCOMMANDS = {
     "search": ("search", "search a genotype (the supernet's cells) for a 2D data set"),
     "retrain": ("retrain", "train a genotype or a hand-designed 3D network from scratch"),
     "predict": ("predict", "segment new images or volumes with a trained checkpoint"),
+    "export": ("export", "write a trained network as ONNX or TorchScript with a JSON sidecar"),
     "random-genotype": ("random_genotype", "a random genotype of the same cost (the baseline)"),
     "report": ("report", "complexity of a derived network beside a plain U-Net"),
     "visualize": ("visualize", "draw cells, macro layout, alpha heat map and curves of a run"),

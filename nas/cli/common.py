@@ -9,14 +9,16 @@ from types import ModuleType
 from typing import Callable, Sequence
 
 from nas.train.files import OutputDirectoryError
+from nas.train.optional import MissingPackageError
 from nas.train.runtime import NonFiniteLossError
 from nas.train.stopping import StopRequested
 
 #: Exit status of a command stopped by bad input (argparse uses 2 for bad flags as well).
 USAGE_ERROR = 2
 #: What a user's flags, files or data can raise; anything else is a bug and keeps its traceback.
-#: (DataError and GenotypeError are ValueErrors; FileNotFoundError and friends are OSErrors.)
-USER_ERRORS = (ValueError, OSError, NonFiniteLossError, OutputDirectoryError)
+#: (DataError and GenotypeError are ValueErrors; FileNotFoundError and friends are OSErrors; an
+#: optional package a flag needs, e.g. tensorboard, is a MissingPackageError.)
+USER_ERRORS = (ValueError, OSError, NonFiniteLossError, OutputDirectoryError, MissingPackageError)
 
 
 def key_value(text: str) -> tuple[str, object]:
@@ -59,6 +61,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, network: str) -> None:
                         metavar="KEY=VALUE", dest="data_options",
                         help="data set option, e.g. modality=MR (CHAOS MR: four organs), "
                              "sequence=T1DUAL_InPhase (repeatable; see lwnas check)")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also log every epoch to RUN/tensorboard/ (scalars, op weights, cell "
+                             "pictures; needs the tensorboard package); log.csv stays the record")
 
 
 def add_debug_flag(parser: argparse.ArgumentParser) -> None:

@@ -1,10 +1,14 @@
-"""Segment new cases with a trained checkpoint:
+"""Segment new images or volumes with a trained checkpoint:
 
-    lwnas predict --checkpoint runs/.../best.pt --input DIR --output DIR [--tta]
+    lwnas predict --checkpoint runs/.../best.pt --input PATH --output DIR [--tta] [--probabilities]
 
-Writes one segmentation per case in the input's geometry, and a metrics table where labels
-lie beside the inputs. A case that cannot be read is reported and the rest are predicted
-(exit 1); a bad checkpoint or input folder stops before anything is written (exit 2).
+2D networks (genotypes, the unet2d baseline) take what their data set's readers read: PNG/TIFF
+images or a DSB2018 tree (dsb2018), a DICOM series folder (chaos), .mhd/.mha/.nii.gz/.nrrd
+volumes predicted slice by slice (promise12), the data set's own files such as imagesTs/
+(nnunet). 3D BraTS networks take case folders. Writes one segmentation per case in the input's
+geometry, and a metrics table where labels lie beside the inputs. A case that cannot be read is
+reported and the rest are predicted (exit 1); a bad checkpoint or input stops before anything is
+written (exit 2).
 """
 from __future__ import annotations
 
@@ -21,12 +25,16 @@ def add_prediction_arguments(parser: argparse.ArgumentParser, required: bool = T
     parser.add_argument("--input", required=required, help="folder of cases to segment")
     parser.add_argument("--output", required=required,
                         help="folder for the segmentations and metrics_*.csv")
-    parser.add_argument("--tta", action="store_true", help="average the flips (8 in 3D)")
+    parser.add_argument("--tta", action="store_true", help="average the flips (4 in 2D, 8 in 3D)")
+    parser.add_argument("--probabilities", action="store_true",
+                        help="also write the sigmoid/softmax maps (2D networks)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_prediction_arguments(parser)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--batch-size", type=int,
+                        help="slices per forward (2D, default 8) or windows per forward (3D, default 1)")
     parser.add_argument("--model", help="refuse a checkpoint holding another network")
     parser.add_argument("--crop-size", type=sizes, metavar="N|NxNxN",
                         help="sliding window (default: the training crop)")
@@ -47,12 +55,14 @@ def add_et_threshold(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.run import predict
+    from nas.run import predict_checkpoint
 
-    report = predict(args.checkpoint, args.input, args.output, device=args.device,
-                     model=args.model, tta=args.tta, et_threshold=args.et_threshold,
-                     roi_size=args.crop_size, overlap=args.overlap,
-                     precision=args.precision or "auto", progress=not args.no_progress)
+    report = predict_checkpoint(args.checkpoint, args.input, args.output, device=args.device,
+                                model=args.model, tta=args.tta, probabilities=args.probabilities,
+                                batch_size=getattr(args, "batch_size", None),
+                                et_threshold=args.et_threshold, roi_size=args.crop_size,
+                                overlap=args.overlap, precision=args.precision or "auto",
+                                progress=not args.no_progress)
     for failure in report.failures:
         print(f"failed: {failure}", file=sys.stderr)
     for problem in report.unscored:

@@ -1,16 +1,19 @@
-"""Train a network from scratch, or segment BraTS cases with a trained 3D network.
+"""Train a network from scratch, or segment new cases with a trained network.
 
     python retrain.py --genotype runs/.../genotype.json          # a searched 2D network
+    python retrain.py --model unet2d --dataset dsb2018 [--splits runs/.../splits.json]  # its baseline
     python retrain.py --model mfsnet --dataset brats [--data-root DIR]
-    python retrain.py --predict --checkpoint runs/.../best.pt --input DIR --output DIR [--tta]
+    python retrain.py --predict --checkpoint runs/.../best.pt --input PATH --output DIR [--tta]
 
-Unset flags keep the preset (seed 002's retrain settings for genotypes, each network's seed
-settings for --model, see nas/presets). ``--predict`` is ``lwnas predict``. Training runs
-under ``torchrun --nproc_per_node N retrain.py ...`` too.
+Unset flags keep the preset (seed 002's retrain settings for genotypes and the 2D baseline, each
+3D network's seed settings for --model, see nas/presets). ``--predict`` is ``lwnas predict``.
+Training runs under ``torchrun --nproc_per_node N retrain.py ...`` too.
 """
 from __future__ import annotations
 
 import argparse
+
+from nas.presets import BASELINE_MODELS_2D
 
 from .common import add_run_arguments, key_value, sizes
 from .predict import add_et_threshold, add_prediction_arguments
@@ -18,7 +21,7 @@ from .predict import add_et_threshold, add_prediction_arguments
 #: flags of --model / --predict that a --genotype run does not take
 _THREE_D_FLAGS = {"crop_size": "--crop-size", "model_options": "--model-option",
                   "checkpoint": "--checkpoint", "input": "--input", "output": "--output",
-                  "tta": "--tta"}
+                  "tta": "--tta", "probabilities": "--probabilities"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,12 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--genotype", help="genotype.json of a search")
-    what.add_argument("--model", choices=models.list_models(),
-                      help="train a hand-designed 3D network on BraTS with its seed's "
-                           "settings; with --predict: the network the checkpoint must hold")
+    what.add_argument("--model", choices=[*BASELINE_MODELS_2D, *models.list_models()],
+                      help="unet2d: the 2D U-Net baseline with the genotype retrain settings "
+                           "(needs --dataset); else a hand-designed 3D network on BraTS with its "
+                           "seed's settings; with --predict: the network the checkpoint must hold")
     parser.add_argument("--predict", action="store_true",
-                        help="segment the BraTS cases under --input with --checkpoint")
-    parser.add_argument("--dataset", help="default: the genotype's dataset; brats for --model")
+                        help="segment the cases under --input with --checkpoint (lwnas predict)")
+    parser.add_argument("--dataset", help="default: the genotype's dataset; brats for a 3D --model")
     parser.add_argument("--data-root", help="real data set root (default: bundled sample data)")
     parser.add_argument("--out", help="run directory (default: runs/DATASET/retrain-TIME)")
     parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
@@ -68,13 +72,22 @@ def run(args: argparse.Namespace) -> int:
     common = dict(device=args.device, resume=args.resume is not None, seed=args.seed,
                   skip_bad=args.skip_bad, progress=not args.no_progress,
                   val_fraction=args.val_fraction, splits_file=args.splits_file,
-                  data_options=dict(args.data_options) or None)
+                  data_options=dict(args.data_options) or None,
+                  tensorboard=args.tensorboard)
     training = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                     weight_decay=args.weight_decay, drop_path=args.drop_path, loss=args.loss,
                     image_size=args.image_size, precision=args.precision,
                     channels_last=args.channels_last, compile=args.compile,
                     deterministic=args.deterministic, num_workers=args.num_workers)
     out = args.resume or args.out
+    if args.model in BASELINE_MODELS_2D:
+        given = [flag for name, flag in _THREE_D_FLAGS.items() if getattr(args, name)]
+        if given:
+            parser.error(f"{', '.join(given)} applies to 3D --model / --predict, not --model {args.model}")
+        from nas.run import retrain_baseline
+
+        retrain_baseline(args.model, args.dataset, args.data_root, out, **common, **training)
+        return 0
     if args.model is not None:
         from nas.run import retrain_model
 

@@ -88,5 +88,5 @@ def run(args: argparse.Namespace) -> int:
            device=options.pop("device"), resume=resume is not None, seed=options.pop("seed"),
            val_fraction=options.pop("val_fraction"), skip_bad=options.pop("skip_bad"),
            progress=not options.pop("no_progress"), pictures=not options.pop("no_pictures"),
-           **options)
+           tensorboard=options.pop("tensorboard"), **options)
     return 0

@@ -10,8 +10,8 @@ from .sliding_window import (
                              sliding_window_inference,
                              window_starts,
 )
-from .volume import output_activation, predict_probabilities
+from .volume import ACTIVATIONS, output_activation, predict_probabilities
 
 __all__ = ["IMPORTANCE_MODES", "Predictor", "flip_axes_subsets", "importance_map",
-           "predict_with_flips", "sliding_window_inference", "window_starts", "output_activation",
+           "predict_with_flips", "sliding_window_inference", "window_starts", "ACTIVATIONS", "output_activation",
            "predict_probabilities"]

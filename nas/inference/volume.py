@@ -10,7 +10,8 @@ from torch import nn
 
 from .sliding_window import sliding_window_inference
 
-_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+#: How each network's logits become probabilities (channel axis 1).
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "softmax": lambda logits: logits.softmax(dim=1),
     "sigmoid": torch.sigmoid,
 }
@@ -19,9 +20,9 @@ _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 def output_activation(network: nn.Module) -> str:
     """``"softmax"`` or ``"sigmoid"``: how the network's logits become probabilities."""
     activation = getattr(network, "output_activation", None)
-    if activation not in _ACTIVATIONS:
+    if activation not in ACTIVATIONS:
         raise ValueError(f"{type(network).__name__} declares output_activation "
-                         f"{activation!r}; expected one of {', '.join(_ACTIVATIONS)}")
+                         f"{activation!r}; expected one of {', '.join(ACTIVATIONS)}")
     return activation
 
 
@@ -36,7 +37,7 @@ def predict_probabilities(network: nn.Module, image: torch.Tensor, roi_size: Seq
 
     Probabilities, not logits, are averaged over windows and flips (``tta``: the 8 flips).
     """
-    activation = _ACTIVATIONS[output_activation(network)]
+    activation = ACTIVATIONS[output_activation(network)]
     device = torch.device(device) if device is not None else image.device
     was_training = network.training
     network.eval()

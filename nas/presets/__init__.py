@@ -2,6 +2,7 @@
 network's training settings from its paper. Commands start from a preset and override only
 the flags a user set (None = unset)."""
 from .models import (
+    BASELINE_MODELS_2D,
     MODEL_PRESETS,
     SAMPLE_BATCH_SIZE,
     TRAINING_FIELDS,
@@ -27,8 +28,9 @@ from .search import (
 )
 
 __all__ = [
-    "MODEL_PRESETS", "SAMPLE_BATCH_SIZE", "TRAINING_FIELDS", "TRAINING_TARGETS", "ModelPreset",
-    "defaults_table", "model_preset", "network_kwargs", "training_values", "LOSS_FOR_TARGET",
-    "MACROS", "RETRAIN_PRESETS", "SEARCH_PRESETS", "SEED_RESULTS", "RetrainPreset", "SearchPreset",
-    "closest_seed_dataset", "merge", "retrain_preset", "search_preset",
+    "BASELINE_MODELS_2D", "MODEL_PRESETS", "SAMPLE_BATCH_SIZE", "TRAINING_FIELDS",
+    "TRAINING_TARGETS", "ModelPreset", "defaults_table", "model_preset", "network_kwargs",
+    "training_values", "LOSS_FOR_TARGET", "MACROS", "RETRAIN_PRESETS", "SEARCH_PRESETS",
+    "SEED_RESULTS", "RetrainPreset", "SearchPreset", "closest_seed_dataset", "merge",
+    "retrain_preset", "search_preset",
 ]

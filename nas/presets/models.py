@@ -71,6 +71,12 @@ MODEL_PRESETS: Mapping[str, ModelPreset] = MappingProxyType({
 TRAINING_TARGETS: Mapping[str, str] = MappingProxyType({"softmax": "index",
                                                         "sigmoid": "regions"})
 
+#: 2D baselines (``retrain.py --model NAME --dataset DATASET``): trained on a 2D data set's splits
+#: with the same retrain preset as genotype networks (``RETRAIN_PRESETS``), so a searched network
+#: and its baseline differ in the network only. ``unet2d``: ``models.plain_unet``, the U-Net of
+#: seed 002's comparison (the complexity reports' baseline too).
+BASELINE_MODELS_2D = ("unet2d",)
+
 #: On the bundled sample data (two training cases) the batch holds both of them.
 SAMPLE_BATCH_SIZE = 2
 

@@ -3,18 +3,20 @@ by itself after a torchrun restart), the run's ``splits.json`` and ``skipped.jso
 sample-data defaults and progress messages."""
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import data
 from nas.train import elastic
 from nas.train.distributed import DistributedContext, barrier, broadcast_object, gather_objects
 from nas.train.files import OutputDirectoryError, atomic_write_text, check_output_dir, remove_orphaned_temp_files
+from nas.train.optional import require_package
 from nas.train.settings import SettingError, require_number
 
 #: What a run writes into its directory besides ``checkpoint.pt``. A fresh run in a directory
@@ -22,7 +24,7 @@ from nas.train.settings import SettingError, require_number
 #: before its first epoch ended) replaces them all, so nothing of that start is reused.
 RUN_FILES = ("splits.json", "skipped.json", "log.csv", "alphas.json", "genotype.json",
              "metrics.json", "best.pt", "fingerprint.json", "test_cases.csv",
-             "test_summary.csv", "figures")
+             "test_summary.csv", "figures", "tensorboard")
 
 
 def say(context: DistributedContext, message: str) -> None:
@@ -238,11 +240,32 @@ def record_skipped(out_dir: Path, datasets: Mapping[str, Any], context: Distribu
     return len(skipped)
 
 
+def check_tensorboard(enabled: bool) -> None:
+    """``--tensorboard`` without the package fails now, in one line, before any data is read."""
+    if enabled:
+        require_package("tensorboard", "--tensorboard", "tensorboard")
+
+
+@contextlib.contextmanager
+def tensorboard_callback(enabled: bool, out_dir: Path, context: DistributedContext,
+                         pictures: bool = True) -> Iterator[Callable[[int, dict], None] | None]:
+    """The ``on_epoch_end`` callback of ``--tensorboard`` (rank 0; ``RUN/tensorboard/``), or None;
+    its event file is closed when the block ends."""
+    if not (enabled and context.is_main):
+        yield None
+        return
+    from nas.pictures.tensorboard import TensorBoardLogger
+
+    with TensorBoardLogger(Path(out_dir) / "tensorboard", pictures=pictures) as logger:
+        yield logger
+
+
 def skipped_note(count: int) -> str:
     """The closing summary's part about skipped cases."""
     return f"; {count} case(s) skipped (skipped.json)" if count else ""
 
 
-__all__ = ["RUN_FILES", "SettingError", "check_shared_directory", "check_val_fraction",
-           "default_image_size", "default_run_dir", "one_line", "prepare_splits",
-           "record_skipped", "run_directory", "say", "skipped_note", "start_run", "uses_sample"]
+__all__ = ["RUN_FILES", "SettingError", "check_shared_directory", "check_tensorboard",
+           "check_val_fraction", "default_image_size", "default_run_dir", "one_line",
+           "prepare_splits", "record_skipped", "run_directory", "say", "skipped_note", "start_run",
+           "tensorboard_callback", "uses_sample"]

@@ -14,12 +14,12 @@ import torch
 from torch import nn
 
 import data
-import models
 from nas.metrics import case_table, evaluate_case, write_tables
 from nas.train import atomic_path, check_output_dir, load_checkpoint, resolve_device, resolve_precision
 
 from .brats_evaluation import segment_volume
 from .common import one_line
+from .network_spec import SPEC_KEY, build_network, network_name, spec_of
 from .training_3d import CHECKPOINT_KIND
 
 #: Scores of ``predict`` per region WT/TC/ET (distances in mm).
@@ -40,40 +40,38 @@ class PredictionReport:
 
 def load_model_checkpoint(path: str | Path, device: torch.device | str = "cpu",
                           expected_model: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the network of a ``retrain_model`` checkpoint from its metadata alone.
+    """Rebuild the network of a ``retrain_model`` checkpoint from its inference description alone.
 
-    Returns ``(network in eval mode on device, checkpoint dict)``. Refuses, in one line naming
-    the file, a checkpoint of another kind (a genotype network), of another network than
-    ``expected_model``, of a channel count other than the 4 modalities, or whose weights do
-    not fit the network its metadata describes.
+    Returns ``(network in eval mode on device, inference description)``. Refuses, in one line
+    naming the file, a checkpoint of another kind (a 2D network), one without a usable description
+    (an old checkpoint: the missing fields named), of another network than ``expected_model``, of a
+    channel count other than the 4 modalities, or whose weights do not fit the network described.
     """
     path = Path(path)
     state = load_checkpoint(path, map_location="cpu")
     if state.get("kind") != CHECKPOINT_KIND:
-        what = ("a genotype network (retrain.py --genotype)" if "genotype" in state
+        spec = state.get(SPEC_KEY)
+        name = spec["network"].get("name") if isinstance(spec, dict) and isinstance(spec.get("network"), dict) else None
+        what = (f"a 2D {name} network (lwnas predict segments images with it)" if name
+                else "a genotype network (retrain.py --genotype)" if "genotype" in state
                 else "no 3D network description")
         raise ValueError(f"{path}: holds {what}; expected a checkpoint written by "
                          "retrain.py --model (best.pt or checkpoint.pt)")
-    spec = state.get("network") or {}
-    name = spec.get("name")
+    spec = spec_of(state, path)
+    name = network_name(spec)
     if expected_model is not None and name != expected_model:
         raise ValueError(f"{path}: holds a {name} network; expected {expected_model}")
-    if spec.get("in_channels") != len(data.MODALITIES):
-        raise ValueError(f"{path}: the {name} network takes {spec.get('in_channels')} input "
+    if spec["network"]["in_channels"] != len(data.MODALITIES):
+        raise ValueError(f"{path}: the {name} network takes {spec['network']['in_channels']} input "
                          f"channels; expected {len(data.MODALITIES)} (the BraTS modalities "
                          f"{', '.join(data.MODALITIES)})")
-    try:
-        network = models.build(name, in_channels=spec["in_channels"],
-                               num_classes=spec.get("num_classes"), **spec.get("kwargs", {}))
-    except Exception as error:  # unknown name or constructor arguments of another version
-        raise ValueError(f"{path}: cannot rebuild the {name} network from its metadata "
-                         f"({one_line(error)})") from None
+    network = build_network(spec, str(path))
     try:
         network.load_state_dict(state["model"])
     except Exception as error:  # missing / unexpected keys, shape mismatches
-        raise ValueError(f"{path}: weights do not fit the {name} network its metadata "
-                         f"describes ({one_line(error)})") from None
-    return network.to(device).eval(), state
+        raise ValueError(f"{path}: weights do not fit the {name} network its description names "
+                         f"({one_line(error)})") from None
+    return network.to(device).eval(), spec
 
 
 def predict(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Path, *,
@@ -96,8 +94,8 @@ def predict(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Pat
     before anything is written. Runs in one process.
     """
     target_device = resolve_device(device)
-    network, state = load_model_checkpoint(checkpoint, target_device, model)
-    roi = roi_size if roi_size is not None else state["roi_size"]
+    network, spec = load_model_checkpoint(checkpoint, target_device, model)
+    roi = roi_size if roi_size is not None else spec["input"]["size"]
     roi = (int(roi),) * 3 if isinstance(roi, int) else tuple(int(r) for r in roi)
     dtype = resolve_precision(precision, target_device)
     cases = data.find_brats_cases(input_dir)  # DataError (one line) without any case

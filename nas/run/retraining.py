@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
+from torch import nn
 
 import data
 from nas import losses
@@ -30,6 +31,7 @@ from supernet import Genotype, from_genotype
 
 from .common import (
     PLANNED_SIZE,
+    check_tensorboard,
     check_val_fraction,
     data_settings,
     default_image_size,
@@ -38,9 +40,11 @@ from .common import (
     say,
     skipped_note,
     start_run,
+    tensorboard_callback,
     verify_data,
     write_fingerprint,
 )
+from .network_spec import SPEC_KEY, build_spec, genotype_network, training_entry
 
 
 def per_class_scores(scores: dict[str, float]) -> dict[str, dict[str, float]]:
@@ -98,14 +102,16 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
                      data_root: str | Path | None = None, out: str | Path | None = None, *,
                      device: str = "auto", resume: bool = False, seed: int = 0,
                      splits_file: str | Path | None = None, val_fraction: float = 0.25,
-                     skip_bad: bool = False, progress: bool = True,
+                     skip_bad: bool = False, progress: bool = True, tensorboard: bool = False,
                      data_options: dict[str, Any] | None = None,
                      **overrides: Any) -> dict[str, Any]:
     """Train the network of a genotype file from scratch with seed 002's retrain settings and
-    write ``metrics.json`` (test DSC/MIoU with the best checkpoint, params, FLOPs)."""
+    write ``metrics.json`` (test DSC/MIoU with the best checkpoint, params, FLOPs); ``best.pt``
+    describes itself (``nas.run.network_spec``). ``tensorboard``: log epochs to RUN/tensorboard/."""
     # every setting, and the genotype against the data, is checked before any data is read
     context = init_distributed(device)
     check_val_fraction(val_fraction)
+    check_tensorboard(tensorboard)
     genotype_path = Path(genotype)
     arch, metadata = load_genotype_file(genotype_path)
     dataset = dataset or metadata.get("dataset")
@@ -122,23 +128,56 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
     values = merge(retrain_preset(preset), {**overrides, "image_size": size or PLANNED_SIZE})
     config = RetrainConfig(dataset=dataset, seed=seed, progress=progress, model="genotype",
                            **values)
-    out_dir, resume = start_run("retrain", dataset, out, context, resume,
+    network = TrainedNetwork(
+        run_kind="retrain", identity={"genotype": str(genotype_path)}, spatial_dims=arch.spatial_dims,
+        build=lambda config: from_genotype(arch, drop_path_rate=config.drop_path),
+        complexity=lambda size: network_complexity(arch, (arch.in_channels,) + (size,) * arch.spatial_dims),
+        spec_network=genotype_network(arch), in_channels=arch.in_channels,
+        checkpoint_metadata={"genotype": json.dumps(metadata)})
+    return train_and_score(network, config, dataset, data_root, out, context, resume=resume, seed=seed,
+                           splits_file=splits_file or _genotype_splits(genotype_path, metadata),
+                           val_fraction=val_fraction, skip_bad=skip_bad, tensorboard=tensorboard,
+                           data_options=data_options, image_size=size)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedNetwork:
+    """What differs between the 2D networks a retrain trains (a genotype's, a baseline's)."""
+
+    run_kind: str  # first part of the default run directory's name
+    identity: dict[str, str]  # what metrics.json names the network by ({"genotype": FILE} / {"model": NAME})
+    spatial_dims: int
+    in_channels: int
+    build: Callable[[RetrainConfig], nn.Module]  # the network to train, from the run's settings
+    complexity: Callable[[int], dict]  # params and FLOPs at an image side
+    spec_network: dict[str, Any]  # the "network" entry of best.pt's spec
+    checkpoint_metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def train_and_score(network: TrainedNetwork, config: RetrainConfig, dataset: str,
+                    data_root: str | Path | None, out: str | Path | None, context: Any, *,
+                    resume: bool, seed: int, splits_file: str | Path | None, val_fraction: float,
+                    skip_bad: bool, tensorboard: bool, data_options: dict[str, Any],
+                    image_size: int | None) -> dict[str, Any]:
+    """The one retrain flow of every 2D network, so a searched network and its baseline differ
+    in the network only: run directory, splits, data, loop, test evaluation and ``metrics.json``.
+    ``image_size`` None: the data set's planned size."""
+    out_dir, resume = start_run(network.run_kind, dataset, out, context, resume,
                                 dataclasses.asdict(config))
     verify_data(dataset, data_root, context, **data_options)
-    options = dict(image_size=size, skip_bad=skip_bad, **data_options)  # size None: planned
-    splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
-                            splits_file or _genotype_splits(genotype_path, metadata), resume=resume,
-                            **options)
+    options = dict(image_size=image_size, skip_bad=skip_bad, **data_options)
+    splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context, splits_file,
+                            resume=resume, **options)
     sets = {split: data.get_dataset(dataset, data_root, split, seed, splits_file=splits,
                                     augment=split == "train", **options)
             for split in ("train", "val", "test")}
-    if size is None:
+    if image_size is None:
         config = dataclasses.replace(config, image_size=int(sets["train"].image_size))
     write_fingerprint(out_dir, sets["train"], context)
     skipped = record_skipped(out_dir, sets, context)
     torch.manual_seed(seed)
-    network = from_genotype(arch, drop_path_rate=config.drop_path)
-    model = wrap_model(network, context)
+    module = network.build(config)
+    model = wrap_model(module, context)
     precision = resolve_precision(config.precision, context.device)
     loaders = {split: make_loader(sets[split], config.batch_size, shuffle=False,
                                   drop_last=False, num_workers=config.num_workers,
@@ -146,30 +185,35 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
                for split in ("val", "test")}
     eval_loss = losses.build(config.loss, **config.loss_options)
 
-    def evaluate(net):
-        return evaluate_segmentation(net, loaders["val"], eval_loss, context.device, context,
-                                     precision, sets["val"].class_names)
+    def evaluate(net: nn.Module, split: str = "val") -> dict[str, float]:
+        return evaluate_segmentation(net, loaders[split], eval_loss, context.device, context,
+                                     precision, sets[split].class_names)
 
-    say(context, f"retrain {dataset}: {len(sets['train'])} / {len(sets['val'])} / "
+    say(context, f"{network.run_kind} {dataset}: {len(sets['train'])} / {len(sets['val'])} / "
                  f"{len(sets['test'])} train / val / test images -> {out_dir}")
-    result = run_retrain(model, config, sets["train"], out_dir, evaluate, context=context,
-                         resume=resume, metadata={"genotype": json.dumps(metadata)})
+    input_shape = [network.in_channels] + [config.image_size] * network.spatial_dims
+    spec = build_spec(network.spec_network, sets["train"], input_shape[1:],
+                      training_entry(dataclasses.asdict(config), sets["train"].splits, data_root,
+                                     **network.identity))
+    with tensorboard_callback(tensorboard, out_dir, context) as on_epoch_end:
+        result = run_retrain(model, config, sets["train"], out_dir, evaluate,
+                             context=context, resume=resume,
+                             metadata={**network.checkpoint_metadata, SPEC_KEY: spec},
+                             on_epoch_end=on_epoch_end)
     barrier(context)  # rank 0 may still be renaming the last best.pt into place
     best = load_checkpoint(out_dir / "best.pt", map_location=context.device)
-    network.load_state_dict(best["model"])
-    test = evaluate_segmentation(model, loaders["test"], eval_loss, context.device, context,
-                                 precision, sets["test"].class_names)
-    complexity = network_complexity(arch, (arch.in_channels,) + (config.image_size,)
-                                    * arch.spatial_dims)
-    metrics = {"dataset": dataset, "genotype": str(genotype_path),
+    module.load_state_dict(best["model"])
+    test = evaluate(model, "test")
+    complexity = network.complexity(config.image_size)
+    metrics = {"dataset": dataset, **network.identity,
                "dsc": test["val_dsc"], "miou": test["val_miou"], "test_loss": test["val_loss"],
                "metric_definitions": "per-image foreground Dice / IoU averaged over the test "
                                      "images (seed 002)",
                "best_epoch": best["epoch"], "best_val": result["best"].get("metrics", {}),
                "first_epoch_val": result["history"][0] if result["history"] else {},
                "params": complexity["params"], "flops": complexity["flops"],
-               "input_shape": [arch.in_channels] + [config.image_size] * arch.spatial_dims,
-               "test_images": len(sets["test"]), **per_class_scores(test)}
+               "input_shape": input_shape, "test_images": len(sets["test"]),
+               **per_class_scores(test)}
     if context.is_main:
         atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     say(context, f"test DSC {metrics['dsc']:.4f}, MIoU {metrics['miou']:.4f} (best epoch "

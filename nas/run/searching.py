@@ -13,6 +13,7 @@ from nas.train.stopping import stop_on_signals
 
 from .common import (
     PLANNED_SIZE,
+    check_tensorboard,
     check_val_fraction,
     data_settings,
     default_image_size,
@@ -21,6 +22,7 @@ from .common import (
     say,
     skipped_note,
     start_run,
+    tensorboard_callback,
     verify_data,
     write_fingerprint,
 )
@@ -30,13 +32,15 @@ from .common import (
 def search(dataset: str, data_root: str | Path | None = None, out: str | Path | None = None,
            *, device: str = "auto", resume: bool = False, seed: int = 0,
            val_fraction: float = 0.25, skip_bad: bool = False, progress: bool = True,
-           pictures: bool = True, data_options: dict[str, Any] | None = None,
+           pictures: bool = True, tensorboard: bool = False,
+           data_options: dict[str, Any] | None = None,
            **overrides: Any) -> dict[str, Any]:
     """Search a genotype for ``dataset``; ``overrides`` are SearchConfig fields (None = preset),
     ``data_options`` the data set's (``data.get_dataset``'s, e.g. CHAOS ``modality="MR"``)."""
     # every setting is checked before any data is read or anything is written
     context = init_distributed(device)
     check_val_fraction(val_fraction)
+    check_tensorboard(tensorboard)
     data_options = dict(data_options or {})
     facts, preset = data_settings(dataset, data_root, overrides, SEARCH_PRESETS, data_options)
     if facts.spatial_dims != 2:
@@ -68,8 +72,9 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
                 "data": {"channels": list(facts.channels),
                                            "class_names": list(facts.class_names),
                                            "target": facts.target}}
-    result = run_search(config, train_set, val_set, out_dir, context=context, resume=resume,
-                        metadata=metadata)
+    with tensorboard_callback(tensorboard, out_dir, context) as on_epoch_end:
+        result = run_search(config, train_set, val_set, out_dir, context=context, resume=resume,
+                            metadata=metadata, on_epoch_end=on_epoch_end)
     if context.is_main and pictures:
         draw_search_pictures(out_dir)
     for warning in result["warnings"]:

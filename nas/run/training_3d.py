@@ -2,9 +2,9 @@
 BraTS with its seed's settings (``nas.presets``), validate on whole volumes, keep the best
 checkpoint and score it on the test split.
 
-Its checkpoints describe themselves (network name, constructor arguments, channels, classes,
-activation, crop and data options), so ``nas.run.prediction`` rebuilds the network from the
-checkpoint alone.
+Its checkpoints describe themselves (``nas.run.network_spec``: network name, constructor
+arguments, channels, classes, the crop, preprocessing and label map), so ``nas.run.prediction``
+rebuilds the network from the checkpoint alone.
 """
 from __future__ import annotations
 
@@ -34,7 +34,18 @@ from nas.train.distributed import barrier
 from nas.train.stopping import stop_on_signals
 
 from .brats_evaluation import VALIDATION_METRIC, evaluate_volumes, make_validator, region_means
-from .common import check_val_fraction, prepare_splits, record_skipped, say, skipped_note, start_run, uses_sample
+from .common import (
+    check_tensorboard,
+    check_val_fraction,
+    prepare_splits,
+    record_skipped,
+    say,
+    skipped_note,
+    start_run,
+    tensorboard_callback,
+    uses_sample,
+)
+from .network_spec import SPEC_KEY, build_spec, model_network, training_entry
 
 #: ``kind`` entry of every checkpoint ``retrain_model`` writes.
 CHECKPOINT_KIND = "lwnas.brats3d-model"
@@ -61,7 +72,8 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
                   crop_size: int | Sequence[int] | None = None,
                   model_kwargs: Mapping[str, Any] | None = None, overlap: float = 0.5,
                   data_options: Mapping[str, Any] | None = None,
-                  et_threshold: int = data.ET_THRESHOLD, **overrides: Any) -> dict[str, Any]:
+                  et_threshold: int = data.ET_THRESHOLD, tensorboard: bool = False,
+                  **overrides: Any) -> dict[str, Any]:
     """Train the registered 3D network ``model_name`` from scratch on ``dataset`` (BraTS).
 
     Settings: ``nas.presets`` (the seed's), then ``overrides`` (``RetrainConfig`` fields:
@@ -77,6 +89,7 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
     # every setting is checked before any data is read or anything is written
     context = init_distributed(device)
     check_val_fraction(val_fraction)
+    check_tensorboard(tensorboard)
     preset = model_preset(model_name)
     if data.get_preset(dataset).spatial_dims != 3:
         raise ValueError(f"{model_name} is a 3D network; dataset {dataset!r} is 2D "
@@ -122,21 +135,26 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
     model = wrap_model(network, context)
     precision = resolve_precision(config.precision, context.device)
     evaluate = make_validator(sets["val"], crop, context, precision=precision, overlap=overlap)
+    described = {"name": model_name, "kwargs": kwargs, "in_channels": len(data.MODALITIES),
+                 "num_classes": int(network.num_classes), "output_activation": activation}
     metadata = {
         "kind": CHECKPOINT_KIND,
-        "network": {"name": model_name, "kwargs": kwargs, "in_channels": len(data.MODALITIES),
-                    "num_classes": int(network.num_classes), "output_activation": activation},
+        "network": described,  # for --resume; prediction reads the inference description below
         "roi_size": list(crop),
         "data": {"dataset": dataset, "target": target, "crop_size": list(crop),
                  "modalities": list(data.MODALITIES), "normalise": "z-score on nonzero voxels",
                  "data_root": str(data_root or ""), "splits": "splits.json"},
+        SPEC_KEY: build_spec(model_network(**described), sets["train"], crop,
+                             training_entry(dataclasses.asdict(config), sets["train"].splits, data_root,
+                                            overlap=overlap, et_threshold=et_threshold)),
     }
     say(context, f"retrain {model_name} on {dataset}: {len(sets['train'])} / "
                   f"{len(sets['val'])} / {len(sets['test'])} train / val / test cases, crop "
                   f"{'x'.join(map(str, crop))}, batch {config.batch_size}, {config.epochs} "
                   f"epochs, loss {config.loss} -> {out_dir}")
-    result = run_retrain(model, config, sets["train"], out_dir, evaluate, context=context,
-                         resume=resume, metadata=metadata)
+    with tensorboard_callback(tensorboard, out_dir, context) as on_epoch_end:
+        result = run_retrain(model, config, sets["train"], out_dir, evaluate, context=context,
+                             resume=resume, metadata=metadata, on_epoch_end=on_epoch_end)
 
     barrier(context)  # rank 0 may still be renaming the last best.pt into place
     best = load_checkpoint(out_dir / "best.pt", map_location=context.device)

@@ -87,7 +87,13 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
                metadata: dict[str, Any] | None = None,
                on_epoch_end: Callable[[int, dict], None] | None = None) -> dict[str, Any]:
     """Search on ``train_set`` (weights) and ``val_set`` (alphas) and write the run into
-    ``out_dir``. Returns the final genotype, the per-epoch history and why it stopped."""
+    ``out_dir``. Returns the final genotype, the per-epoch history and why it stopped.
+
+    ``on_epoch_end(epoch, row)`` is called after each epoch with the epoch's ``log.csv`` row plus
+    two entries that are not in the log: ``alphas`` (softmax op weights per cell type, (edges,
+    ops) lists, as in ``alphas.json``) and ``genotype`` (the genotype derived this epoch), for
+    callbacks such as ``nas.pictures.tensorboard``.
+    """
     context = context or DistributedContext(device=resolve_device("auto"))
     device = context.device
     out_dir = Path(out_dir)
@@ -239,8 +245,8 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
                                                    "latency_device": latency and
                                                    latency.identity["device"]})
             save_checkpoint(checkpoint_path, snapshot(epoch))
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, row)
+        if on_epoch_end is not None:  # the log row, plus this epoch's op weights and genotype
+            on_epoch_end(epoch, {**row, "alphas": alphas_history[-1], "genotype": genotype})
         if stop_reason != "completed":
             break
         boundary.epoch_done(epoch)

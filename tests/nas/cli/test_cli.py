@@ -16,7 +16,7 @@ def test_help_lists_every_subcommand(capsys):
         cli.main(["--help"])
     assert exit_info.value.code == 0
     printed = capsys.readouterr().out
-    for name in ("search", "retrain", "predict", "report", "visualize", "complexity", "check",
+    for name in ("search", "retrain", "predict", "export", "report", "visualize", "complexity", "check",
                  "sample"):
         assert name in printed and name in cli.SUBCOMMANDS
 

@@ -203,9 +203,11 @@ def test_a_segmentation_with_an_unknown_label_is_predicted_and_reported_unscored
     assert list(pd.read_csv(tmp_path / "out" / "metrics_cases.csv")["case"]) == [cases[0].name]
 
 
-def _edited_checkpoint(checkpoint, path, **changes):
+def _edited_checkpoint(checkpoint, path, drop=(), **changes):
     state = load_checkpoint(checkpoint)
     state.update(changes)
+    for key in drop:
+        state.pop(key)
     save_checkpoint(path, state)
     return path
 
@@ -215,17 +217,19 @@ def test_bad_checkpoints_give_one_line_errors_naming_the_file(checkpoint, tmp_pa
     genotype = tmp_path / "genotype.pt"
     save_checkpoint(genotype, {"epoch": 0, "config": {"model": "genotype"}, "model": {},
                                "genotype": json.dumps({"dataset": "dsb2018"})})
-    spec = load_checkpoint(checkpoint)["network"]
+    spec = load_checkpoint(checkpoint)["spec"]  # prediction reads the inference description only
     three = models.build("mfsnet", in_channels=3, **TINY_MFSNET)
-    channels = _edited_checkpoint(checkpoint, tmp_path / "three.pt",
-                                  network={**spec, "in_channels": 3}, model=three.state_dict())
-    wider = _edited_checkpoint(checkpoint, tmp_path / "wider.pt",
-                               network={**spec, "kwargs": {**TINY_MFSNET, "channels": 32}})
+    channels = _edited_checkpoint(checkpoint, tmp_path / "three.pt", model=three.state_dict(),
+                                  spec={**spec, "network": {**spec["network"], "in_channels": 3}})
+    wider = _edited_checkpoint(checkpoint, tmp_path / "wider.pt", spec={
+        **spec, "network": {**spec["network"], "kwargs": {**TINY_MFSNET, "channels": 32}}})
+    old = _edited_checkpoint(checkpoint, tmp_path / "old.pt", drop=("spec",))
     text = tmp_path / "notes.pt"
     text.write_text("not a checkpoint")
     cases = [(genotype, "holds a genotype network"),
-             (channels, "takes 3 input channels; expected 4"),
+             (channels, "the network takes 3 input channel(s), its preprocessing gives 4"),
              (wider, "weights do not fit the mfsnet network"),
+             (old, "no inference description; missing fields spec.format, spec.lwnas_version"),
              (text, "not a readable checkpoint")]
     for path, message in cases:
         with pytest.raises(ValueError) as error:
@@ -244,8 +248,8 @@ def test_bad_checkpoints_give_one_line_errors_naming_the_file(checkpoint, tmp_pa
                          "--output", str(tmp_path / "out")])
     assert code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"error: {channels}: the mfsnet network takes 3 input channels; expected 4 (the BraTS "
-        "modalities flair, t1, t1ce, t2)"]
+        f"error: {channels}: the network takes 3 input channel(s), its preprocessing gives 4 (flair, t1, "
+        "t1ce, t2)"]
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "readme.txt").write_text("no cases here")
@@ -276,3 +280,15 @@ def test_2023_inputs_get_enhancing_tumour_written_as_3(checkpoint, tmp_path, mon
     table = pd.read_csv(report.metrics_files[0])
     for region in BRATS_REGIONS:  # scored in the one convention (ET = 4 inside)
         assert table[f"dice/{region}"].iloc[0] == 1.0
+
+
+def test_the_checkpoint_describes_itself_and_predict_refuses_2d_flags(checkpoint, tmp_path, one_line_error):
+    spec = load_checkpoint(checkpoint)["spec"]
+    assert spec["network"] == {"kind": "model", "name": "mfsnet", "kwargs": TINY_MFSNET, "in_channels": 4,
+                               "num_classes": 4, "output_activation": "softmax"}
+    assert spec["input"] == {"channels": list(data.MODALITIES), "size": [32, 32, 32]}
+    assert spec["labels"]["values"] == [0, 1, 2, 4] and spec["labels"]["decision"] == "argmax"
+    assert spec["preprocessing"]["options"]["target"] == "index" and spec["spatial_dims"] == 3
+    line = one_line_error(["predict", "--checkpoint", checkpoint, "--input", tmp_path, "--output",
+                           tmp_path / "out", "--probabilities"])
+    assert line.startswith("error: --probabilities: not available for 3D checkpoints")

@@ -1,0 +1,179 @@
+"""``lwnas predict`` with a 2D network (a genotype network or a 2D baseline): segment new images,
+DICOM series and volumes slice by slice, as the network was trained, and write each prediction
+in its input's geometry.
+
+The network, its preprocessing and its label map come from the checkpoint's inference
+description alone (``nas.run.network_spec``); finding, reading and writing the inputs is the data
+layer's (``data.inputs``), with the training readers' own functions. Here: batches of slices
+through the network (bf16 autocast on CUDA, optional flip TTA), probabilities resampled back to
+each input's own size, labels, scores where labels lie beside the inputs.
+
+:func:`predict_checkpoint` is the command: it sends a 3D BraTS checkpoint to
+:func:`nas.run.prediction.predict` and a 2D one to :func:`predict_images`.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+import data
+from nas.inference import ACTIVATIONS, flip_axes_subsets, predict_with_flips
+from nas.metrics import case_table, evaluate_case, write_tables
+from nas.train import check_output_dir, resolve_device, resolve_precision
+from nas.train.runtime import autocast
+from nas.train.settings import require_int
+
+from .common import one_line
+from .network_spec import load_network, read_spec
+from .prediction import PredictionReport, predict
+
+#: Scores of a 2D prediction per foreground class (distances in mm of the input's spacing).
+PREDICT_METRICS_2D = ("dice", "iou", "hd95")
+
+
+@torch.no_grad()
+def slice_probabilities(network: nn.Module, stack: np.ndarray, activation: str, *, tta: bool = False,
+                        batch_size: int = 8, device: torch.device | str = "cpu",
+                        precision: torch.dtype | None = None) -> torch.Tensor:
+    """Probabilities (S, K, h, w) float32 on the CPU of a stack (S, C, h, w), ``batch_size`` slices
+    per forward; ``tta`` averages the 4 flips of each slice (probabilities, each flipped back)."""
+    device = torch.device(device)
+    apply = ACTIVATIONS[activation]
+    flips = flip_axes_subsets(2) if tta else [()]
+
+    def predictor(batch: torch.Tensor) -> torch.Tensor:
+        with autocast(device, precision):
+            logits = network(batch)
+        return apply(logits.float())
+
+    outputs = []
+    for start in range(0, len(stack), batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(stack[start:start + batch_size], dtype=np.float32))
+        outputs.append(predict_with_flips(predictor, batch.to(device), flips).cpu())
+    return torch.cat(outputs)
+
+
+def _scores(labels: np.ndarray, truth: np.ndarray, meta: dict, label_map: dict) -> dict[str, float]:
+    options: dict[str, Any] = {}
+    if label_map["decision"] == "argmax":
+        options["classes"] = [value for value in label_map["values"][1:]]
+    elif label_map["decision"] == "regions":
+        options["regions"] = label_map["regions"]
+    return evaluate_case(labels, truth, meta["spacing"], metrics=PREDICT_METRICS_2D, **options)
+
+
+def _write_case(item: data.PredictionInput, labels: np.ndarray, maps: np.ndarray | None, meta: dict,
+                label_map: dict, output_dir: Path) -> Path:
+    """Write a case's files into a hidden folder of ``output_dir``, then move them into place: no
+    half-written file is left under its final name (a MetaImage is a header and its data file)."""
+    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".partial-") as temporary:
+        folder = Path(temporary)
+        written = data.write_prediction(labels, item, meta, label_map, folder)
+        if maps is not None:
+            data.write_probabilities(maps, item, meta, label_map, folder)
+        for path in sorted(folder.iterdir()):
+            os.replace(path, output_dir / path.name)
+    return output_dir / written.name
+
+
+def predict_images(checkpoint: str | Path, input_path: str | Path, output_dir: str | Path, *,
+                   device: str = "auto", tta: bool = False, probabilities: bool = False, batch_size: int = 8,
+                   precision: str = "auto", model: str | None = None, progress: bool = True) -> PredictionReport:
+    """Segment every case under ``input_path`` (formats: ``data.inputs``) with a 2D checkpoint into
+    ``output_dir``: a mask per case in the input's geometry and format, ``--probabilities`` the
+    probability maps beside it, and where labels lie beside the inputs ``metrics_cases.csv`` and
+    ``metrics_summary.csv`` (Dice, IoU, HD95 per foreground class).
+
+    A case that cannot be read is reported in one line naming its file and the others are still
+    predicted; a bad checkpoint, a bad flag or an input without any case raises ``ValueError``
+    before anything is written.
+    """
+    require_int("batch_size", batch_size)
+    target_device = resolve_device(device)
+    network, spec = load_network(checkpoint, target_device, model)
+    if spec["spatial_dims"] != 2:
+        raise ValueError(f"{checkpoint}: holds a {spec['spatial_dims']}D network; 2D prediction needs a 2D one")
+    preprocessing, label_map = spec["preprocessing"], spec["labels"]
+    dtype = resolve_precision(precision, target_device)
+    items = data.find_prediction_inputs(input_path, preprocessing)  # DataError (one line) without any case
+    output_dir = check_output_dir(output_dir, min_free_mb=1.0)
+    written: list[Path] = []
+    failures: list[str] = []
+    unscored: list[str] = []
+    rows: list[dict[str, Any]] = []
+    metrics_files: tuple[Path, ...] = ()
+    bar = tqdm(items, desc="predict", unit="case", disable=not progress)
+    try:
+        for item in bar:
+            try:
+                stack, meta = data.read_prediction_input(item, preprocessing)
+            except data.DataError as error:
+                failures.append(str(error))
+                continue
+            try:  # the labels only score the case: bad ones do not stop its prediction
+                truth = data.read_prediction_label(item, preprocessing, label_map, meta)
+            except data.DataError as error:
+                truth = None
+                unscored.append(str(error))
+            maps = slice_probabilities(network, stack, label_map["activation"], tta=tta, batch_size=batch_size,
+                                       device=target_device, precision=dtype)
+            maps = data.restore_probabilities(maps, meta["served_shape"]).transpose(0, 1).numpy()  # (K, S, H0, W0)
+            labels = data.probabilities_to_labels(maps, label_map)
+            try:
+                path = _write_case(item, labels, maps if probabilities else None, meta, label_map, output_dir)
+            except (OSError, data.DataError) as error:
+                failures.append(f"{output_dir / item.output}: could not be written ({one_line(error)})")
+                continue
+            written.append(path)
+            line = f"{item.case}: {path}"
+            if truth is not None:
+                scores = _scores(data.in_output_order(labels, meta), truth, meta, label_map)
+                rows.append({"case": item.case, **scores})
+                dice = [value for key, value in scores.items() if key.split("/")[0] == "dice"]
+                line += f" (Dice {np.mean(dice):.3f})"
+            if progress:
+                tqdm.write(line)
+    finally:  # the scores of the cases done so far are kept even if a case crashes
+        bar.close()
+        if rows:
+            metrics_files = write_tables(case_table(rows), output_dir, "metrics")
+    return PredictionReport(written, failures, metrics_files, unscored)
+
+
+def predict_checkpoint(checkpoint: str | Path, input_path: str | Path, output_dir: str | Path, *,
+                       device: str = "auto", tta: bool = False, probabilities: bool = False,
+                       batch_size: int | None = None, precision: str = "auto", model: str | None = None,
+                       progress: bool = True, et_threshold: int = data.ET_THRESHOLD,
+                       roi_size: int | Sequence[int] | None = None, overlap: float = 0.5) -> PredictionReport:
+    """``lwnas predict``: a 3D checkpoint segments BraTS cases (``nas.run.prediction.predict``:
+    sliding windows, ``et_threshold``, ``roi_size``, ``overlap``; ``batch_size`` windows per
+    forward), a 2D one images, series and volumes (:func:`predict_images`)."""
+    if batch_size is not None:
+        require_int("batch_size", batch_size)
+    spec, _ = read_spec(checkpoint)
+    if spec["spatial_dims"] == 3:
+        if probabilities:
+            raise ValueError(f"--probabilities: not available for 3D checkpoints ({checkpoint}); "
+                             "it writes the maps of 2D networks")
+        return predict(checkpoint, input_path, output_dir, device=device, model=model, tta=tta,
+                       et_threshold=et_threshold, roi_size=roi_size, overlap=overlap,
+                       sw_batch_size=1 if batch_size is None else batch_size, precision=precision,
+                       progress=progress)
+    ignored = [flag for flag, given in (("--crop-size", roi_size is not None), ("--overlap", overlap != 0.5),
+                                        ("--et-threshold", et_threshold != data.ET_THRESHOLD)) if given]
+    if ignored:
+        raise ValueError(f"{', '.join(ignored)}: applies to 3D BraTS checkpoints; {checkpoint} holds a 2D "
+                         f"{spec['network']['name']} network")
+    return predict_images(checkpoint, input_path, output_dir, device=device, tta=tta, probabilities=probabilities,
+                          batch_size=8 if batch_size is None else batch_size, precision=precision, model=model,
+                          progress=progress)
+
+
+__all__ = ["PREDICT_METRICS_2D", "predict_checkpoint", "predict_images", "slice_probabilities"]

@@ -1,0 +1,232 @@
+"""New images for a trained 2D network (data.inputs): found in each layout, preprocessed into
+exactly the training items (the readers' own functions, the same options), and predictions
+written back in the input's geometry: a stub prediction equal to the data set's own labels must
+come back as those label files."""
+import json
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from PIL import Image
+
+import data
+from data.inputs import PredictionInput
+
+
+def _training_items(name, root=None, **options):
+    """(dataset, preprocessing, label map) of the training split, and its items of one case."""
+    dataset = data.get_dataset(name, root, split="train", augment=False, **options)
+    preprocessing, labels = data.describe_dataset(dataset)
+    return dataset, preprocessing, labels
+
+
+def _served(dataset, case):
+    return np.stack([dataset[i]["image"].numpy() for i, (c, _) in enumerate(dataset.items) if c == case])
+
+
+def _item(items, case):
+    (item,) = [item for item in items if item.case == case]
+    return item
+
+
+@pytest.mark.parametrize("name, folder, options", [
+    ("dsb2018", "stage1_train", {}),
+    ("chaos", "Train_Sets/CT", {}),
+    ("chaos", "Train_Sets/MR", {"modality": "MR"}),
+    ("promise12", ".", {}),
+    ("nnunet", "imagesTr", {}),
+])
+def test_prediction_stacks_are_the_training_items(name, folder, options):
+    dataset, preprocessing, labels = _training_items(name, **options)
+    items = data.find_prediction_inputs(dataset.root / folder, preprocessing)
+    for case in dataset.cases[:2]:
+        stack, meta = data.read_prediction_input(_item(items, case), preprocessing)
+        assert np.array_equal(stack, _served(dataset, case))  # the same functions, the same options
+        assert stack.dtype == np.float32 and stack.shape[1] == dataset.in_channels
+
+
+def test_nnunet_png_images_are_the_training_items(tmp_path):
+    root = data.write_sample("nnunet", tmp_path / "png", variant="png")
+    dataset, preprocessing, _ = _training_items("nnunet", root)
+    assert preprocessing["file_ending"] == ".png" and preprocessing["slice_axis"] is None
+    items = data.find_prediction_inputs(root / "imagesTr", preprocessing)
+    case = dataset.cases[0]
+    stack, meta = data.read_prediction_input(_item(items, case), preprocessing)
+    assert np.array_equal(stack, _served(dataset, case)) and meta["served_shape"] == [1, 48, 48]
+
+
+def _stub_written(item, preprocessing, labels, out):
+    """Write the case's own truth as its prediction (a stub network with known output)."""
+    stack, meta = data.read_prediction_input(item, preprocessing)
+    truth = data.read_prediction_label(item, preprocessing, labels, meta)
+    served_order = np.zeros(meta["served_shape"], np.uint8)
+    assert truth is not None and truth.shape == data.in_output_order(served_order, meta).shape
+    served = truth[None] if meta["to_output"] == "first" else truth
+    if meta["to_output"] == "axes":  # the written order back to the served (slice first) order
+        served = np.transpose(truth, meta["axes"])
+    assert np.array_equal(data.in_output_order(served, meta), truth)
+    return data.write_prediction(served, item, meta, labels, out), truth, meta
+
+
+def test_dsb2018_masks_come_back_as_255_pngs_of_the_image_size(tmp_path):
+    dataset, preprocessing, labels = _training_items("dsb2018")
+    case = dataset.root / "stage1_train" / dataset.cases[0]
+    (item,) = data.find_prediction_inputs(case, preprocessing)  # a case folder alone
+    path, truth, _ = _stub_written(item, preprocessing, labels, tmp_path)
+    written = np.asarray(Image.open(path))
+    assert path.name == f"{case.name}.png" and written.shape == truth.shape
+    assert np.array_equal(written, data.read_dsb2018_case(case)[1] * 255)
+
+
+def test_a_dicom_series_comes_back_as_nifti_in_its_geometry(tmp_path):
+    dataset, preprocessing, labels = _training_items("chaos")
+    patient = data.find_chaos_cases(dataset.root)[1]
+    (item,) = data.find_prediction_inputs(patient / "DICOM_anon", preprocessing)  # its series folder
+    assert item.case == patient.name and item.label == patient / "Ground"
+    path, truth, meta = _stub_written(item, preprocessing, labels, tmp_path)
+    image, expected_truth, geometry = data.read_chaos_case(patient)
+    array, read = data.read_image_file(path, dtype=None)
+    assert np.array_equal(array[0], expected_truth)
+    np.testing.assert_allclose(read["affine"], geometry["affine"], atol=1e-6)
+    header = nib.load(path).header
+    assert int(header["qform_code"]) == int(header["sform_code"]) == 1
+    world = nib.load(path).affine @ np.array([3, 5, 2, 1.0])  # voxel (i, j, k) = index (2, 5, 3), RAS
+    lps = geometry["affine"] @ np.array([2, 5, 3, 1.0])
+    np.testing.assert_allclose(world[:3], lps[:3] * [-1, -1, 1], atol=1e-6)
+
+
+@pytest.mark.parametrize("ending", [".mhd", ".nii.gz", ".mha", ".nrrd"])
+def test_volumes_come_back_in_their_format_and_geometry(tmp_path, ending):
+    dataset, preprocessing, labels = _training_items("promise12")
+    source = dataset.root / f"{dataset.cases[0]}.mhd"
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    image, segmentation = sitk.ReadImage(str(source)), sitk.ReadImage(str(source.with_name(f"{source.stem}"
+                                                                                           "_segmentation.mhd")))
+    image.SetOrigin((1.5, -2.0, 30.0))
+    segmentation.CopyInformation(image)
+    sitk.WriteImage(image, str(inputs / f"case{ending}"))
+    sitk.WriteImage(segmentation, str(inputs / f"case_segmentation{ending}"))
+    (item,) = data.find_prediction_inputs(inputs, preprocessing)  # the segmentation is no input
+    assert item.label == inputs / f"case_segmentation{ending}" and item.output == f"case{ending}"
+    path, truth, _ = _stub_written(item, preprocessing, labels, tmp_path / "out")
+    written = sitk.ReadImage(str(path))
+    assert np.array_equal(sitk.GetArrayFromImage(written), sitk.GetArrayFromImage(segmentation))
+    for getter in ("GetSize", "GetSpacing", "GetOrigin", "GetDirection"):
+        np.testing.assert_allclose(getattr(written, getter)(), getattr(image, getter)(), atol=1e-5)
+
+
+def test_nnunet_images_ts_group_channel_files_and_come_back_like_the_labels(tmp_path):
+    dataset, preprocessing, labels = _training_items("nnunet")
+    task = tmp_path / "task"
+    shutil.copytree(dataset.root / "imagesTs", task / "imagesTs")
+    case = dataset.cases[0]
+    for file in (dataset.root / "imagesTr").glob(f"{case}_*"):
+        shutil.copy(file, task / "imagesTs" / file.name)
+    (task / "labelsTs").mkdir()
+    shutil.copy(dataset.root / "labelsTr" / f"{case}.nii.gz", task / "labelsTs" / f"{case}.nii.gz")
+    items = data.find_prediction_inputs(task, preprocessing)
+    assert [item.case for item in items] == sorted([case, "abdomen_009", "abdomen_010"])
+    item = _item(items, case)
+    assert [f.name for f in item.files] == [f"{case}_0000.nii.gz", f"{case}_0001.nii.gz"]
+    assert [i.label for i in items if i.case != case] == [None, None]
+    path, truth, meta = _stub_written(item, preprocessing, labels, tmp_path / "out")
+    written, reference = nib.load(path), nib.load(dataset.root / "labelsTr" / f"{case}.nii.gz")
+    assert np.array_equal(np.asarray(written.dataobj), np.asarray(reference.dataobj))
+    assert np.array_equal(written.affine, nib.load(item.files[0]).affine)
+    (one,) = data.find_prediction_inputs(item.files[1], preprocessing)  # a channel file: its case
+    assert one.files == item.files
+    training = data.find_prediction_inputs(dataset.root / "imagesTr", preprocessing)
+    assert all(i.label == dataset.root / "labelsTr" / f"{i.case}.nii.gz" for i in training)
+
+
+def test_probability_maps_are_float_files_in_the_input_geometry(tmp_path):
+    dataset, preprocessing, labels = _training_items("dsb2018")
+    (item,) = data.find_prediction_inputs(dataset.root / "stage1_train" / dataset.cases[0], preprocessing)
+    _, meta = data.read_prediction_input(item, preprocessing)
+    maps = np.random.default_rng(0).random((1, *meta["served_shape"])).astype(np.float32)
+    (path,) = data.write_probabilities(maps, item, meta, labels, tmp_path)
+    assert path.name == f"{item.case}_prob_nucleus.tif"
+    assert np.array_equal(np.asarray(Image.open(path)), maps[0, 0])
+
+
+def test_discovery_of_each_layout(tmp_path):
+    _, dsb, _ = _training_items("dsb2018")
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("b.png", "a.tif", "c.bmp", "._a.png", "notes.txt"):
+        Image.fromarray(np.zeros((4, 5), np.uint8)).save(images / name, format="PNG" if name.endswith("txt") else None)
+    assert [(i.case, i.output) for i in data.find_prediction_inputs(images, dsb)] == [
+        ("a", "a.tif"), ("b", "b.png"), ("c", "c.bmp")]
+    tree = tmp_path / "dsb" / "stage1_test"
+    for case in data.find_dsb2018_cases(data.sample_root("dsb2018"))[:2]:
+        shutil.copytree(case / "images", tree / case.name / "images")  # no masks: nothing to score
+    found = data.find_prediction_inputs(tmp_path / "dsb", dsb)
+    assert len(found) == 2 and all(item.label is None for item in found)
+    _, chaos, _ = _training_items("chaos")
+    patients = data.find_prediction_inputs(data.sample_root("chaos"), chaos)
+    assert [item.case for item in patients] == ["1", "2", "5", "6", "8", "10"]
+    assert all(item.label is not None and item.output == f"{item.case}.nii.gz" for item in patients)
+
+
+def test_what_is_not_there_is_one_line_naming_the_path(tmp_path):
+    _, dsb, _ = _training_items("dsb2018")
+    with pytest.raises(data.DataError) as error:
+        data.find_prediction_inputs(tmp_path, dsb)
+    assert str(error.value) == (f"{tmp_path}: no input for a dsb2018 network found; looked for PNG/TIFF/BMP files, "
+                                "or a DSB2018 tree <id>/images/<id>.png")
+    with pytest.raises(data.DataError, match="no such file or folder"):
+        data.find_prediction_inputs(tmp_path / "missing", dsb)
+    _, nnunet, _ = _training_items("nnunet")
+    (tmp_path / "imagesTs").mkdir()
+    shutil.copy(next((data.sample_root("nnunet") / "imagesTs").glob("*_0001.nii.gz")), tmp_path / "imagesTs")
+    (item,) = data.find_prediction_inputs(tmp_path, nnunet)
+    with pytest.raises(data.DataError) as error:
+        data.read_prediction_input(item, nnunet)
+    assert str(error.value).startswith(f"{tmp_path / 'imagesTs' / (item.case + '_0000.nii.gz')}: missing channel "
+                                       f"file 0 of case {item.case}")
+    bad = PredictionInput("x", (tmp_path / "x.png",), "x.png")
+    (tmp_path / "x.png").write_bytes(b"not an image")
+    with pytest.raises(data.DataError, match=r"x\.png: unreadable or truncated PNG"):
+        data.read_prediction_input(bad, dsb)
+    _, brats, _ = _training_items("brats")
+    with pytest.raises(ValueError, match="networks trained on brats take no 2D image inputs"):
+        data.find_prediction_inputs(tmp_path, brats)
+
+
+def test_label_maps_turn_probabilities_into_label_values():
+    binary = data.label_spec("dsb2018")
+    p = np.array([[[0.2, 0.7], [0.5, 0.51]]])
+    assert data.probabilities_to_labels(p, binary).tolist() == [[0, 1], [0, 1]]
+    classes = data.label_spec("brats", target="index")  # softmax over 0, 1, 2, 4
+    p = np.zeros((4, 1, 4))
+    p[[0, 1, 2, 3], 0, [0, 1, 2, 3]] = 1
+    assert data.probabilities_to_labels(p, classes).tolist() == [[0, 1, 2, 4]]
+    regions = data.label_maps.region_label_map(["background", "a", "b"], [0, 1, 2], {"ab": [1, 2], "b": [2]},
+                                               order=[1, 2])
+    p = np.array([[[0.9, 0.9, 0.1]], [[0.1, 0.8, 0.9]]])  # the later region paints over the earlier
+    assert data.probabilities_to_labels(p, regions).tolist() == [[1, 2, 2]]
+    nested = data.label_spec("brats", target="regions")  # WT / TC / ET, BraTS' nesting
+    p = np.array([[[0.9, 0.9, 0.9, 0.1]], [[0.1, 0.9, 0.9, 0.1]], [[0.1, 0.1, 0.9, 0.1]]])
+    assert data.probabilities_to_labels(p, nested).tolist() == [[2, 1, 4, 0]]
+    with pytest.raises(ValueError, match="2 probability channels; the label map's threshold decision needs 1"):
+        data.probabilities_to_labels(np.zeros((2, 3)), binary)
+    assert data.probability_names(classes) == classes["names"] and data.output_channels(nested) == 3
+
+
+def test_preprocessing_descriptions_are_json_ready_and_carry_the_readers_options():
+    dataset, nnunet, labels = _training_items("nnunet")
+    assert json.loads(json.dumps(nnunet)) == nnunet
+    assert set(nnunet["options"]["ct_intensities"]) == {"0"}  # planned from the training cases
+    assert nnunet["options"]["ct_intensities"] == json.loads(json.dumps(dataset.options["ct_intensities"]))
+    assert nnunet["normalisation"] == {"CT": "ct", "PET": "zscore"} and nnunet["slice_axis"] == "coarsest"
+    assert labels == {"values": [0, 1, 2], "names": ["background", "liver", "spleen"], "activation": "softmax",
+                      "decision": "argmax"}
+    chaos = data.preprocessing_spec("chaos", image_size=64)
+    assert chaos["mean"] == data.get_preset("chaos").mean and chaos["steps"][-1] == "(x - 0.3667) / 0.3533"
+    assert chaos["options"]["hu_window"] == [-1024.0, 1024.0] and chaos["slice_axis"] == "files"
+    assert data.label_spec("chaos", modality="MR")["names"] == ["background", "liver", "right kidney",
+                                                                 "left kidney", "spleen"]
+    assert data.check_preprocessing(chaos, "x") == [] and data.check_label_map(labels, "x") == []
