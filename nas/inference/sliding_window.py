@@ -20,8 +20,9 @@ def window_starts(size: int, roi: int, overlap: float) -> list[int]:
     """Start offsets of the windows along one axis (nnU-Net's rule).
 
     Consecutive windows step at most ``roi * (1 - overlap)``; the first starts at 0, the last
-    ends at ``size``, and the rest are spread evenly in between, so the layout is mirror
-    symmetric. An axis no longer than the window gets one window.
+    ends at ``size``, and the rest are spread evenly in between (rounded to whole voxels as
+    nnU-Net rounds them, half to even), so the layout is mirror symmetric up to that rounding.
+    An axis no longer than the window gets one window.
     """
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
