@@ -19,15 +19,27 @@ $(STAMP): setup.cfg pyproject.toml constraints-test.txt
 install: $(STAMP)
 
 # The main job on the bundled sample data (DSB2018 format), small enough for 2 CPU cores:
-# search a genotype, retrain it from scratch, report its complexity beside a U-Net.
+# search a genotype, retrain it from scratch beside a cost-matched random genotype and the
+# U-Net baseline (same splits, same settings), segment unseen images, export it, compare.
 DEMO ?= runs/demo
+EPOCHS ?= 40
 demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(PY) search.py --dataset dsb2018 --epochs 6 --channels 8 --out $(DEMO)/search
-	$(PY) retrain.py --genotype $(DEMO)/search/genotype.json --epochs 40 --out $(DEMO)/retrain
-	$(VENV)/bin/lwnas report $(DEMO)/retrain --out $(DEMO)/report
-	$(VENV)/bin/lwnas complexity ops --size 32 --channels 32
-	@echo "demo done: pictures in $(DEMO)/search/figures, metrics in $(DEMO)/retrain/metrics.json"
+	$(VENV)/bin/lwnas random-genotype --like $(DEMO)/search/genotype.json --seed 1 \
+	    --out $(DEMO)/random/genotype.json
+	$(PY) retrain.py --genotype $(DEMO)/search/genotype.json --epochs $(EPOCHS) --out $(DEMO)/retrain
+	$(PY) retrain.py --genotype $(DEMO)/random/genotype.json --epochs $(EPOCHS) --out $(DEMO)/random/retrain
+	$(PY) retrain.py --model unet2d --dataset dsb2018 --splits $(DEMO)/search/splits.json \
+	    --epochs $(EPOCHS) --out $(DEMO)/unet2d
+	# unseen images in the DSB2018 layout (another seed), with masks, so predict scores them
+	$(PY) -m data.sample --dataset dsb2018 --seed 7 --cases 4 --out $(DEMO)/unseen
+	$(VENV)/bin/lwnas predict --checkpoint $(DEMO)/retrain/best.pt --input $(DEMO)/unseen \
+	    --output $(DEMO)/predictions --no-progress
+	$(VENV)/bin/lwnas export --checkpoint $(DEMO)/retrain/best.pt --format onnx --output $(DEMO)/searched.onnx
+	$(VENV)/bin/lwnas report $(DEMO)/retrain $(DEMO)/random/retrain $(DEMO)/unet2d --out $(DEMO)/report
+	@echo "demo done: search pictures in $(DEMO)/search/figures, the comparison in $(DEMO)/report,"
+	@echo "segmentations of unseen images in $(DEMO)/predictions, the exported network $(DEMO)/searched.onnx"
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

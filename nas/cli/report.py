@@ -28,8 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nas.pictures.report import report_runs
+    from nas.presets import SEED_RESULTS
 
     _, paths = report_runs(args.run_dirs, args.out, args.size, device=args.device,
-                           repeats=args.repeats)
+                           repeats=args.repeats, seed_results=SEED_RESULTS)
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0

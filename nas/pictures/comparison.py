@@ -16,7 +16,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -165,15 +165,15 @@ def compare_runs(paths: Sequence[str | Path], repeats: int = 10) -> dict[str, pd
     return tables
 
 
-def comparison_figure(retrained: pd.DataFrame, dataset: str | None = None) -> Figure:
+def comparison_figure(retrained: pd.DataFrame, dataset: str | None = None,
+                      seed_results: Mapping[str, Mapping[str, float]] | None = None) -> Figure:
     """Test DSC against params and against FLOPs (log axes), one marker per retrained run,
-    one colour per group, with seed 002's reported point for ``dataset`` marked (its FLOPs are
-    at 256x256: compare runs at that size, e.g. with ``--macro seed``)."""
-    from nas.presets import SEED_RESULTS
-
+    one colour per group, with seed 002's reported point for ``dataset`` marked when
+    ``seed_results`` (``nas.presets.SEED_RESULTS``) has one (its FLOPs are at 256x256: compare
+    runs at that size, e.g. with ``--macro seed``)."""
     figure = Figure(figsize=(9.0, 3.8), dpi=DPI, layout="constrained")
     axes = figure.subplots(1, 2)
-    seed = SEED_RESULTS.get(dataset or "")
+    seed = (seed_results or {}).get(dataset or "")
     for ax, column, unit in ((axes[0], "params_M", "params (M)"), (axes[1], "flops_G", "GFLOPs")):
         for index, (label, group) in enumerate(retrained.groupby("label", sort=False)):
             colour = _GROUP_COLOURS[index % len(_GROUP_COLOURS)]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pandas as pd
 import torch
@@ -141,10 +141,12 @@ def write_report(tables: dict[str, pd.DataFrame], out_dir: Path, title: str) -> 
 
 def report_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = None,
                 size: Sequence[int] | None = None, *, device: str = "cpu", repeats: int = 5,
-                echo: bool = True) -> tuple[dict[str, pd.DataFrame], list[Path]]:
+                echo: bool = True, seed_results: Mapping[str, Mapping[str, float]] | None = None
+                ) -> tuple[dict[str, pd.DataFrame], list[Path]]:
     """The report of one run (its complexity beside a U-Net, and its row of the comparison) or
     of several (the comparison: searches across seeds, retrained runs by group), written as
-    CSVs and ``report.md`` into ``out_dir`` (default: the run directory; needed for several)."""
+    CSVs and ``report.md`` into ``out_dir`` (default: the run directory; needed for several).
+    ``seed_results``: the paper's points per data set, marked in the DSC-vs-cost picture."""
     from .comparison import compare_runs
 
     run_dirs = [Path(path) for path in run_dirs]
@@ -177,6 +179,7 @@ def report_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = Non
         from .style import save_figure
 
         datasets = tables["retrained"]["dataset"].dropna().unique().tolist()
-        figure = comparison_figure(tables["retrained"], datasets[0] if len(datasets) == 1 else None)
+        figure = comparison_figure(tables["retrained"], datasets[0] if len(datasets) == 1 else None,
+                                   seed_results)
         paths.append(save_figure(figure, out / "report_dsc_vs_cost.png"))
     return tables, paths

@@ -80,7 +80,7 @@ def test_the_picture_plots_each_group_against_cost_with_the_seeds_point(tmp_path
     searched = save_genotype(tmp_path / "g.json", make_genotype(), dataset="dsb2018")
     runs = [_retrain_run(tmp_path, "s0", searched, 0.9, 1000)]
     tables = compare_runs(runs, repeats=1)
-    figure = comparison_figure(tables["retrained"], "dsb2018")
+    figure = comparison_figure(tables["retrained"], "dsb2018", SEED_RESULTS)
     params_axis, flops_axis = figure.axes
     assert params_axis.get_xscale() == flops_axis.get_xscale() == "log"
     points = [collection.get_offsets().tolist() for collection in params_axis.collections]
