@@ -2,6 +2,7 @@
 network's training settings from its paper. Commands start from a preset and override only
 the flags a user set (None = unset)."""
 from .models import (
+    GENOTYPE_PRESETS_3D,
     MODEL_PRESETS,
     SAMPLE_BATCH_SIZE,
     TRAINING_FIELDS,
@@ -13,12 +14,15 @@ from .models import (
     training_values,
 )
 from .search import (
+    ACTIVATION_FOR_TARGET,
     LOSS_FOR_TARGET,
     MACROS,
     RETRAIN_PRESETS,
     SEARCH_PRESETS,
+    VOLUME_SEARCH_PRESETS,
     RetrainPreset,
     SearchPreset,
+    VolumeSearchPreset,
     closest_seed_dataset,
     merge,
     retrain_preset,
@@ -26,8 +30,10 @@ from .search import (
 )
 
 __all__ = [
-    "MODEL_PRESETS", "SAMPLE_BATCH_SIZE", "TRAINING_FIELDS", "TRAINING_TARGETS", "ModelPreset",
+    "GENOTYPE_PRESETS_3D", "MODEL_PRESETS", "SAMPLE_BATCH_SIZE", "TRAINING_FIELDS", "TRAINING_TARGETS", "ModelPreset",
     "defaults_table", "model_preset", "network_kwargs", "training_values", "LOSS_FOR_TARGET",
+    "ACTIVATION_FOR_TARGET",
     "MACROS", "RETRAIN_PRESETS", "SEARCH_PRESETS", "RetrainPreset", "SearchPreset",
+    "VOLUME_SEARCH_PRESETS", "VolumeSearchPreset",
     "closest_seed_dataset", "merge", "retrain_preset", "search_preset",
 ]

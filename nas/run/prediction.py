@@ -14,12 +14,12 @@ import torch
 from torch import nn
 
 import data
-import models
 from nas.metrics import case_table, evaluate_case, write_tables
 from nas.train import atomic_path, check_output_dir, load_checkpoint, resolve_device, resolve_precision
 
 from .brats_evaluation import segment_volume
 from .common import one_line
+from .networks import build_network
 from .training_3d import CHECKPOINT_KIND
 
 #: Scores of ``predict`` per region WT/TC/ET (distances in mm).
@@ -42,18 +42,22 @@ def load_model_checkpoint(path: str | Path, device: torch.device | str = "cpu",
                           expected_model: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the network of a ``retrain_model`` checkpoint from its metadata alone.
 
-    Returns ``(network in eval mode on device, checkpoint dict)``. Refuses, in one line naming
-    the file, a checkpoint of another kind (a genotype network), of another network than
+    Returns ``(network in eval mode on device, checkpoint dict)``: a registered model, or the
+    network of a 3D genotype (``retrain.py --genotype``; ``expected_model`` "genotype"). Refuses,
+    in one line naming the file, a checkpoint of another kind (a 2D genotype network), of
+    another network than
     ``expected_model``, of a channel count other than the 4 modalities, or whose weights do
     not fit the network its metadata describes.
     """
     path = Path(path)
     state = load_checkpoint(path, map_location="cpu")
     if state.get("kind") != CHECKPOINT_KIND:
-        what = ("a genotype network (retrain.py --genotype)" if "genotype" in state
+        what = ("a genotype network of images or non-BraTS volumes (retrain.py --genotype)"
+                if "genotype" in state
                 else "no 3D network description")
         raise ValueError(f"{path}: holds {what}; expected a checkpoint written by "
-                         "retrain.py --model (best.pt or checkpoint.pt)")
+                         "retrain.py --model or by retrain.py --genotype of a 3D search "
+                         "(best.pt or checkpoint.pt)")
     spec = state.get("network") or {}
     name = spec.get("name")
     if expected_model is not None and name != expected_model:
@@ -63,8 +67,7 @@ def load_model_checkpoint(path: str | Path, device: torch.device | str = "cpu",
                          f"channels; expected {len(data.MODALITIES)} (the BraTS modalities "
                          f"{', '.join(data.MODALITIES)})")
     try:
-        network = models.build(name, in_channels=spec["in_channels"],
-                               num_classes=spec.get("num_classes"), **spec.get("kwargs", {}))
+        network = build_network(spec, source=path)
     except Exception as error:  # unknown name or constructor arguments of another version
         raise ValueError(f"{path}: cannot rebuild the {name} network from its metadata "
                          f"({one_line(error)})") from None
