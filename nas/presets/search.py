@@ -37,6 +37,8 @@ class SearchPreset:
     width_growth: float = 2.0
     grad_clip: float = 5.0
     loss: str = "bce_dice"
+    # PC-DARTS: 1/K of each edge's channels through its ops (1: all of them)
+    partial_channels: int = 1
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,12 @@ SEARCH_PRESETS: dict[str, SearchPreset] = {
     # (PROMISE12's 3/2/3 at 16 channels costs 3D networks of ~100 GFLOPs at 128^3; at 8 / 2/2/2
     # random genotypes cost 0.04-0.09M params and 10-21 GMACs, mean 14.6, against MFS-Net's
     # 3.19M / 20.02 G), and a budget (``VOLUME_SEARCH_PRESETS``) keeps the derived network
-    # under MFS-Net's cost; crops and targets there too.
+    # under MFS-Net's cost; crops and targets there too. Memory: PC-DARTS' partial channels
+    # K=2 with the fused cells, so that a step at 2 x 4 x 64^3 fits 24 GiB of CPU memory with
+    # room (BENCHMARKS.md, "search_step 3D": fused + K=2 measured at 64^3; all of each edge's
+    # channels, K=1, needs about 23 GiB there, per-edge cells about 29 GiB, scaled from 48^3).
     "brats": SearchPreset(layout="2/2/2", epochs=30, lambda_params=0.02, lambda_flops=0.01,
-                          channels=8),
+                          channels=8, partial_channels=2),
 }
 #: Macro settings a search can start from (``--macro NAME``), applied before the flags.
 #: "default": seed 002's 16 channels doubling per level (the U-Net rule; the seed gives no
@@ -104,7 +109,8 @@ class VolumeSearchPreset:
     target: str | None = "regions"
     # The derived network is to be no heavier than this registered 3D network: its params are
     # the params budget, its conv MACs at ``budget_size`` scaled to the crop by the voxel count
-    # (exact for this space's convolutions on sizes divisible by 2^levels) the FLOPs budget.
+    # (their convolutions scale with it on sizes divisible by 2^levels; only the SK attention
+    # MLPs do not: 1e-5 of the total at 32^3, 2e-6 at 64^3) the FLOPs budget.
     budget_like: str | None = "mfsnet"
     budget_size: tuple[int, int, int] = (128, 128, 128)
 

@@ -104,12 +104,12 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
     device = context.device
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / "checkpoint.pt"
-    if context.is_main:
-        check_output_dir(out_dir)
     spatial_dims = int(getattr(train_set, "spatial_dims", 2))
     if spatial_dims != config.spatial_dims:
         raise ValueError(f"the data is {spatial_dims}D but the search settings are "
                          f"{config.spatial_dims}D (spatial_dims={config.spatial_dims})")
+    if context.is_main:
+        check_output_dir(out_dir)
     input_size = config.input_size
     in_channels, num_classes = int(train_set.in_channels), int(train_set.num_classes)
     activation = ACTIVATION_FOR_TARGET.get(getattr(train_set, "target_kind", None))
