@@ -9,6 +9,12 @@ growth of the peak resident set over the steps. Ratios are to the reference of t
 
 GPU:  python -m bench.search_step --reference PATH/ref_darts_unet.py
 CPU:  python -m bench.search_step --reference PATH/ref_darts_unet.py --size 64 --steps 3
+
+``--spatial-dims 3``: the 3D search step (``VARIANTS_3D``) of ``search.py --dataset brats``:
+batch 2, 4 x 64^3 crops, 8 channels, 2/2/2 cells, 3 sigmoid outputs (WT/TC/ET), projected cell
+outputs; the anchor of the ratios is our own per-edge supernet (no reference is needed):
+
+3D:   python -m bench.search_step --spatial-dims 3 --device cpu --steps 1 --warmup 0
 """
 from __future__ import annotations
 
@@ -54,6 +60,38 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+#: The 3D search's levers, one at a time and combined; "per-edge" is the anchor.
+VARIANTS_3D: dict[str, dict[str, Any]] = {
+    "per-edge": {"impl": "ours", "project_output": True},
+    "fused edges": {"impl": "ours", "project_output": True, "fused": True},
+    "partial channels K=2": {"impl": "ours", "project_output": True, "partial_channels": 2,
+                             "edge_normalization": True},
+    "partial channels K=4": {"impl": "ours", "project_output": True, "partial_channels": 4,
+                             "edge_normalization": True},
+    "half the ops pruned": {"impl": "ours", "project_output": True, "prune_keep": 4},
+    "fused + K=2": {"impl": "ours", "project_output": True, "fused": True,
+                    "partial_channels": 2, "edge_normalization": True},
+    "fused + K=4": {"impl": "ours", "project_output": True, "fused": True,
+                    "partial_channels": 4, "edge_normalization": True},
+    "fused + half the ops pruned": {"impl": "ours", "project_output": True, "fused": True,
+                                    "prune_keep": 4},
+    "fused + K=4 + half pruned": {"impl": "ours", "project_output": True, "fused": True,
+                                  "partial_channels": 4, "edge_normalization": True,
+                                  "prune_keep": 4},
+}
+#: The 3D step's defaults (the BraTS search: 4 modalities, 3 regions, 64^3 crops).
+DEFAULTS = {2: {"size": 256, "channels": 16, "layout": "2/3/2", "in_channels": 3, "classes": 1},
+            3: {"size": 64, "channels": 8, "layout": "2/2/2", "in_channels": 4, "classes": 3}}
+
+
+def variants(spatial_dims: int) -> dict[str, dict[str, Any]]:
+    return VARIANTS if spatial_dims == 2 else VARIANTS_3D
+
+
+def anchor(spatial_dims: int) -> str:
+    return "reference" if spatial_dims == 2 else "per-edge"
+
+
 def load_reference(path: Path):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: reference supernet not found; pass --reference")
@@ -76,6 +114,7 @@ def bce_dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def build(settings: dict, args: argparse.Namespace, device: torch.device):
     """(model, arch params, weight params, extra architecture loss)"""
     layout = [int(v) for v in args.layout.split("/")]
+    dims = args.spatial_dims
     if settings["impl"] == "reference":
         reference = load_reference(Path(args.reference))
         model = reference.UNetSupernet(3, 1, args.channels, *layout).to(device)
@@ -85,10 +124,12 @@ def build(settings: dict, args: argparse.Namespace, device: torch.device):
     from nas.search.costs import CostModel
     from supernet import USupernet
 
-    model = USupernet(3, 1, args.channels, layout, partial_channels=settings.get(
-        "partial_channels", 1), edge_normalization=settings.get("edge_normalization", False),
-        project_output=settings.get("project_output", False),
-        fused=settings.get("fused", False)).to(device)
+    model = USupernet(args.in_channels, args.classes, args.channels, layout,
+                      partial_channels=settings.get("partial_channels", 1),
+                      edge_normalization=settings.get("edge_normalization", False),
+                      project_output=settings.get("project_output", False),
+                      fused=settings.get("fused", False), spatial_dims=dims,
+                      output_activation="sigmoid").to(device)
     if settings.get("prune_keep"):
         # progressive shrinking's end state: each edge keeps its strongest prune_keep ops
         for key in model.architecture.keys:
@@ -96,7 +137,7 @@ def build(settings: dict, args: argparse.Namespace, device: torch.device):
             for edge, row in enumerate(weights):
                 for op in row.argsort()[: len(row) - settings["prune_keep"]].tolist():
                     model.architecture.prune(key, edge, op)
-    costs = CostModel(model, (args.size, args.size)).to(device)
+    costs = CostModel(model, (args.size,) * dims).to(device)
 
     def penalty() -> torch.Tensor:
         return costs.penalty(model, {"params": 0.015, "flops": 0.005})
@@ -106,13 +147,14 @@ def build(settings: dict, args: argparse.Namespace, device: torch.device):
 
 def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """Time ``args.steps`` steps of one variant in this process; return time and memory."""
-    settings = VARIANTS[name]
+    settings = variants(args.spatial_dims)[name]
     device = torch.device(args.device)
     torch.manual_seed(0)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model, arch, weights, penalty = build(settings, args, device)
-    memory_format = torch.channels_last if settings.get("channels_last") else None
+    memory_format = (torch.channels_last if args.spatial_dims == 2 else torch.channels_last_3d
+                     ) if settings.get("channels_last") else None
     if memory_format:
         model = model.to(memory_format=memory_format)
     forward = torch.compile(model) if settings.get("compile") else model
@@ -120,11 +162,12 @@ def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
     weight_optimizer = torch.optim.SGD(weights, lr=0.005, momentum=0.9, weight_decay=3e-4)
     arch_optimizer = torch.optim.Adam(arch, lr=6e-4, betas=(0.5, 0.999), weight_decay=1e-3)
     generator = torch.Generator().manual_seed(1)
-    shape = (args.batch, 3, args.size, args.size)
+    spatial = (args.size,) * args.spatial_dims
+    shape = (args.batch, args.in_channels) + spatial
     images = [torch.randn(*shape, generator=generator).to(device) for _ in range(2)]
     if memory_format:
         images = [image.contiguous(memory_format=memory_format) for image in images]
-    targets = [(torch.rand(args.batch, 1, args.size, args.size, generator=generator) > 0.7)
+    targets = [(torch.rand(args.batch, args.classes, *spatial, generator=generator) > 0.7)
                .float().to(device) for _ in range(2)]
 
     def loss(index: int) -> torch.Tensor:
@@ -168,36 +211,55 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="the reference supernet (../shared/bench/ref_darts_unet.py), the "
                              "anchor of every ratio (required)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--spatial-dims", type=int, choices=(2, 3), default=2,
+                        help="3: the 3D search step, anchored on our per-edge supernet")
+    parser.add_argument("--size", type=int, help="side of the input (default 256; 3D: 64)")
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--channels", type=int, default=16)
-    parser.add_argument("--layout", default="2/3/2")
+    parser.add_argument("--channels", type=int, help="width of the first cells (16; 3D: 8)")
+    parser.add_argument("--layout", help="cell counts (2/3/2; 3D: 2/2/2)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (median)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (CPU)")
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=None)
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS) + list(VARIANTS_3D),
+                        default=None, help="those of --spatial-dims' table (default: all)")
     parser.add_argument("--output", default=None, help="markdown file to append to "
                                                       "(default: BENCHMARKS.md)")
+    parser.add_argument("--memory-limit-gb", type=float, default=None,
+                        help="address-space limit of each variant's process (CPU): a variant "
+                             "that needs more fails with an error row instead of exhausting "
+                             "the machine's memory")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one variant, print JSON
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for key, value in DEFAULTS[args.spatial_dims].items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    unknown = [name for name in args.variants or () if name not in variants(args.spatial_dims)]
+    if unknown:
+        parser.error(f"--variants {', '.join(unknown)}: not {args.spatial_dims}D variants; "
+                     f"choose from {', '.join(variants(args.spatial_dims))}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> pd.DataFrame | None:
     args = parse_args(argv)
-    if args.reference is None:
+    if args.reference is None and args.spatial_dims == 2:
         raise SystemExit("error: --reference PATH is required: every ratio is to the reference "
                          "supernet of the same run (../shared/bench/ref_darts_unet.py)")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.one:
+        if args.memory_limit_gb:
+            limit = int(args.memory_limit_gb * 2**30)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         print(json.dumps(run_variant(args.one, args)))
         return None
     device = torch.device(args.device)
-    names = args.variants or [n for n, s in VARIANTS.items()
+    base = anchor(args.spatial_dims)
+    names = args.variants or [n for n, s in variants(args.spatial_dims).items()
                               if device.type == "cuda" or not s.get("cuda_only")]
-    if "reference" not in names:
-        names = ["reference"] + names
+    if base not in names:
+        names = [base] + names
     passthrough = [a for a in (sys.argv[1:] if argv is None else list(argv))
                    if a not in ("--no-write",)]
     rows = []
@@ -211,22 +273,32 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame | None:
             rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
         print(f"done: {name}", file=sys.stderr)
     frame = pd.DataFrame(rows)
-    reference = frame.set_index("variant").loc["reference"]
+    for column in ("step_ms", "peak_MB"):
+        if column not in frame:  # every variant failed
+            frame[column] = float("nan")
+    reference = frame.set_index("variant").loc[base]
+    # an anchor that failed (e.g. over --memory-limit-gb) leaves the ratios undefined (NaN)
     frame["speedup"] = reference["step_ms"] / frame["step_ms"]
     frame["memory_ratio"] = frame["peak_MB"] / reference["peak_MB"]
     frame = frame.round(3)
     command = "python -m bench.search_step " + " ".join(shlex.quote(a) for a in passthrough)
     memory = ("peak CUDA bytes allocated over the steps" if device.type == "cuda" else
               "growth of the process's peak resident set over the steps")
+    if args.spatial_dims == 2:
+        title = "## search_step: one search step, ours vs the reference"
+        what = f"batch {args.batch}, {args.size}x{args.size}"
+    else:
+        title = "## search_step 3D: one 3D search step, fused vs per-edge, lever by lever"
+        what = (f"batch {args.batch} x {args.in_channels} x {args.size}^3, {args.classes} sigmoid "
+                "outputs, projected cell outputs")
     section = "\n".join([
-        f"## search_step: one search step, ours vs the reference "
-        f"({datetime.date.today().isoformat()}, {device_description(device)})", "",
+        f"{title} ({datetime.date.today().isoformat()}, {device_description(device)})", "",
         f"Command: `{command}`  ",
         f"torch {torch.__version__}, Python {platform.python_version()}. Step: first order, one "
-        f"architecture + one weight update, batch {args.batch}, {args.size}x{args.size}, "
+        f"architecture + one weight update, {what}, "
         f"{args.channels} channels, layout {args.layout}, 8 search ops; median of {args.steps} "
-        f"steps after {args.warmup} warm-up. Memory: {memory}. speedup = reference time / "
-        "variant time; memory_ratio = variant / reference.", "",
+        f"steps after {args.warmup} warm-up. Memory: {memory}. speedup = {base} time / "
+        f"variant time; memory_ratio = variant / {base}.", "",
         frame.to_markdown(index=False), ""])
     publish(section, args.no_write, args.output)
     return frame

@@ -190,7 +190,8 @@ class SliceDataset(CaseDataset):
 
 
 class VolumeDataset(CaseDataset):
-    """3D items (BraTS, nnunet): random crops for training, whole volumes otherwise.
+    """3D items (BraTS, nnunet): random crops (training, and a search's validation crops) or
+    whole volumes; with `crops_per_case` > 1, each case is served that many times per epoch.
 
     `target` is one of BraTS's TARGETS, unless `to_target` (a label map -> target) is given.
     """
@@ -200,7 +201,8 @@ class VolumeDataset(CaseDataset):
 
     def __init__(self, *args, in_channels: int, num_classes: int, augment: Augment3D, crop: bool,
                  random_augment: bool, target: str = "labels",
-                 to_target: Callable[[np.ndarray], torch.Tensor] | None = None, **kwargs):
+                 to_target: Callable[[np.ndarray], torch.Tensor] | None = None, crops_per_case: int = 1,
+                 **kwargs):
         if target not in self.TARGETS:
             raise ValueError(f"unknown target {target!r}: expected one of {', '.join(self.TARGETS)}")
         super().__init__(*args, **kwargs)
@@ -210,7 +212,9 @@ class VolumeDataset(CaseDataset):
         self.num_classes = num_classes
         self.crop_size = augment.crop_size if crop else None
         self.transform = RandomAugment3D(augment, crop=crop, augment=random_augment)
-        self.items = [(case, -1) for case in self.cases]
+        # each case `crops_per_case` times: every item draws its own crop (its own random stream)
+        self.crops_per_case = int(crops_per_case)
+        self.items = [(case, -1) for case in self.cases for _ in range(self.crops_per_case)]
 
     def _arrays_to_cache(self, image: np.ndarray, label: np.ndarray) -> dict[str, np.ndarray]:
         arrays = super()._arrays_to_cache(image, label)

@@ -50,7 +50,10 @@ def get_dataset(
     dataset_options: chaos: modality ("CT"/"MR"), sequence, organs,
         hu_window; promise12: denoise, ...; brats: target ("labels", "index",
         "regions"), crop_size, foreground_prob; nnunet: spatial_dims (2: slices along the
-        coarsest axis, 3: volumes), crop_size, foreground_prob. Defaults in data/presets.py.
+        coarsest axis, 3: volumes), crop_size, foreground_prob. 3D data sets also: random_crop
+        (None: crops on "train" only; True: random crops on this split too, e.g. the validation
+        crops of a search's architecture step), crops_per_case (items per case and epoch, each
+        its own crop). Defaults in data/presets.py.
 
     The dataset has attributes in_channels, num_classes, spatial_dims, cases,
     items (item index -> (case, slice index)), splits, skipped.
@@ -107,9 +110,16 @@ def get_dataset(
         settings_3d = dataclasses.replace(
             settings_3d, crop_size=crop_size,
             foreground_prob=settings_3d.foreground_prob if foreground_prob is None else float(foreground_prob))
+        random_crop = split == "train" if options["random_crop"] is None else bool(options["random_crop"])
+        crops_per_case = options["crops_per_case"]
+        if not isinstance(crops_per_case, int) or isinstance(crops_per_case, bool) or crops_per_case < 1:
+            raise ValueError(f"crops_per_case must be an integer >= 1, got {crops_per_case!r}")
+        if crops_per_case > 1 and not random_crop:
+            raise ValueError(f"crops_per_case={crops_per_case} needs random crops; the {split} split serves "
+                             "whole volumes (set random_crop=True)")
         # BraTS names its target; sources with their own `target` rule need none
         dataset = VolumeDataset(**common, target=options.get("target", "labels"), augment=settings_3d,
-                                crop=split == "train", random_augment=augment)
+                                crop=random_crop, random_augment=augment, crops_per_case=crops_per_case)
     dataset.splits = splits
     dataset.root = root
     dataset.seed = seed

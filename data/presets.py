@@ -68,6 +68,17 @@ class DatasetPreset:
     item_options: tuple[str, ...] = ()
 
 
+#: How 3D items are served, on any split (options of `get_dataset`, not cached).
+_CROP_OPTIONS = {
+    # None: random crops on the train split, whole volumes on the others (training and
+    # whole-volume validation); True: random crops on this split too (a search's architecture
+    # step draws its batches from the validation cases); False: whole volumes.
+    "random_crop": None,
+    # Items per case and epoch: each draws its own random crop (a split of few cases still fills
+    # a batch; nnU-Net samples several patches per case alike). 1 with whole volumes.
+    "crops_per_case": 1,
+}
+
 PRESETS: Mapping[str, DatasetPreset] = MappingProxyType({
     "dsb2018": DatasetPreset(
         name="dsb2018",
@@ -147,8 +158,9 @@ PRESETS: Mapping[str, DatasetPreset] = MappingProxyType({
             "target": "labels",
             "crop_size": None,  # None: augment_3d.crop_size (sample: sample_crop_size)
             "foreground_prob": None,  # None: augment_3d.foreground_prob
+            **_CROP_OPTIONS,
         },
-        item_options=("target", "crop_size", "foreground_prob"),
+        item_options=("target", "crop_size", "foreground_prob", *_CROP_OPTIONS),
     ),
     "nnunet": DatasetPreset(
         name="nnunet",
@@ -169,8 +181,9 @@ PRESETS: Mapping[str, DatasetPreset] = MappingProxyType({
             "spatial_dims": 2,
             "crop_size": None,  # 3D: None = augment_3d.crop_size (sample: sample_crop_size)
             "foreground_prob": None,  # 3D: None = augment_3d.foreground_prob
+            **_CROP_OPTIONS,
         },
-        item_options=("crop_size", "foreground_prob"),
+        item_options=("crop_size", "foreground_prob", *_CROP_OPTIONS),
     ),
 })
 

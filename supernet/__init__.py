@@ -5,7 +5,15 @@ from torch import nn
 from .architecture import ArchitectureParameters, SupernetMixin
 from .cells import FixedCell, SearchCell, drop_path, edge_inputs, edges_from, edges_into, num_edges, resample_to
 from .darts import DartsSupernet, FixedDartsNetwork, darts_placements, reduction_positions
-from .genotype import SPACES, CellGenotype, CellPlacement, Genotype, NodeGenotype
+from .genotype import (
+    OUTPUT_ACTIVATIONS,
+    SPACES,
+    CellGenotype,
+    CellPlacement,
+    Genotype,
+    NodeGenotype,
+    output_activation_for,
+)
 from .mixed_op import SEARCH_NORM, MixedOp
 from .unet import CELL_TYPES, WIDTH_GROWTH, FixedUNet, USupernet, level_width, parse_layout, u_placements
 
@@ -43,5 +51,6 @@ __all__ = [
     "FixedDartsNetwork", "darts_placements", "reduction_positions", "SPACES", "CellGenotype",
     "CellPlacement", "Genotype", "NodeGenotype", "SEARCH_NORM", "MixedOp", "CELL_TYPES",
     "FixedUNet", "USupernet", "WIDTH_GROWTH", "level_width", "parse_layout", "u_placements",
-    "SUPERNETS", "build_supernet", "placements", "from_genotype",
+    "SUPERNETS", "build_supernet", "placements", "from_genotype", "OUTPUT_ACTIVATIONS",
+    "output_activation_for",
 ]

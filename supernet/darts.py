@@ -13,7 +13,7 @@ from ops import LayerSpec
 
 from .architecture import ArchitectureParameters, SupernetMixin
 from .cells import FixedCell, SearchCell, num_edges
-from .genotype import CellPlacement, Genotype
+from .genotype import CellPlacement, Genotype, output_activation_for
 from .mixed_op import SEARCH_NORM
 
 
@@ -41,14 +41,14 @@ class DartsStack(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, channels: int, num_cells: int,
                  spatial_dims: int, cell_factory: Callable[..., nn.Module],
-                 stem_norm: LayerSpec = "batch") -> None:
+                 stem_norm: LayerSpec = "batch", output_activation: str | None = None) -> None:
         super().__init__()
         dims = ops.check_spatial_dims(spatial_dims)
         if num_cells < 3:
             raise ValueError(f"the DARTS space needs at least 3 cells, got {num_cells}")
         self.spatial_dims = dims
         self.num_classes = num_classes
-        self.output_activation = "sigmoid" if num_classes == 1 else "softmax"
+        self.output_activation = output_activation_for(num_classes, output_activation)
         self.layout = {"cells": num_cells}
         self.stem = ops.ConvNormAct(dims, in_channels, channels, 3, norm=stem_norm, act=None)
         self.placements = darts_placements(num_cells, channels)
@@ -83,7 +83,8 @@ class DartsSupernet(SupernetMixin, DartsStack):
                  num_cells: int = 8, spatial_dims: int = 2,
                  primitives: Sequence[str] = ops.SEARCH_OPS, nodes: int = 4,
                  partial_channels: int = 1, edge_normalization: bool = False,
-                 project_output: bool = False, drop_path_rate: float = 0.0) -> None:
+                 project_output: bool = False, drop_path_rate: float = 0.0,
+                 output_activation: str | None = None) -> None:
         self.primitives = tuple(primitives)
         self.nodes = nodes
         self.partial_channels = partial_channels
@@ -95,7 +96,7 @@ class DartsSupernet(SupernetMixin, DartsStack):
                               partial_channels, project_output, reduction)
 
         super().__init__(in_channels, num_classes, channels, num_cells, spatial_dims, factory,
-                         stem_norm=SEARCH_NORM)
+                         stem_norm=SEARCH_NORM, output_activation=output_activation)
         self.channels = channels
         self.in_channels = in_channels
         self.cell_types = tuple(self.cell_kinds)
@@ -107,7 +108,8 @@ class FixedDartsNetwork(DartsStack):
     """The network a DARTS-space genotype describes."""
 
     def __init__(self, genotype: Genotype, drop_path_rate: float = 0.0,
-                 norm: LayerSpec = "batch", act: LayerSpec = "relu") -> None:
+                 norm: LayerSpec = "batch", act: LayerSpec = "relu",
+                 output_activation: str | None = None) -> None:
         if genotype.space != "darts":
             raise ValueError(f"FixedDartsNetwork needs a 'darts' genotype, got "
                              f"{genotype.space!r}")
@@ -119,7 +121,8 @@ class FixedDartsNetwork(DartsStack):
                              genotype.project_output, reduction, norm, act)
 
         super().__init__(genotype.in_channels, genotype.num_classes, genotype.channels,
-                         int(genotype.layout["cells"]), genotype.spatial_dims, factory)
+                         int(genotype.layout["cells"]), genotype.spatial_dims, factory,
+                         output_activation=output_activation)
 
     def run_cell(self, index: int, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         return self.cells[index](s0, s1, self.drop_path_rate)

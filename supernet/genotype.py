@@ -18,6 +18,22 @@ SPACES = ("unet", "darts")
 WIDTH_GROWTH = 2.0
 
 
+#: How a network's logits become probabilities: one sigmoid per output channel (a binary mask, or
+#: overlapping regions such as BraTS WT/TC/ET) or a softmax over classes.
+OUTPUT_ACTIVATIONS = ("sigmoid", "softmax")
+
+
+def output_activation_for(num_classes: int, activation: str | None = None) -> str:
+    """``activation`` checked, or the default of ``num_classes`` outputs: a sigmoid for one, a
+    softmax over several (several sigmoid channels, i.e. regions, must be asked for)."""
+    if activation is None:
+        return "sigmoid" if num_classes == 1 else "softmax"
+    if activation not in OUTPUT_ACTIVATIONS:
+        raise ValueError(f"output_activation must be one of {', '.join(OUTPUT_ACTIVATIONS)}, "
+                         f"got {activation!r}")
+    return activation
+
+
 @dataclass(frozen=True)
 class Genotype:
     """A searched architecture.

@@ -19,7 +19,7 @@ from .architecture import ArchitectureParameters, SupernetMixin
 from .cells import FixedCell, SearchCell, num_edges
 from .fused import FusedSearchCell
 from .fused_ops import FUSED_OPS, fusable
-from .genotype import WIDTH_GROWTH, CellPlacement, Genotype
+from .genotype import WIDTH_GROWTH, CellPlacement, Genotype, output_activation_for
 from .mixed_op import SEARCH_NORM
 
 CELL_TYPES = ("encoder", "middle", "decoder")
@@ -70,12 +70,14 @@ class UShapedNetwork(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, channels: int,
                  layout: Mapping[str, int], spatial_dims: int, cell_factory: CellFactory,
-                 stem_norm: LayerSpec = "batch", width_growth: float = WIDTH_GROWTH) -> None:
+                 stem_norm: LayerSpec = "batch", width_growth: float = WIDTH_GROWTH,
+                 output_activation: str | None = None) -> None:
         super().__init__()
         dims = ops.check_spatial_dims(spatial_dims)
         self.spatial_dims = dims
         self.num_classes = num_classes
-        self.output_activation = "sigmoid" if num_classes == 1 else "softmax"
+        # what the 3D pipeline reads (nas.inference): sigmoid regions or softmax classes
+        self.output_activation = output_activation_for(num_classes, output_activation)
         self.layout = dict(layout)
         self.stem = ops.ConvNormAct(dims, in_channels, channels, 3, norm=stem_norm, act=None)
         self.width_growth = float(width_growth)
@@ -140,7 +142,7 @@ class USupernet(SupernetMixin, UShapedNetwork):
                  nodes: int = 4, alpha_sharing: str = "type", partial_channels: int = 1,
                  edge_normalization: bool = False, project_output: bool = True,
                  drop_path_rate: float = 0.0, fused: bool = False,
-                 width_growth: float = WIDTH_GROWTH) -> None:
+                 width_growth: float = WIDTH_GROWTH, output_activation: str | None = None) -> None:
         if alpha_sharing not in ("type", "cell"):
             raise ValueError(f"alpha_sharing must be 'type' or 'cell', got {alpha_sharing!r}")
         layout = parse_layout(layout)
@@ -161,7 +163,8 @@ class USupernet(SupernetMixin, UShapedNetwork):
                               partial_channels, project_output)
 
         super().__init__(in_channels, num_classes, channels, layout, spatial_dims, factory,
-                         stem_norm=SEARCH_NORM, width_growth=width_growth)
+                         stem_norm=SEARCH_NORM, width_growth=width_growth,
+                         output_activation=output_activation)
         self.channels = channels
         self.in_channels = in_channels
         self.cell_types = (tuple(self.cell_kinds) if alpha_sharing == "type"
@@ -172,10 +175,15 @@ class USupernet(SupernetMixin, UShapedNetwork):
 
 
 class FixedUNet(UShapedNetwork):
-    """The network a U-space genotype describes, trained from scratch (with drop-path)."""
+    """The network a U-space genotype describes, trained from scratch (with drop-path).
+
+    ``output_activation``: ``"sigmoid"`` or ``"softmax"`` (default: by ``num_classes``); several
+    sigmoid channels (regions) are what the genotype's search trained on (its file's
+    ``data.target``), not a fact of the genotype itself."""
 
     def __init__(self, genotype: Genotype, drop_path_rate: float = 0.0,
-                 norm: LayerSpec = "batch", act: LayerSpec = "relu") -> None:
+                 norm: LayerSpec = "batch", act: LayerSpec = "relu",
+                 output_activation: str | None = None) -> None:
         if genotype.space != "unet":
             raise ValueError(f"FixedUNet needs a 'unet' genotype, got space {genotype.space!r}")
         self.genotype = genotype
@@ -187,7 +195,7 @@ class FixedUNet(UShapedNetwork):
 
         super().__init__(genotype.in_channels, genotype.num_classes, genotype.channels,
                          parse_layout(genotype.layout), genotype.spatial_dims, factory,
-                         width_growth=genotype.width_growth)
+                         width_growth=genotype.width_growth, output_activation=output_activation)
         if len(self.cells) != len(genotype.cell_types):
             raise ValueError(f"genotype lists {len(genotype.cell_types)} cell types for a "
                              f"layout of {len(self.cells)} cells")

@@ -72,3 +72,36 @@ class PlantedTask(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         return {"image": self.images[index], "label": self.labels[index], "case": f"case{index}"}
+
+
+class CubesDataset(Dataset):
+    """3D: a bright cube (and a brighter core inside it) on noise. Binary (the cube, one
+    sigmoid channel) or ``regions`` (cube and core as two overlapping sigmoid channels, the
+    BraTS kind of target). Items are whole volumes of ``size``^3; deterministic per seed."""
+
+    in_channels = 1
+    spatial_dims = 3
+
+    def __init__(self, count: int = 6, size: int = 8, seed: int = 0, regions: bool = False) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.num_classes = 2 if regions else 1
+        self.target_kind = "regions" if regions else "binary"
+        self.class_names = ("cube", "core") if regions else ("cube",)
+        self.images, self.labels = [], []
+        for _ in range(count):
+            cube = torch.zeros(1, size, size, size)
+            corner = torch.randint(0, size // 2, (3,), generator=generator).tolist()
+            side = max(size // 3, 2)
+            window = tuple(slice(c, c + side) for c in corner)
+            cube[(slice(None), *window)] = 1.0
+            core = torch.zeros_like(cube)
+            core[(slice(None), *(slice(c + side // 2 - 1, c + side // 2 + 1) for c in corner))] = 1.0
+            image = cube * 2.0 + core + 0.5 * torch.randn(1, size, size, size, generator=generator)
+            self.images.append(image)
+            self.labels.append(torch.cat([cube, core]) if regions else cube)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"image": self.images[index], "label": self.labels[index], "case": f"case{index}"}

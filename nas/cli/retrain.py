@@ -1,6 +1,6 @@
 """Train a network from scratch, or segment new cases with a trained network.
 
-    python retrain.py --genotype runs/.../genotype.json          # a searched 2D network
+    python retrain.py --genotype runs/.../genotype.json          # a searched 2D or 3D network
     python retrain.py --model unet2d --dataset dsb2018 [--splits runs/.../splits.json]  # its baseline
     python retrain.py --model mfsnet --dataset brats [--data-root DIR]
     python retrain.py --predict --checkpoint runs/.../best.pt --input PATH --output DIR [--tta]
@@ -18,10 +18,11 @@ from nas.presets import BASELINE_MODELS_2D
 from .common import add_run_arguments, key_value, sizes
 from .predict import add_et_threshold, add_prediction_arguments
 
-#: flags of --model / --predict that a --genotype run does not take
-_THREE_D_FLAGS = {"crop_size": "--crop-size", "model_options": "--model-option",
-                  "checkpoint": "--checkpoint", "input": "--input", "output": "--output",
-                  "tta": "--tta", "probabilities": "--probabilities"}
+#: flags of --model / --predict that a --genotype run does not take (--crop-size, --overlap and
+#: --et-threshold apply to 3D genotypes)
+_THREE_D_FLAGS = {"model_options": "--model-option", "checkpoint": "--checkpoint",
+                  "input": "--input", "output": "--output", "tta": "--tta",
+                  "probabilities": "--probabilities"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, help="2D side length")
     parser.add_argument("--val-fraction", type=float, default=0.25)
     add_run_arguments(parser, "network")
-    three_d = parser.add_argument_group("3D networks (--model, --predict)")
+    three_d = parser.add_argument_group("3D networks (--model, 3D --genotype, --predict)")
     three_d.add_argument("--crop-size", type=sizes, metavar="N|NxNxN",
                          help="training crop = sliding window (default: the model's preset; "
                               "32 on sample data); with --predict: the window")
@@ -81,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
                     deterministic=args.deterministic, num_workers=args.num_workers)
     out = args.resume or args.out
     if args.model in BASELINE_MODELS_2D:
-        given = [flag for name, flag in _THREE_D_FLAGS.items() if getattr(args, name)]
+        given = [flag for name, flag in {**_THREE_D_FLAGS, "crop_size": "--crop-size"}.items()
+                 if getattr(args, name)]
         if given:
             parser.error(f"{', '.join(given)} applies to 3D --model / --predict, not --model {args.model}")
         from nas.run import retrain_baseline
@@ -101,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         parser.error(f"{', '.join(given)} applies to --model / --predict, not --genotype")
     from nas.run import retrain_genotype
 
-    retrain_genotype(args.genotype, args.dataset, args.data_root, out, **common, **training)
+    retrain_genotype(args.genotype, args.dataset, args.data_root, out, crop_size=args.crop_size,
+                     overlap=args.overlap, et_threshold=args.et_threshold, **common, **training)
     return 0
 
 
@@ -113,5 +116,5 @@ def _predict(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if missing:
         parser.error(f"--predict needs {', '.join(missing)}")
     if args.genotype:
-        parser.error("--predict segments with a --model checkpoint, not a --genotype")
+        parser.error("--predict segments with a trained checkpoint (--checkpoint), not a --genotype")
     return predict.run(args)

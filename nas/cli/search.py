@@ -1,4 +1,5 @@
-"""Search a lightweight segmentation cell: ``python search.py --dataset chaos``.
+"""Search a lightweight segmentation cell: ``python search.py --dataset chaos``; in 3D on
+BraTS (``--dataset brats``) or any volume data set (``--dataset nnunet --option spatial_dims=3``).
 
 Unset flags keep the dataset's preset (seed 002's settings, ``nas/presets``). Runs under
 ``torchrun --nproc_per_node N search.py ...`` too.
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_run_arguments
+from .common import add_run_arguments, sizes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels", type=int, help="width of the first cells")
     parser.add_argument("--layout", help="encoder/middle/decoder cell counts, e.g. 2/3/2")
     parser.add_argument("--image-size", type=int, help="2D side length (256 on real data)")
+    parser.add_argument("--crop-size", type=sizes, metavar="N|NxNxN",
+                        help="3D searches: the random crops (default 64; 32 on the sample data)")
+    parser.add_argument("--overlap", type=float, default=0.5,
+                        help="3D searches: sliding-window overlap of the whole-volume "
+                             "validation (default 0.5)")
+    parser.add_argument("--loss", help="search loss by name (nas.losses.list_losses(); default "
+                                       "by target: bce_dice for masks and regions, ce_dice for "
+                                       "classes)")
     parser.add_argument("--macro", choices=("default", "seed"),
                         help="macro settings to start from: default (16 channels doubling per "
                              "level) or seed (where derived networks land at seed 002's cost "

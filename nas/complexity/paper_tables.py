@@ -6,8 +6,11 @@ a 4 x 128^3 input costs nothing to count.
 """
 from __future__ import annotations
 
+from typing import Callable, Mapping
+
 import pandas as pd
 import torch
+from torch import nn
 
 from .counting import activation_memory, flops_by_convention, measure_latency, profile
 
@@ -191,13 +194,15 @@ def _m(value: float | None) -> float | None:
     return None if value is None else value / 1e6
 
 
-def _model_row(label: str, name: str, paper: dict, size: int, in_channels: int) -> dict:
+def _model_row(label: str, name: str | Callable[[], nn.Module], paper: dict, size: int,
+               in_channels: int) -> dict:
     import models
 
     spatial = tuple(paper.get("input_size") or (size,) * 3)
     training = bool(paper.get("training", False))
     with torch.device("meta"):
-        network = models.build(name, in_channels=in_channels, **paper.get("kwargs", {}))
+        network = (name() if callable(name) else
+                   models.build(name, in_channels=in_channels, **paper.get("kwargs", {})))
     counts = profile(network, (1, in_channels) + spatial, training=training)
     convention = paper.get("convention", "macs")
     flops_paper_convention = flops_by_convention(counts, convention)
@@ -215,10 +220,14 @@ def _model_row(label: str, name: str, paper: dict, size: int, in_channels: int) 
     }
 
 
-def models_table(size: int = 128, in_channels: int = 4) -> pd.DataFrame:
+def models_table(size: int = 128, in_channels: int = 4,
+                 networks: Mapping[str, tuple[Callable[[], nn.Module], int]] | None = None
+                 ) -> pd.DataFrame:
     """Each registered 3D network at ``in_channels x size^3``: our params and FLOPs (MACs, and
     by the paper's own convention) beside the published figures, then the further published
-    figures and configurations of :data:`PAPER_MODEL_VARIANTS` under their network's row.
+    figures and configurations of :data:`PAPER_MODEL_VARIANTS` under their network's row,
+    then ``networks`` (label -> (builder, input channels), e.g. the fixed networks of searched
+    3D genotypes), counted the same way (MACs; no paper figure).
     Networks are built and profiled on the ``meta`` device (no arithmetic, instant)."""
     import models
 
@@ -228,4 +237,7 @@ def models_table(size: int = 128, in_channels: int = 4) -> pd.DataFrame:
         for variant in PAPER_MODEL_VARIANTS:
             if variant["model"] == name:
                 rows.append(_model_row(variant["label"], name, variant, size, in_channels))
+    for label, (builder, channels) in (networks or {}).items():
+        rows.append(_model_row(label, builder, {"source": "searched (lwnas search)"}, size,
+                               channels))
     return pd.DataFrame(rows).round(3)

@@ -48,8 +48,10 @@ def predict_probabilities(network: nn.Module, image: torch.Tensor, roi_size: Seq
             logits = network(batch)
         return activation(logits.float())
 
+    # the network's own floating dtype (float32 but for float64 checks); autocast lowers it
+    dtype = next((p.dtype for p in network.parameters() if p.is_floating_point()), torch.float32)
     try:
-        volume = image.to(device, dtype=torch.float32)[None]
+        volume = image.to(device, dtype=dtype)[None]
         return sliding_window_inference(volume, tuple(roi_size), predictor, overlap=overlap,
                                         sw_batch_size=sw_batch_size, mode="gaussian",
                                         device=device, tta_flips=tta)[0]

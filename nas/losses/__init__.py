@@ -37,7 +37,7 @@ an empty class predicted empty scores a perfect ratio of 1.
 
 from __future__ import annotations
 
-from .core import LOSSES, SegmentationLoss, build, list_losses, register_loss
+from .core import LOSSES, SegmentationLoss, activation_of, build, list_losses, register_loss
 from .overlap import (
     BCEDiceLoss,
     CEDiceLoss,
@@ -53,6 +53,7 @@ from .voxelwise import CrossEntropyLoss, SensitivitySpecificityLoss, WeightedCro
 __all__ = [
     "LOSSES",
     "SegmentationLoss",
+    "activation_of",
     "build",
     "list_losses",
     "register_loss",

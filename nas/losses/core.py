@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SegmentationLoss", "LOSSES", "register_loss", "build", "list_losses"]
+__all__ = ["SegmentationLoss", "LOSSES", "register_loss", "build", "list_losses", "activation_of"]
 
 # MONAI's defaults: small enough to leave any non-empty ratio unchanged, large
 # enough that an empty class with an empty prediction gives 1 (and no 0/0).
@@ -41,6 +41,10 @@ class SegmentationLoss(nn.Module):
     The training engine calls ``set_epoch(epoch, total_epochs)`` on whatever loss
     it holds at the start of each epoch; losses without a schedule ignore it.
     """
+
+    #: The activation the loss applies to the logits: "softmax" over classes (one channel is
+    #: read as a binary foreground logit), or "sigmoid" per channel (masks, regions).
+    output_activation = "softmax"
 
     def set_epoch(self, epoch: int, total_epochs: int) -> None:
         """Tell the loss which epoch starts (0-based) out of ``total_epochs``; no-op here."""
@@ -65,6 +69,13 @@ def register_loss(name: str) -> Callable[[type[SegmentationLoss]], type[Segmenta
 def list_losses() -> list[str]:
     """Names accepted by `build`, sorted."""
     return sorted(LOSSES)
+
+
+def activation_of(name: str) -> str:
+    """The output activation loss ``name`` trains: ``"softmax"`` or ``"sigmoid"``."""
+    if name not in LOSSES:
+        build(name)  # the unknown-name error, with close matches
+    return LOSSES[name].output_activation
 
 
 def build(name: str, **kwargs: object) -> SegmentationLoss:

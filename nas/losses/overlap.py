@@ -88,6 +88,8 @@ class SigmoidDiceLoss(SegmentationLoss):
     ``channel_reduction="sum"`` adds the per-region losses instead (Myronenko).
     """
 
+    output_activation = "sigmoid"
+
     def __init__(
         self,
         logits: bool = True,
@@ -127,6 +129,8 @@ class BCEDiceLoss(SegmentationLoss):
     (a sum grows with image size and would swamp Dice and the cost penalties), and
     Dice is soft (the seed thresholds at 0.5, which has no gradient).
     """
+
+    output_activation = "sigmoid"
 
     def __init__(self, bce_weight: float = 1.0, dice_weight: float = 1.0, logits: bool = True) -> None:
         super().__init__()
@@ -332,6 +336,8 @@ class VAELoss(SegmentationLoss):
     SegResNetVAE does); ``L_KL = (1/V) sum_j (mu_j^2 + sigma_j^2 - log sigma_j^2 - 1)``
     with V the number of image voxels (the seed's N), averaged over the batch.
     """
+
+    output_activation = "sigmoid"
 
     def __init__(self, l2_weight: float = 0.1, kl_weight: float = 0.1, logits: bool = True) -> None:
         super().__init__()

@@ -5,9 +5,11 @@
 - search runs (``genotype.json`` and ``log.csv``): the derived network's params, FLOPs and
   latency, its decision margins, and across runs (seeds) the mean and spread of the costs, the
   op histogram per cell type, and which edges (node <- input) the runs agree on;
-- retrained runs (``metrics.json``): test DSC / MIoU, params, FLOPs, CPU latency and
-  activation memory, grouped by what was trained (the searched genotype, a cost-matched random
-  one, a baseline) with the mean and standard deviation over the runs of a group (seeds).
+- retrained runs (``metrics.json``): test DSC / MIoU (3D BraTS runs: the Dice of WT, TC, ET
+  and their mean), params, FLOPs (at the run's input: the 2D image or the 3D training crop),
+  CPU latency and activation memory, grouped by what was trained (the searched genotype, a
+  cost-matched random one, a hand-designed network) with the mean and standard deviation over
+  the runs of a group (seeds).
 """
 from __future__ import annotations
 
@@ -130,22 +132,38 @@ def _network_costs(run: Run, repeats: int) -> dict[str, float]:
             "memory_MB": activation_memory(network, shape) / 2**20}
 
 
+def _region_columns(runs: Sequence[Run]) -> list[str]:
+    """The regions (BraTS WT/TC/ET, their mean) of 3D runs' test Dice (``metrics["dice"]``),
+    in the order the first such run lists them; none for 2D runs."""
+    regions: list[str] = []
+    for run in runs:
+        for region in run.metrics.get("dice") or {}:
+            if region not in regions:
+                regions.append(region)
+    return regions
+
+
 def retrain_tables(runs: Sequence[Run], repeats: int = 10) -> dict[str, pd.DataFrame]:
     """Per retrained run, and per group the mean and standard deviation over its runs."""
     rows = []
+    regions = _region_columns(runs)
     for run in runs:
         metrics = run.metrics
         rows.append({"run": str(run.path), "label": run.label,
                      "dataset": metrics.get("dataset"), "dsc": metrics.get("dsc"),
                      "miou": metrics.get("miou"),
+                     **{f"dice_{region.lower()}": (metrics.get("dice") or {}).get(region)
+                        for region in regions},
                      "params_M": (metrics.get("params") or float("nan")) / 1e6,
                      "flops_G": (metrics.get("flops") or float("nan")) / 1e9,
+                     "input": "x".join(map(str, metrics.get("input_shape") or [])),
                      **_network_costs(run, repeats)})
     per_run = pd.DataFrame(rows)
     groups = []
     for label, group in per_run.groupby("label", sort=False):
         row = {"label": label, "runs": len(group)}
-        for column in ("dsc", "miou", "params_M", "flops_G", "latency_ms", "memory_MB"):
+        for column in ("dsc", "miou", *(f"dice_{r.lower()}" for r in regions), "params_M",
+                       "flops_G", "latency_ms", "memory_MB"):
             row[f"{column}_mean"], row[f"{column}_std"] = _mean_std(group[column].tolist())
         groups.append(row)
     return {"retrained": per_run, "retrained_groups": pd.DataFrame(groups)}

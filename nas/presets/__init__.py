@@ -3,6 +3,7 @@ network's training settings from its paper. Commands start from a preset and ove
 the flags a user set (None = unset)."""
 from .models import (
     BASELINE_MODELS_2D,
+    GENOTYPE_PRESETS_3D,
     MODEL_PRESETS,
     SAMPLE_BATCH_SIZE,
     TRAINING_FIELDS,
@@ -14,13 +15,16 @@ from .models import (
     training_values,
 )
 from .search import (
+    ACTIVATION_FOR_TARGET,
     LOSS_FOR_TARGET,
     MACROS,
     RETRAIN_PRESETS,
     SEARCH_PRESETS,
     SEED_RESULTS,
+    VOLUME_SEARCH_PRESETS,
     RetrainPreset,
     SearchPreset,
+    VolumeSearchPreset,
     closest_seed_dataset,
     merge,
     retrain_preset,
@@ -28,9 +32,11 @@ from .search import (
 )
 
 __all__ = [
-    "BASELINE_MODELS_2D", "MODEL_PRESETS", "SAMPLE_BATCH_SIZE", "TRAINING_FIELDS",
-    "TRAINING_TARGETS", "ModelPreset", "defaults_table", "model_preset", "network_kwargs",
-    "training_values", "LOSS_FOR_TARGET", "MACROS", "RETRAIN_PRESETS", "SEARCH_PRESETS",
-    "SEED_RESULTS", "RetrainPreset", "SearchPreset", "closest_seed_dataset", "merge",
-    "retrain_preset", "search_preset",
+    "BASELINE_MODELS_2D", "GENOTYPE_PRESETS_3D", "MODEL_PRESETS", "SAMPLE_BATCH_SIZE", "TRAINING_FIELDS",
+    "TRAINING_TARGETS", "ModelPreset",
+    "defaults_table", "model_preset", "network_kwargs", "training_values", "LOSS_FOR_TARGET",
+    "ACTIVATION_FOR_TARGET",
+    "MACROS", "RETRAIN_PRESETS", "SEARCH_PRESETS", "SEED_RESULTS", "RetrainPreset", "SearchPreset",
+    "VOLUME_SEARCH_PRESETS", "VolumeSearchPreset",
+    "closest_seed_dataset", "merge", "retrain_preset", "search_preset",
 ]

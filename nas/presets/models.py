@@ -66,6 +66,19 @@ MODEL_PRESETS: Mapping[str, ModelPreset] = MappingProxyType({
     "unet3d": ModelPreset(loss="dice", epochs=400, batch_size=2),
 })
 
+#: A searched 3D network (``retrain.py --genotype`` of a 3D search) trains as the hand-designed
+#: ones do: seed 000's recipe (MFS-Net, the network it is compared with: 128^3 crops, Adam 1e-3,
+#: wd 1e-5, poly, batch 8, 400 epochs), with the loss of the preset network whose output it
+#: shares: a softmax over classes MFS-Net's weighted Dice/Jaccard, sigmoid channels (regions,
+#: or one binary mask) the soft Dice per channel of Myronenko's sigmoid WT/TC/ET network (its
+#: ``vae`` loss without the VAE terms). Keyed by the target its search trained on (its
+#: genotype file's ``data.target``); drop-path is seed 002's retrain rate (``RetrainPreset``).
+GENOTYPE_PRESETS_3D: Mapping[str, ModelPreset] = MappingProxyType({
+    "index": ModelPreset(loss="mixed_dice_jaccard", epochs=400, batch_size=8),
+    "regions": ModelPreset(loss="dice_sigmoid", epochs=400, batch_size=8),
+    "binary": ModelPreset(loss="dice_sigmoid", epochs=400, batch_size=8),
+})
+
 #: The label form each output activation trains on (``data.get_dataset(target=...)``):
 #: softmax networks on class indices 0..3 (3 = BraTS label 4), sigmoid ones on WT/TC/ET masks.
 TRAINING_TARGETS: Mapping[str, str] = MappingProxyType({"softmax": "index",
@@ -95,11 +108,11 @@ def model_preset(name: str) -> ModelPreset:
     return MODEL_PRESETS[name]
 
 
-def training_values(name: str, overrides: Mapping[str, Any], sample: bool = False
-                    ) -> dict[str, Any]:
-    """The preset's ``RetrainConfig`` fields with every override that is not None applied
-    (sample data: batch :data:`SAMPLE_BATCH_SIZE` unless set)."""
-    preset = model_preset(name)
+def training_values(name: str, overrides: Mapping[str, Any], sample: bool = False,
+                    preset: ModelPreset | None = None) -> dict[str, Any]:
+    """The preset's (``name``'s, or ``preset`` itself) ``RetrainConfig`` fields with every
+    override that is not None applied (sample data: batch :data:`SAMPLE_BATCH_SIZE` unless set)."""
+    preset = preset or model_preset(name)
     values = {key: getattr(preset, key) for key in TRAINING_FIELDS}
     values["loss_options"] = dict(values["loss_options"])
     if sample:

@@ -83,11 +83,26 @@ def data_settings(dataset: str, data_root: str | Path | None, overrides: dict[st
     from nas.presets import LOSS_FOR_TARGET, closest_seed_dataset
 
     facts = data.dataset_facts(dataset, data_root, **(data_options or {}))
-    preset = dataset if dataset in preset_names else closest_seed_dataset(facts.channels,
-                                                                             facts.planar)
+    preset = dataset if dataset in preset_names else closest_seed_dataset(
+        facts.channels, facts.planar, facts.spatial_dims)
     if overrides.get("loss") is None and facts.target != "binary":
         overrides["loss"] = LOSS_FOR_TARGET[facts.target]
     return facts, preset
+
+
+def check_loss_fits(loss: str, target: str) -> None:
+    """A loss of the output the data trains: sigmoid channels for regions, a softmax over the
+    classes for class indices (a binary mask takes either: a softmax loss reads one channel as
+    the foreground logit)."""
+    from nas import losses
+    from nas.presets import ACTIVATION_FOR_TARGET
+
+    activation = losses.activation_of(loss)
+    wanted = ACTIVATION_FOR_TARGET.get(target)
+    if target != "binary" and wanted is not None and activation != wanted:
+        fitting = [name for name in losses.list_losses() if losses.activation_of(name) == wanted]
+        raise ValueError(f"--loss {loss} trains a {activation} output; the {target} target is "
+                         f"learnt through a {wanted} ({', '.join(fitting)})")
 
 
 def check_val_fraction(val_fraction: float) -> None:
@@ -265,7 +280,8 @@ def skipped_note(count: int) -> str:
     return f"; {count} case(s) skipped (skipped.json)" if count else ""
 
 
-__all__ = ["RUN_FILES", "SettingError", "check_shared_directory", "check_tensorboard",
-           "check_val_fraction", "default_image_size", "default_run_dir", "one_line",
-           "prepare_splits", "record_skipped", "run_directory", "say", "skipped_note", "start_run",
+__all__ = ["RUN_FILES", "SettingError", "check_loss_fits", "check_shared_directory", "check_tensorboard",
+           "check_val_fraction",
+           "default_image_size", "default_run_dir", "one_line", "prepare_splits",
+           "record_skipped", "run_directory", "say", "skipped_note", "start_run",
            "tensorboard_callback", "uses_sample"]

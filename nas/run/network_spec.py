@@ -20,19 +20,18 @@ training split), so the numbers in a checkpoint are the ones the readers used.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
 
 import data
-import models
 import nas
-from nas.search.genotype_file import genotype_from_dict, genotype_to_dict
 from nas.train import load_checkpoint
-from supernet import Genotype, from_genotype
 
+from . import networks
 from .common import one_line
+from .networks import BASELINE_BUILDERS, genotype_network, model_network
 
 SPEC_KEY = "spec"
 SPEC_FORMAT = 1
@@ -40,25 +39,10 @@ SPEC_FORMAT = 1
 SPEC_FIELDS = ("format", "lwnas_version", "dataset", "spatial_dims", "network", "input", "preprocessing",
                "labels", "training")
 NETWORK_KINDS = ("genotype", "model")
-#: Builders of the 2D baselines (``nas.presets.BASELINE_MODELS_2D``), outside the 3D network registry.
-BASELINE_BUILDERS: Mapping[str, Callable[..., nn.Module]] = {"unet2d": models.plain_unet}
 
 
 class CheckpointSpecError(ValueError):
     """A checkpoint whose inference description is missing or unusable; one line naming the file."""
-
-
-def genotype_network(genotype: Genotype) -> dict[str, Any]:
-    """The network entry of a genotype network."""
-    return {"kind": "genotype", "name": "genotype", "genotype": genotype_to_dict(genotype),
-            "in_channels": genotype.in_channels, "num_classes": genotype.num_classes}
-
-
-def model_network(name: str, kwargs: Mapping[str, Any], in_channels: int, num_classes: int,
-                  **extra: Any) -> dict[str, Any]:
-    """The network entry of a named network (a 2D baseline or a registered 3D model)."""
-    return {"kind": "model", "name": name, "kwargs": dict(kwargs), "in_channels": int(in_channels),
-            "num_classes": int(num_classes), **extra}
 
 
 def training_entry(config: Mapping[str, Any], splits: Mapping[str, Any], data_root: str | Path | None,
@@ -151,13 +135,7 @@ def build_network(spec: Mapping[str, Any], source: str = "<checkpoint>") -> nn.M
     """A fresh network of the description (weights not loaded)."""
     entry = spec["network"]
     try:
-        if entry["kind"] == "genotype":
-            return from_genotype(genotype_from_dict(entry["genotype"], f"{source} (genotype)"))
-        name, kwargs = entry["name"], dict(entry["kwargs"])
-        if name in BASELINE_BUILDERS:
-            return BASELINE_BUILDERS[name](in_channels=entry["in_channels"], num_classes=entry["num_classes"],
-                                           **kwargs)
-        return models.build(name, in_channels=entry["in_channels"], num_classes=entry["num_classes"], **kwargs)
+        return networks.build_network(entry, source=source)
     except ValueError as error:
         if str(error).startswith(source):
             raise CheckpointSpecError(str(error)) from None

@@ -42,21 +42,25 @@ def load_model_checkpoint(path: str | Path, device: torch.device | str = "cpu",
                           expected_model: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the network of a ``retrain_model`` checkpoint from its inference description alone.
 
-    Returns ``(network in eval mode on device, inference description)``. Refuses, in one line
-    naming the file, a checkpoint of another kind (a 2D network), one without a usable description
-    (an old checkpoint: the missing fields named), of another network than ``expected_model``, of a
-    channel count other than the 4 modalities, or whose weights do not fit the network described.
+    Returns ``(network in eval mode on device, inference description)``: a registered model, or
+    the network of a 3D genotype (``retrain.py --genotype`` of a BraTS search; ``expected_model``
+    "genotype"). Refuses, in one line naming the file, a checkpoint of another kind (a 2D
+    network), one without a usable description (an old checkpoint: the missing fields named),
+    of another network than ``expected_model``, of a channel count other than the 4 modalities,
+    or whose weights do not fit the network described.
     """
     path = Path(path)
     state = load_checkpoint(path, map_location="cpu")
     if state.get("kind") != CHECKPOINT_KIND:
         spec = state.get(SPEC_KEY)
         name = spec["network"].get("name") if isinstance(spec, dict) and isinstance(spec.get("network"), dict) else None
-        what = (f"a 2D {name} network (lwnas predict segments images with it)" if name
-                else "a genotype network (retrain.py --genotype)" if "genotype" in state
-                else "no 3D network description")
+        what = ("no 3D network description" if not name
+                else f"a 3D {name} network of {spec.get('dataset')} volumes (whole-volume prediction "
+                     "with 3D networks is for BraTS cases)" if spec.get("spatial_dims") == 3
+                else f"a 2D {name} network (lwnas predict segments images with it)")
         raise ValueError(f"{path}: holds {what}; expected a checkpoint written by "
-                         "retrain.py --model (best.pt or checkpoint.pt)")
+                         "retrain.py --model or by retrain.py --genotype of a 3D BraTS search "
+                         "(best.pt or checkpoint.pt)")
     spec = spec_of(state, path)
     name = network_name(spec)
     if expected_model is not None and name != expected_model:

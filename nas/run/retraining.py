@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -31,6 +31,7 @@ from supernet import Genotype, from_genotype
 
 from .common import (
     PLANNED_SIZE,
+    check_loss_fits,
     check_tensorboard,
     check_val_fraction,
     data_settings,
@@ -41,6 +42,7 @@ from .common import (
     skipped_note,
     start_run,
     tensorboard_callback,
+    uses_sample,
     verify_data,
     write_fingerprint,
 )
@@ -104,10 +106,19 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
                      splits_file: str | Path | None = None, val_fraction: float = 0.25,
                      skip_bad: bool = False, progress: bool = True, tensorboard: bool = False,
                      data_options: dict[str, Any] | None = None,
+                     crop_size: int | Sequence[int] | None = None, overlap: float = 0.5,
+                     et_threshold: int = data.ET_THRESHOLD,
                      **overrides: Any) -> dict[str, Any]:
     """Train the network of a genotype file from scratch with seed 002's retrain settings and
     write ``metrics.json`` (test DSC/MIoU with the best checkpoint, params, FLOPs); ``best.pt``
-    describes itself (``nas.run.network_spec``). ``tensorboard``: log epochs to RUN/tensorboard/."""
+    describes itself (``nas.run.network_spec``). ``tensorboard``: log epochs to RUN/tensorboard/.
+
+    A 3D genotype trains as the hand-designed 3D networks do (random crops of ``crop_size``,
+    whole-volume validation with ``overlap``, ``best.pt`` by the mean Dice, the test split
+    segmented whole; ``nas.presets.GENOTYPE_PRESETS_3D``): on BraTS through the very path of
+    ``retrain.py --model`` (``training_3d.retrain_model``, ``et_threshold`` post-processing
+    of the test segmentations, checkpoints ``lwnas predict`` reads), on other volumes with the
+    per-class whole-volume Dice."""
     # every setting, and the genotype against the data, is checked before any data is read
     context = init_distributed(device)
     check_val_fraction(val_fraction)
@@ -120,6 +131,16 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
     # the data set's options as the search had them, unless given
     data_options = dict(data_options if data_options is not None
                         else metadata.get("data_options") or {})
+    if arch.spatial_dims == 3:
+        return _retrain_volumes(arch, metadata, genotype_path, dataset, data_root, out,
+                                context=context, resume=resume, seed=seed,
+                                splits_file=splits_file, val_fraction=val_fraction,
+                                skip_bad=skip_bad, progress=progress, data_options=data_options,
+                                crop_size=crop_size, overlap=overlap, tensorboard=tensorboard,
+                                et_threshold=et_threshold, overrides=overrides)
+    if crop_size is not None:
+        raise ValueError(f"--crop-size applies to 3D networks; {genotype_path} is a 2D genotype "
+                         "(its size is --image-size)")
     facts, preset = data_settings(dataset, data_root, overrides, RETRAIN_PRESETS, data_options)
     check_genotype_fits(arch, genotype_path, facts)
     # retrain at the size the search ran at (the genotype's costs were measured there)
@@ -219,5 +240,125 @@ def train_and_score(network: TrainedNetwork, config: RetrainConfig, dataset: str
     say(context, f"test DSC {metrics['dsc']:.4f}, MIoU {metrics['miou']:.4f} (best epoch "
                  f"{metrics['best_epoch']}); {metrics['params'] / 1e6:.3f}M params, "
                  f"{metrics['flops'] / 1e9:.3f} GFLOPs -> {out_dir / 'metrics.json'}"
+                 f"{skipped_note(skipped)}")
+    return {**result, "metrics": metrics}
+
+
+def _retrain_volumes(arch: Genotype, metadata: dict, genotype_path: Path, dataset: str,
+                     data_root: str | Path | None, out: str | Path | None, *,
+                     context, resume: bool, seed: int, splits_file: str | Path | None,
+                     val_fraction: float, skip_bad: bool, progress: bool,
+                     data_options: dict[str, Any], crop_size: int | Sequence[int] | None,
+                     overlap: float, tensorboard: bool, et_threshold: int,
+                     overrides: dict[str, Any]) -> dict[str, Any]:
+    """A 3D genotype's training (see :func:`retrain_genotype`), checked against the data first."""
+    from .networks import genotype_target, searched_network
+    from .training_3d import retrain_model
+
+    target = genotype_target(arch, metadata)
+    options = dict(data_options)
+    if "target" in data.get_preset(dataset).options:  # BraTS: the target its search trained
+        options["target"] = target
+    facts = data.dataset_facts(dataset, data_root, **options)
+    check_genotype_fits(arch, genotype_path, facts)
+    preset = searched_network("genotype", genotype_path).preset
+    check_loss_fits(overrides.get("loss") or preset.loss, target)
+    splits = splits_file or _genotype_splits(genotype_path, metadata)
+    common = dict(device=str(context.device), resume=resume, seed=seed, splits_file=splits,
+                  val_fraction=val_fraction, skip_bad=skip_bad, progress=progress,
+                  crop_size=crop_size, overlap=overlap, tensorboard=tensorboard)
+    if dataset == "brats":  # the hand-designed networks' path: labels 0/1/2/4, WT/TC/ET
+        options.pop("target", None)  # retrain_model serves the target of the network's output
+        return retrain_model("genotype", dataset, data_root, out, genotype=genotype_path,
+                             data_options=options or None, et_threshold=et_threshold, **common,
+                             **overrides)
+    return retrain_volumes(arch, genotype_path, dataset, data_root, out, context=context,
+                           data_options=options, **{**common, "device": None}, **overrides)
+
+
+def retrain_volumes(arch: Genotype, genotype_path: Path, dataset: str,
+                    data_root: str | Path | None, out: str | Path | None, *, context,
+                    device: str | None = None, resume: bool = False, seed: int = 0,
+                    splits_file: str | Path | None = None, val_fraction: float = 0.25,
+                    skip_bad: bool = False, progress: bool = True,
+                    data_options: dict[str, Any] | None = None,
+                    crop_size: int | Sequence[int] | None = None, overlap: float = 0.5,
+                    tensorboard: bool = False, **overrides: Any) -> dict[str, Any]:
+    """A 3D genotype on a data set of volumes other than BraTS (nnU-Net / Decathlon data with
+    ``spatial_dims=3``): random crops, whole-volume validation by the per-class Dice
+    (``val_dice_<class>``, ``val_dice_mean`` selects ``best.pt``), the test volumes scored the
+    same way into ``metrics.json`` (``dsc`` = their mean, ``dsc_per_class``)."""
+    from nas.presets import training_values
+
+    from .networks import build_network, searched_network
+    from .volume_evaluation import MEAN_METRIC, make_volume_validator
+
+    searched = searched_network("genotype", genotype_path)
+    sample = uses_sample(dataset, data_root)
+    if overrides.pop("image_size", None) is not None:
+        raise ValueError("--image-size applies to 2D networks; a 3D genotype trains on crops: "
+                         "pass --crop-size N or NxNxN")
+    crop = crop_size or (data.get_preset(dataset).sample_crop_size if sample
+                         else searched.preset.crop_size)
+    crop = (int(crop),) * 3 if isinstance(crop, int) else tuple(int(v) for v in crop)
+    if len(crop) != 3 or min(crop) < 1:
+        raise ValueError(f"--crop-size must be one or three positive sizes, got {crop_size!r}")
+    drop_path = overrides.pop("drop_path", None)
+    values = training_values("genotype", overrides, sample=sample, preset=searched.preset)
+    config = RetrainConfig(dataset=dataset, model="genotype", seed=seed, progress=progress,
+                           image_size=crop, select_metric=MEAN_METRIC,
+                           drop_path=searched.drop_path if drop_path is None else drop_path,
+                           **values)
+    out_dir, resume = start_run("retrain", dataset, out, context, resume,
+                                dataclasses.asdict(config))
+    verify_data(dataset, data_root, context, **(data_options or {}))
+    options = dict(crop_size=crop, skip_bad=skip_bad, **(data_options or {}))
+    splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
+                            splits_file, resume=resume, **options)
+    sets = {split: data.get_dataset(dataset, data_root, split, seed, splits_file=splits,
+                                    **options)
+            for split in ("train", "val", "test")}
+    write_fingerprint(out_dir, sets["train"], context)
+    skipped = record_skipped(out_dir, sets, context)
+    torch.manual_seed(seed)
+    entry = searched.entry()
+    network = build_network(entry, config.drop_path)
+    model = wrap_model(network, context)
+    precision = resolve_precision(config.precision, context.device)
+    validators = {split: make_volume_validator(sets[split], crop, context, precision=precision,
+                                               overlap=overlap) for split in ("val", "test")}
+    say(context, f"retrain {genotype_path} on {dataset}: {len(sets['train'])} / "
+                 f"{len(sets['val'])} / {len(sets['test'])} train / val / test cases, crop "
+                 f"{'x'.join(map(str, crop))}, batch {config.batch_size}, {config.epochs} "
+                 f"epochs, loss {config.loss} -> {out_dir}")
+    spec = build_spec(entry, sets["train"], crop,
+                      training_entry(dataclasses.asdict(config), sets["train"].splits, data_root,
+                                     genotype=str(genotype_path), overlap=overlap))
+    with tensorboard_callback(tensorboard, out_dir, context) as on_epoch_end:
+        result = run_retrain(model, config, sets["train"], out_dir, validators["val"],
+                             context=context, resume=resume,
+                             metadata={"genotype": json.dumps(searched.metadata), "network": entry,
+                                       "roi_size": list(crop), SPEC_KEY: spec},
+                             on_epoch_end=on_epoch_end)
+    barrier(context)  # rank 0 may still be renaming the last best.pt into place
+    best = load_checkpoint(out_dir / "best.pt", map_location=context.device)
+    network.load_state_dict(best["model"])
+    test = validators["test"](network)
+    counted = network_complexity(arch, (arch.in_channels,) + crop)
+    per_class = {key[len("val_dice_"):]: value for key, value in test.items()
+                 if key.startswith("val_dice_") and key != MEAN_METRIC}
+    metrics = {"dataset": dataset, "genotype": str(genotype_path), "model": "genotype",
+               "dsc": test[MEAN_METRIC], "dsc_per_class": per_class,
+               "metric_definitions": "per-case whole-volume Dice per class (sliding windows of "
+                                     "the crop), averaged over the test cases",
+               "best_epoch": best["epoch"], "best_val": result["best"].get("metrics", {}),
+               "params": counted["params"], "flops": counted["flops"],
+               "input_shape": [arch.in_channels, *crop], "roi_size": list(crop),
+               "overlap": overlap, "test_cases": test["val_cases"]}
+    if context.is_main:
+        atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    say(context, f"test Dice {metrics['dsc']:.4f} ({metrics['test_cases']} cases, best epoch "
+                 f"{metrics['best_epoch']}); {metrics['params'] / 1e6:.3f}M params, "
+                 f"{metrics['flops'] / 1e9:.3f} GFLOPs per crop -> {out_dir / 'metrics.json'}"
                  f"{skipped_note(skipped)}")
     return {**result, "metrics": metrics}

@@ -1,18 +1,27 @@
-"""``search.py`` / ``lwnas search``: search a genotype for a 2D data set."""
+"""``search.py`` / ``lwnas search``: search a genotype for a 2D data set, or a 3D one on random
+crops of volumes (BraTS, or any data set given ``spatial_dims=3``)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+import torch
 
 import data
-from nas.presets import SEARCH_PRESETS
+import models
+from nas import complexity
+from nas.presets import SEARCH_PRESETS, VOLUME_SEARCH_PRESETS, VolumeSearchPreset
 from nas.search import SearchConfig, run_search
-from nas.train.distributed import init_distributed, resolve_device
+from nas.train import resolve_precision
+from nas.train.distributed import DistributedContext, init_distributed, resolve_device
+from nas.train.settings import require_number
 from nas.train.stopping import stop_on_signals
 
 from .common import (
     PLANNED_SIZE,
+    check_loss_fits,
     check_tensorboard,
     check_val_fraction,
     data_settings,
@@ -23,9 +32,11 @@ from .common import (
     skipped_note,
     start_run,
     tensorboard_callback,
+    uses_sample,
     verify_data,
     write_fingerprint,
 )
+from .volume_evaluation import volume_validator
 
 
 @stop_on_signals()  # SIGTERM: a checkpoint at the next step, then StopRequested
@@ -34,47 +45,105 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
            val_fraction: float = 0.25, skip_bad: bool = False, progress: bool = True,
            pictures: bool = True, tensorboard: bool = False,
            data_options: dict[str, Any] | None = None,
+           crop_size: int | Sequence[int] | None = None, overlap: float = 0.5,
            **overrides: Any) -> dict[str, Any]:
     """Search a genotype for ``dataset``; ``overrides`` are SearchConfig fields (None = preset),
-    ``data_options`` the data set's (``data.get_dataset``'s, e.g. CHAOS ``modality="MR"``)."""
+    ``data_options`` the data set's (``data.get_dataset``'s, e.g. CHAOS ``modality="MR"``).
+
+    Volumes (BraTS; any data set with ``spatial_dims=3``) are searched in 3D: the weights on
+    random crops of the training cases (``crop_size``, default the 3D preset's,
+    ``nas.presets.VOLUME_SEARCH_PRESETS``; the sample data's own smaller crop), the
+    architecture on random crops of the validation cases, and each epoch is validated on the
+    whole validation volumes by sliding windows of the crop with ``overlap`` (BraTS: the
+    regions' Dice ``val_dice_wt/tc/et/mean`` in ``log.csv``)."""
     # every setting is checked before any data is read or anything is written
     context = init_distributed(device)
     check_val_fraction(val_fraction)
     check_tensorboard(tensorboard)
+    require_number("overlap", overlap, below=1.0)
     data_options = dict(data_options or {})
+    volumes = data.dataset_facts(dataset, data_root, **data_options).spatial_dims == 3
+    if volumes and "target" in data.get_preset(dataset).options:  # BraTS: the preset's target
+        if data_options.get("target") is None:
+            data_options["target"] = _volume_preset(dataset).target
+        if data_options["target"] == "labels":
+            raise ValueError("--option target=labels serves BraTS label maps for scoring; a search "
+                             "trains on target=regions (sigmoid WT/TC/ET) or target=index "
+                             "(softmax over 0/1/2/4)")
     facts, preset = data_settings(dataset, data_root, overrides, SEARCH_PRESETS, data_options)
-    if facts.spatial_dims != 2:
-        raise ValueError(f"--dataset {dataset}: the search runs on 2D slices or images; "
-                         f"{dataset} serves {facts.spatial_dims}D volumes")
-    size = overrides.get("image_size") or default_image_size(dataset, data_root)
     if overrides.get("latency_device"):
         resolve_device(overrides["latency_device"])  # a bad or absent device: one line, now
         overrides["latency_cache"] = str(data.cache_root() / "latency")
+    if volumes:
+        if overrides.get("image_size") is not None:
+            raise ValueError(f"--image-size applies to 2D searches; {dataset} is searched in 3D "
+                             "on random crops: pass --crop-size N or NxNxN")
+        crop = _crop(crop_size or (data.get_preset(dataset).sample_crop_size
+                                   if uses_sample(dataset, data_root)
+                                   else _volume_preset(preset).crop_size))
+        budgets = _budgets(_volume_preset(preset), facts.in_channels, crop, overrides)
+        size, values = None, {**overrides, **budgets, "spatial_dims": 3, "crop_size": crop}
+    else:
+        if crop_size is not None:
+            raise ValueError(f"--crop-size applies to 3D searches; {dataset} is searched on 2D "
+                             "images (--image-size), or on volumes with --option spatial_dims=3")
+        size = overrides.get("image_size") or default_image_size(dataset, data_root)
+        values = {**overrides, "image_size": size or PLANNED_SIZE}
     config = SearchConfig.from_preset(dataset, preset=preset, seed=seed, progress=progress,
-                                      **{**overrides, "image_size": size or PLANNED_SIZE})
+                                      **values)
+    check_loss_fits(config.loss, facts.target)
     out_dir, resume = start_run("search", dataset, out, context, resume,
                                 dataclasses.asdict(config))
     verify_data(dataset, data_root, context, **data_options)
-    options = dict(image_size=size, skip_bad=skip_bad, **data_options)  # size None: planned
+    if volumes:
+        options = dict(crop_size=config.crop_size, skip_bad=skip_bad, **data_options)
+    else:
+        options = dict(image_size=size, skip_bad=skip_bad, **data_options)  # size None: planned
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
                             resume=resume, **options)
-    train_set = data.get_dataset(dataset, data_root, "train", seed, splits_file=splits, **options)
-    val_set = data.get_dataset(dataset, data_root, "val", seed, splits_file=splits,
-                               augment=False, **options)
-    if size is None:
-        config = dataclasses.replace(config, image_size=int(train_set.image_size))
+    evaluate = None
+    if volumes:
+        cases = data.load_splits(splits)
+        train_set = data.get_dataset(dataset, data_root, "train", seed, splits_file=splits,
+                                     crops_per_case=crops_per_case(config, context,
+                                                                   len(cases["train"])),
+                                     **options)
+        # the architecture's batches: random crops of the validation cases (not augmented)
+        val_set = data.get_dataset(dataset, data_root, "val", seed, splits_file=splits,
+                                   augment=False, random_crop=True,
+                                   crops_per_case=crops_per_case(config, context,
+                                                                 len(cases["val"])), **options)
+        volumes_set = data.get_dataset(dataset, data_root, "val", seed, splits_file=splits,
+                                       augment=False, **options)
+        evaluate = volume_validator(dataset, volumes_set, config.crop_size, context,
+                                    precision=resolve_precision(config.precision, context.device),
+                                    overlap=overlap)
+        what = (f"cases ({train_set.crops_per_case} / {val_set.crops_per_case} random crops "
+                f"{'x'.join(map(str, config.crop_size))} each per epoch)")
+        counts = (len(train_set.cases), len(val_set.cases))
+    else:
+        train_set = data.get_dataset(dataset, data_root, "train", seed, splits_file=splits,
+                                     **options)
+        val_set = data.get_dataset(dataset, data_root, "val", seed, splits_file=splits,
+                                   augment=False, **options)
+        if size is None:
+            config = dataclasses.replace(config, image_size=int(train_set.image_size))
+        what, counts = "images", (len(train_set), len(val_set))
     write_fingerprint(out_dir, train_set, context)
     skipped = record_skipped(out_dir, {"train": train_set, "val": val_set}, context)
-    say(context, f"search {dataset}: {len(train_set)} training / {len(val_set)} validation "
-                 f"images, layout {config.layout}, {config.epochs} epochs -> {out_dir}")
+    say(context, f"search {dataset}: {counts[0]} training / {counts[1]} validation {what}, "
+                 f"{config.spatial_dims}D, layout {config.layout}, {config.epochs} epochs -> "
+                 f"{out_dir}")
     metadata = {"splits": "splits.json", "data_root": str(data_root or ""),
                 "preset": preset, "data_options": data_options,
                 "data": {"channels": list(facts.channels),
-                                           "class_names": list(facts.class_names),
-                                           "target": facts.target}}
+                         "class_names": list(facts.class_names),
+                         "target": facts.target,
+                         **({"crop_size": list(config.crop_size), "overlap": overlap}
+                            if volumes else {})}}
     with tensorboard_callback(tensorboard, out_dir, context) as on_epoch_end:
         result = run_search(config, train_set, val_set, out_dir, context=context, resume=resume,
-                            metadata=metadata, on_epoch_end=on_epoch_end)
+                            metadata=metadata, evaluate=evaluate, on_epoch_end=on_epoch_end)
     if context.is_main and pictures:
         draw_search_pictures(out_dir)
     for warning in result["warnings"]:
@@ -95,3 +164,38 @@ def draw_search_pictures(run_dir: Path) -> list[Path]:
     for problem in problems:
         print(f"picture not drawn: {problem}", flush=True)
     return paths
+
+
+def _volume_preset(preset: str) -> VolumeSearchPreset:
+    """The 3D settings of a search preset (crops, target, budget); the BraTS search's for a
+    preset without its own."""
+    return VOLUME_SEARCH_PRESETS.get(preset, VOLUME_SEARCH_PRESETS["brats"])
+
+
+def _crop(crop_size: int | Sequence[int]) -> tuple[int, int, int]:
+    crop = (crop_size,) * 3 if isinstance(crop_size, int) else tuple(crop_size)
+    if len(crop) != 3 or not all(isinstance(v, int) and v >= 1 for v in crop):
+        raise ValueError(f"--crop-size must be one or three positive sizes (N or NxNxN), "
+                         f"got {crop_size!r}")
+    return tuple(int(v) for v in crop)
+
+
+def _budgets(volume: VolumeSearchPreset, in_channels: int, crop: Sequence[int],
+             overrides: dict[str, Any]) -> dict[str, float]:
+    """``--budget-params`` / ``--budget-flops`` the preset sets where the user did not: the
+    params (M) of the network the derived one is to stay under, and its conv MACs (G) at the
+    preset's size scaled to the crop by the voxel count."""
+    if volume.budget_like is None:
+        return {}
+    with torch.device("meta"):  # counted without memory or time
+        like = models.build(volume.budget_like, in_channels=in_channels)
+    counts = complexity.profile(like, (1, in_channels) + tuple(volume.budget_size))
+    budgets = {"budget_params": counts["params"] / 1e6,
+               "budget_flops": volume.budget_flops_g(counts["macs"] / 1e9, crop)}
+    return {key: value for key, value in budgets.items() if overrides.get(key) is None}
+
+
+def crops_per_case(config: SearchConfig, context: DistributedContext, cases: int) -> int:
+    """Random crops per case and epoch: enough for one batch per process (``--batch-size`` x
+    processes) from a split of ``cases`` cases, at least one (real data sets: one)."""
+    return max(1, math.ceil(config.batch_size * context.world_size / max(cases, 1)))

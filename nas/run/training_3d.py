@@ -1,6 +1,7 @@
 """``retrain.py --model`` / ``lwnas retrain --model``: train a hand-designed 3D network on
 BraTS with its seed's settings (``nas.presets``), validate on whole volumes, keep the best
-checkpoint and score it on the test split.
+checkpoint and score it on the test split. ``retrain.py --genotype`` of a 3D search trains its
+network the same way (``genotype=``; settings ``nas.presets.GENOTYPE_PRESETS_3D``).
 
 Its checkpoints describe themselves (``nas.run.network_spec``: network name, constructor
 arguments, channels, classes, the crop, preprocessing and label map), so ``nas.run.prediction``
@@ -17,7 +18,6 @@ import torch
 from torch import nn
 
 import data
-import models
 from nas import complexity
 from nas.metrics import case_table, write_tables
 from nas.presets import TRAINING_TARGETS, model_preset, network_kwargs, training_values
@@ -46,6 +46,7 @@ from .common import (
     uses_sample,
 )
 from .network_spec import SPEC_KEY, build_spec, model_network, training_entry
+from .networks import build_network, searched_network
 
 #: ``kind`` entry of every checkpoint ``retrain_model`` writes.
 CHECKPOINT_KIND = "lwnas.brats3d-model"
@@ -73,8 +74,9 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
                   model_kwargs: Mapping[str, Any] | None = None, overlap: float = 0.5,
                   data_options: Mapping[str, Any] | None = None,
                   et_threshold: int = data.ET_THRESHOLD, tensorboard: bool = False,
-                  **overrides: Any) -> dict[str, Any]:
-    """Train the registered 3D network ``model_name`` from scratch on ``dataset`` (BraTS).
+                  genotype: str | Path | None = None, **overrides: Any) -> dict[str, Any]:
+    """Train the registered 3D network ``model_name`` from scratch on ``dataset`` (BraTS), or
+    with ``model_name="genotype"`` the network of the 3D genotype file ``genotype``.
 
     Settings: ``nas.presets`` (the seed's), then ``overrides`` (``RetrainConfig`` fields:
     epochs, lr, batch_size, weight_decay, loss, precision, ...; None = preset). ``crop_size``:
@@ -90,10 +92,12 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
     context = init_distributed(device)
     check_val_fraction(val_fraction)
     check_tensorboard(tensorboard)
-    preset = model_preset(model_name)
+    searched = searched_network(model_name, genotype, model_kwargs)  # None: a registered model
+    preset = searched.preset if searched else model_preset(model_name)
     if data.get_preset(dataset).spatial_dims != 3:
         raise ValueError(f"{model_name} is a 3D network; dataset {dataset!r} is 2D "
                          "(train genotypes on it with --genotype)")
+    drop_path = overrides.pop("drop_path", None) if searched else None
     for flag, hint in (("image_size", "pass crop_size (--crop-size) for 3D crops"),
                        ("drop_path", "drop-path applies to genotype networks only")):
         if overrides.pop(flag, None) is not None:
@@ -108,16 +112,19 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
         raise ValueError(f"crop_size must be one or three positive sizes, got {crop_size}")
     if model_kwargs is None and saved:
         model_kwargs = saved["network"]["kwargs"]
-    kwargs = network_kwargs(model_name, crop, model_kwargs)
+    kwargs = {} if searched else network_kwargs(model_name, crop, model_kwargs)
 
-    values = training_values(model_name, overrides, sample=sample)
+    values = training_values(model_name, overrides, sample=sample, preset=preset)
     config = RetrainConfig(dataset=dataset, model=model_name, seed=seed, progress=progress,
-                           image_size=crop, drop_path=0.0, select_metric=VALIDATION_METRIC,
-                           **values)
+                           image_size=crop, select_metric=VALIDATION_METRIC,
+                           drop_path=(searched.drop_path if drop_path is None else drop_path)
+                           if searched else 0.0, **values)
     out_dir, resume = start_run(f"retrain-{model_name}", dataset, out, context, resume,
                                 dataclasses.asdict(config))
     torch.manual_seed(seed)  # the initial weights depend on the seed only
-    network = models.build(model_name, in_channels=len(data.MODALITIES), **kwargs)
+    built = (searched.entry() if searched else
+             model_network(model_name, kwargs, len(data.MODALITIES), num_classes=None))
+    network = build_network(built, config.drop_path)
     activation = getattr(network, "output_activation", None)
     if activation not in TRAINING_TARGETS:
         raise ValueError(f"{model_name}: output_activation {activation!r}; expected one of "
@@ -135,16 +142,18 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
     model = wrap_model(network, context)
     precision = resolve_precision(config.precision, context.device)
     evaluate = make_validator(sets["val"], crop, context, precision=precision, overlap=overlap)
-    described = {"name": model_name, "kwargs": kwargs, "in_channels": len(data.MODALITIES),
-                 "num_classes": int(network.num_classes), "output_activation": activation}
+    # the entry --resume and the test count rebuild from; prediction reads the description
+    entry = built if searched else model_network(model_name, kwargs, len(data.MODALITIES),
+                                                 int(network.num_classes),
+                                                 output_activation=activation)
     metadata = {
         "kind": CHECKPOINT_KIND,
-        "network": described,  # for --resume; prediction reads the inference description below
+        "network": entry,
         "roi_size": list(crop),
         "data": {"dataset": dataset, "target": target, "crop_size": list(crop),
                  "modalities": list(data.MODALITIES), "normalise": "z-score on nonzero voxels",
                  "data_root": str(data_root or ""), "splits": "splits.json"},
-        SPEC_KEY: build_spec(model_network(**described), sets["train"], crop,
+        SPEC_KEY: build_spec(entry, sets["train"], crop,
                              training_entry(dataclasses.asdict(config), sets["train"].splits, data_root,
                                             overlap=overlap, et_threshold=et_threshold)),
     }
@@ -163,6 +172,8 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
                             et_threshold=et_threshold, precision=precision, overlap=overlap)
     metrics = _test_metrics(model_name, dataset, rows, best, result, crop, overlap,
                             et_threshold, network)
+    if searched:
+        metrics["genotype"] = str(genotype)
     if context.is_main:
         if rows:
             write_tables(case_table(rows), out_dir, "test")
@@ -179,7 +190,7 @@ def _test_metrics(model_name: str, dataset: str, rows: list[dict], best: dict, r
                   network: nn.Module) -> dict[str, Any]:
     spec = best["network"]
     with torch.device("meta"):  # counts without memory or time
-        counted = models.build(spec["name"], in_channels=spec["in_channels"], **spec["kwargs"])
+        counted = build_network(spec)
     counts = complexity.profile(counted, (1, spec["in_channels"]) + tuple(crop))
     metrics: dict[str, Any] = {"dataset": dataset, "model": model_name, "checkpoint": "best.pt",
                                "best_epoch": best["epoch"],
@@ -196,5 +207,7 @@ def _test_metrics(model_name: str, dataset: str, rows: list[dict], best: dict, r
                               "diagonal",
         "et_threshold": et_threshold, "roi_size": list(crop), "overlap": overlap,
         "params": sum(p.numel() for p in network.parameters()),
-        "macs_per_window": counts["macs"], "tables": ["test_cases.csv", "test_summary.csv"]})
+        "macs_per_window": counts["macs"], "tables": ["test_cases.csv", "test_summary.csv"],
+        # for the report (nas.pictures.comparison): MACs at one training crop, as 2D runs'
+        "flops": counts["macs"], "input_shape": [spec["in_channels"], *crop]})
     return metrics

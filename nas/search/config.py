@@ -15,7 +15,7 @@ from supernet import SPACES, parse_layout
 RESUME_KEYS = ("dataset", "space", "layout", "channels", "width_growth", "image_size",
                "partial_channels", "edge_normalization", "alpha_sharing", "primitives", "order",
                "seed",
-               "batch_size", "fused")
+               "batch_size", "fused", "spatial_dims", "crop_size")
 
 
 @dataclass
@@ -37,9 +37,11 @@ class SearchConfig:
     channels: int
     width_growth: float
     grad_clip: float
-    image_size: int
+    image_size: int | None  # 2D: the side of the images; 3D: None (``crop_size``)
     loss: str
     space: str = "unet"
+    spatial_dims: int = 2
+    crop_size: tuple[int, ...] | None = None  # 3D: the random crops searched on
     order: int = 1
     partial_channels: int = 1
     edge_normalization: bool = False
@@ -71,8 +73,28 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         """Every setting checked now, before any data is read or preprocessed."""
-        for field in ("epochs", "batch_size", "channels", "image_size", "partial_channels"):
+        for field in ("epochs", "batch_size", "channels", "partial_channels"):
             require_int(field, getattr(self, field))
+        require_choice("spatial_dims", self.spatial_dims, (2, 3))
+        if self.spatial_dims == 2:
+            require_int("image_size", self.image_size)
+            if self.crop_size is not None:
+                raise SettingError("--crop-size applies to 3D searches; a 2D search takes "
+                                   "--image-size")
+        else:
+            crop = self.crop_size
+            if (not isinstance(crop, (tuple, list)) or len(crop) != 3
+                    or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                               for v in crop)):
+                raise SettingError(f"--crop-size must be one or three positive sizes (N or "
+                                   f"NxNxN), got {crop!r}")
+            self.crop_size = tuple(int(v) for v in crop)
+            if self.image_size is not None:
+                raise SettingError("--image-size applies to 2D searches; a 3D search takes "
+                                   "--crop-size")
+            if self.space != "unet":
+                raise SettingError("--space darts is a 2D comparison space; the 3D search "
+                                   "runs the U space (--space unet)")
         require_int("warmup_epochs", self.warmup_epochs, minimum=0)
         if self.warmup_epochs >= self.epochs:
             raise SettingError(f"--warmup-epochs {self.warmup_epochs} leaves no architecture "
@@ -118,6 +140,13 @@ class SearchConfig:
             raise SettingError(f"--layout {self.layout}: the DARTS space needs at least 3 cells")
 
     @property
+    def input_size(self) -> tuple[int, ...]:
+        """The spatial size the supernet sees: the 2D images or the 3D crops."""
+        if self.spatial_dims == 3:
+            return tuple(self.crop_size)
+        return (self.image_size,) * 2
+
+    @property
     def lambdas(self) -> dict[str, float]:
         """The weight of each expected cost in the architecture loss."""
         return {"params": self.lambda_params, "flops": self.lambda_flops,
@@ -143,6 +172,7 @@ class SearchConfig:
             overrides = {**MACROS[macro], **{k: v for k, v in overrides.items() if v is not None}}
         values = merge(search_preset(preset or dataset), overrides)
         values["dataset"] = dataset
+        values.setdefault("image_size", None)  # a 3D search has crops instead
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - names
         if unknown:

@@ -129,10 +129,11 @@ class CostModel(nn.Module):
                             tables["latency"][edge, o] += latency.op_ms(name, width, stride, size)
                         if memory:
                             tables["memory"][edge, o] += op_memory_mb(name, width, stride, size)
+            # kept in float64 (exact sums of the profiled counts) and cast to the alphas' dtype
+            # where they are contracted, so a float64 model gets the counts to the last digit
             for kind, table in tables.items():
-                self.register_buffer(f"{kind}_{key}", table.float(), persistent=False)
-                self.register_buffer(f"kept_{kind}_{key}", (table * keep).float(),
-                                     persistent=False)
+                self.register_buffer(f"{kind}_{key}", table, persistent=False)
+                self.register_buffer(f"kept_{kind}_{key}", table * keep, persistent=False)
         self.fixed = self._fixed_costs(model, latency, memory)
 
     def _fixed_costs(self, model: nn.Module, latency: LatencyTable | None, memory: bool
@@ -158,7 +159,8 @@ class CostModel(nn.Module):
         for key in self.keys:
             weights = model.architecture.weights(key)
             for kind in self.kinds:
-                value = (weights * getattr(self, f"{prefix}{kind}_{key}").to(weights.device)).sum()
+                table = getattr(self, f"{prefix}{kind}_{key}").to(weights.device, weights.dtype)
+                value = (weights * table).sum()
                 totals[kind] = value if kind not in totals else totals[kind] + value
         return totals
 

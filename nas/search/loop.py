@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 import ops
 from nas import losses
+from nas.presets import ACTIVATION_FOR_TARGET
 from nas.train.checkpoints import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from nas.train.distributed import (
     DistributedContext,
@@ -61,11 +62,13 @@ from .genotype_file import save_genotype
 from .latency import LatencyTable, derived_costs
 
 
-def _supernet(config: SearchConfig, in_channels: int, num_classes: int) -> torch.nn.Module:
+def _supernet(config: SearchConfig, in_channels: int, num_classes: int,
+              output_activation: str | None = None) -> torch.nn.Module:
     common = dict(in_channels=in_channels, num_classes=num_classes, channels=config.channels,
                   primitives=config.primitives or ops.SEARCH_OPS,
                   partial_channels=config.partial_channels,
-                  edge_normalization=config.edge_normalization, drop_path_rate=config.drop_path)
+                  edge_normalization=config.edge_normalization, drop_path_rate=config.drop_path,
+                  spatial_dims=config.spatial_dims, output_activation=output_activation)
     if config.space == "unet":
         # fused cells compute the same function faster (reduction-free U cells only)
         return build_supernet("unet", layout=config.layout, alpha_sharing=config.alpha_sharing,
@@ -85,7 +88,9 @@ def _check_resumable(saved: dict, config: SearchConfig, path: Path) -> None:
 def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
                context: DistributedContext | None = None, resume: bool = False,
                metadata: dict[str, Any] | None = None,
-               on_epoch_end: Callable[[int, dict], None] | None = None) -> dict[str, Any]:
+               on_epoch_end: Callable[[int, dict], None] | None = None,
+               evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None
+               ) -> dict[str, Any]:
     """Search on ``train_set`` (weights) and ``val_set`` (alphas) and write the run into
     ``out_dir``. Returns the final genotype, the per-epoch history and why it stopped.
 
@@ -93,20 +98,29 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
     two entries that are not in the log: ``alphas`` (softmax op weights per cell type, (edges,
     ops) lists, as in ``alphas.json``) and ``genotype`` (the genotype derived this epoch), for
     callbacks such as ``nas.pictures.tensorboard``.
+    2D items are images; 3D items random crops (``config.crop_size``), the architecture's
+    batches drawn from ``val_set``'s. Each epoch ends with ``evaluate(model)`` (its scores go to
+    ``log.csv``; a 3D search passes a whole-volume sliding-window evaluation), by default the
+    loss, DSC and MIoU over ``val_set``'s items. The supernet's output activation follows the
+    data's ``target_kind`` (``"regions"``: sigmoid channels) and is recorded in the genotype file.
     """
     context = context or DistributedContext(device=resolve_device("auto"))
     device = context.device
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / "checkpoint.pt"
+    spatial_dims = int(getattr(train_set, "spatial_dims", 2))
+    if spatial_dims != config.spatial_dims:
+        raise ValueError(f"the data is {spatial_dims}D but the search settings are "
+                         f"{config.spatial_dims}D (spatial_dims={config.spatial_dims})")
     if context.is_main:
         check_output_dir(out_dir)
-    spatial_dims = int(getattr(train_set, "spatial_dims", 2))
-    input_size = (config.image_size,) * spatial_dims
+    input_size = config.input_size
     in_channels, num_classes = int(train_set.in_channels), int(train_set.num_classes)
+    activation = ACTIVATION_FOR_TARGET.get(getattr(train_set, "target_kind", None))
 
     seed_everything(config.seed)
     configure_backends(device, config.deterministic)
-    model = _supernet(config, in_channels, num_classes)
+    model = _supernet(config, in_channels, num_classes, activation)
     if context.enabled:  # batch statistics over all ranks: N x b behaves like one batch
         model = convert_sync_batchnorm(model)
     model = model.to(device)
@@ -142,7 +156,7 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
     needed = config.batch_size * context.world_size
     for name, split in (("training", train_set), ("validation", val_set)):
         if len(split) < needed:
-            raise ValueError(f"the {name} split has {len(split)} images, fewer than one batch "
+            raise ValueError(f"the {name} split has {len(split)} items, fewer than one batch "
                              f"of {config.batch_size} per process x {context.world_size} "
                              "processes; lower --batch-size, use fewer processes or add data")
     loader_options = dict(num_workers=config.num_workers, distributed=context.enabled,
@@ -151,8 +165,13 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
                                **loader_options)
     arch_loader = make_loader(val_set, config.batch_size, shuffle=True, drop_last=True,
                               **loader_options)
-    eval_loader = make_loader(val_set, config.batch_size, shuffle=False, drop_last=False,
-                              **loader_options)
+    if evaluate is None:
+        eval_loader = make_loader(val_set, config.batch_size, shuffle=False, drop_last=False,
+                                  **loader_options)
+
+        def evaluate(net):
+            return evaluate_segmentation(net, eval_loader, loss_fn, device, context, precision,
+                                         getattr(val_set, "class_names", None))
     arch_lr = architecture_lr(config, len(train_loader))
     architect = Architect(model, segmentation_loss, architecture_loss, arch_lr,
                           (0.5, 0.999), config.arch_weight_decay, config.order,
@@ -208,8 +227,7 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
             steps += 1
             boundary.step_done(epoch, step + 1, loss_sum, steps, snapshot)
         train_loss = all_reduce_mean(loss_sum / steps, context).item()
-        metrics = evaluate_segmentation(model, eval_loader, loss_fn, device, context, precision,
-                                        getattr(val_set, "class_names", None))
+        metrics = evaluate(model)
         if config.shrink_below is not None and epoch >= config.warmup_epochs:
             model.architecture.shrink(config.shrink_below)
         genotype = derive_genotype(model, config.max_parameter_free)
@@ -243,7 +261,8 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
             _write_epoch(out_dir, config, model, genotype, derived, history, alphas_history,
                          input_size, in_channels, {**(metadata or {}), "arch_lr_used": arch_lr,
                                                    "latency_device": latency and
-                                                   latency.identity["device"]})
+                                                   latency.identity["device"],
+                                                   "output_activation": model.output_activation})
             save_checkpoint(checkpoint_path, snapshot(epoch))
         if on_epoch_end is not None:  # the log row, plus this epoch's op weights and genotype
             on_epoch_end(epoch, {**row, "alphas": alphas_history[-1], "genotype": genotype})

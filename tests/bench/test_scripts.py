@@ -53,3 +53,21 @@ def test_ddp_bench_compares_nodes_and_checkpoint_writes(tmp_path, _isolated_data
     assert (checkpoints[["epoch (s)", "write (ms)", "checkpoint.pt (MB)"]] > 0).all(axis=None)
     text = output.read_text()
     assert "2 nodes x 1 process" in text and "write / epoch" in text
+
+
+def test_search_step_bench_in_3d_anchors_on_our_per_edge_supernet(tmp_path):
+    output = tmp_path / "bench.md"
+    frame = search_step.main(["--spatial-dims", "3", "--device", "cpu", "--size", "8",
+                              "--channels", "4", "--layout", "1/0/1", "--steps", "1",
+                              "--warmup", "0", "--threads", "1", "--output", str(output),
+                              "--variants", "fused edges", "partial channels K=2"])
+    assert list(frame["variant"]) == ["per-edge", "fused edges", "partial channels K=2"]
+    assert (frame["step_ms"] > 0).all() and frame.loc[0, "speedup"] == 1.0
+    assert frame.loc[0, "memory_ratio"] == 1.0
+    text = output.read_text()
+    assert "## search_step 3D" in text and "batch 2 x 4 x 8^3" in text
+    # 2D keeps its anchor, the reference supernet, and so its required path
+    with pytest.raises(SystemExit, match="--reference PATH is required"):
+        search_step.main(["--size", "8", "--no-write"])
+    with pytest.raises(SystemExit):  # a 2D variant name in 3D
+        search_step.main(["--spatial-dims", "3", "--variants", "ours", "--no-write"])

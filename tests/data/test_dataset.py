@@ -68,6 +68,37 @@ def test_brats_training_items_are_crops(cache):
     assert item["meta"]["original_shape"].tolist() == [48, 56, 40]
 
 
+def test_validation_split_serves_random_crops_for_a_search(cache):
+    whole = data.get_dataset("brats", split="val", cache_dir=cache, crop_size=16)
+    assert whole[0]["image"].shape == (4, 48, 56, 40)  # the default: whole volumes
+    crops = data.get_dataset("brats", split="val", cache_dir=cache, crop_size=16, augment=False,
+                             random_crop=True, crops_per_case=3, target="regions")
+    assert crops.cases == whole.cases and len(crops) == 3 * len(whole.cases)
+    items = [crops[i] for i in range(len(crops))]
+    assert all(item["image"].shape == (4, 16, 16, 16) and item["label"].shape == (3, 16, 16, 16)
+               for item in items)
+    assert {item["case"] for item in items} == set(whole.cases)
+    # each item of a case is its own crop: a window of the case's volume, not the same one
+    volume = whole[0]["image"].numpy()
+    corners = []
+    for item in items:
+        crop = item["image"].numpy()
+        matches = [(i, j, k) for i in range(48 - 15) for j in range(56 - 15) for k in range(40 - 15)
+                   if np.array_equal(volume[:, i:i + 16, j:j + 16, k:k + 16], crop)]
+        assert matches, "a crop that is no window of its volume"
+        corners.append(matches[0])
+    assert len(set(corners)) > 1
+    # the crops of an epoch are fixed by (seed, epoch, item); another epoch draws others
+    again = [crops[i]["image"] for i in range(len(crops))]
+    assert all(torch.equal(a["image"], b) for a, b in zip(items, again))
+    crops.set_epoch(1)
+    assert not all(torch.equal(a["image"], crops[i]["image"]) for i, a in enumerate(items))
+    with pytest.raises(ValueError, match="crops_per_case=2 needs random crops"):
+        data.get_dataset("brats", split="val", cache_dir=cache, crops_per_case=2)
+    with pytest.raises(ValueError, match="crops_per_case must be an integer >= 1"):
+        data.get_dataset("brats", cache_dir=cache, crops_per_case=0)
+
+
 def test_unknown_names_options_and_splits(cache):
     with pytest.raises(ValueError, match="did you mean chaos"):
         data.get_dataset("chaso", cache_dir=cache)

@@ -82,6 +82,37 @@ def test_fused_supernet_matches_the_unfused_one():
     assert all((grad != 0).all() for grad in grads[1])
 
 
+@pytest.mark.parametrize("partial_channels, pruned", [(1, False), (2, True)])
+def test_fused_3d_supernet_matches_the_unfused_one(partial_channels, pruned):
+    """The 3D search's supernet (4 modalities, 3 sigmoid regions, 2 levels): the fused cells give
+    the per-edge function, its input, weight and alpha gradients, with partial channels and
+    progressively shrunk (pruned) ops as well (float64)."""
+    torch.manual_seed(0)
+    options = dict(channels=4, layout="2/0/2", spatial_dims=3, partial_channels=partial_channels,
+                   output_activation="sigmoid")
+    plain = USupernet(4, 3, **options).double()
+    fused = USupernet(4, 3, fused=True, **options).double()
+    fused.load_state_dict({k: v for k, v in plain.state_dict().items()
+                           if not k.startswith("cells.")}, strict=False)
+    for mine, theirs in zip(fused.cells, plain.cells):
+        mine.load_from(theirs)
+    if pruned:  # progressive shrinking's state: some ops gone from some edges
+        for net in (plain, fused):
+            for edge in range(0, 14, 3):
+                net.architecture.prune("encoder", edge, 4)
+                net.architecture.prune("decoder", edge, 6)
+    x = torch.randn(2, 4, 8, 8, 8, dtype=torch.float64, requires_grad=True)
+    outputs = [net(x) for net in (plain, fused)]
+    torch.testing.assert_close(outputs[0], outputs[1])
+    assert outputs[0].shape == (2, 3, 8, 8, 8) and fused.output_activation == "sigmoid"
+    grads = []
+    for out, net in zip(outputs, (plain, fused)):
+        weights = [p for n, p in net.named_parameters() if not n.startswith("cells.")]
+        grads.append(torch.autograd.grad(out.square().sum(), [x, *net.arch_parameters(), *weights]))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+
+
 def test_fused_rejects_primitives_it_cannot_fuse():
     with pytest.raises(ValueError, match="fused cells support"):
         USupernet(3, 1, channels=8, layout="1/0/1", primitives=("none", "conv_3x3"), fused=True)

@@ -5,7 +5,7 @@ from torch import nn
 
 import ops
 import supernet
-from supernet import DartsSupernet, MixedOp, USupernet
+from supernet import DartsSupernet, MixedOp, USupernet, from_genotype
 
 
 def test_mixed_op_is_the_weighted_sum_of_its_ops():
@@ -154,3 +154,16 @@ def test_fixed_network_has_the_supernet_macro():
     fixed = supernet.from_genotype(genotype)
     search = USupernet(3, 1, channels=8, layout="2/1/2")
     assert fixed.cell_widths == search.cell_widths and fixed.cell_levels == search.cell_levels
+
+
+def test_output_activation_is_the_default_of_the_classes_unless_given(make_genotype):
+    genotype = make_genotype(channels=4, in_channels=4, num_classes=3)
+    assert from_genotype(genotype).output_activation == "softmax"
+    # several sigmoid channels (regions) are what a search trained, not a fact of the genotype
+    regions = from_genotype(genotype, output_activation="sigmoid")
+    assert regions.output_activation == "sigmoid" and regions.num_classes == 3
+    assert USupernet(4, 3, channels=4, layout="1/0/1",
+                     output_activation="sigmoid").output_activation == "sigmoid"
+    assert USupernet(4, 1, channels=4, layout="1/0/1").output_activation == "sigmoid"
+    with pytest.raises(ValueError, match="output_activation must be one of sigmoid, softmax"):
+        from_genotype(genotype, output_activation="tanh")

@@ -111,3 +111,47 @@ def test_the_seed_macro_lands_derived_networks_at_the_seeds_cost_point(make_geno
     assert 0.45 < params < 0.65 and 13.5 < flops < 17.0, (params, flops)
     default = make_genotype(layout, channels=MACROS["default"]["channels"], in_channels=3)
     assert genotype_costs(random_genotype(default, rng), (3, 256, 256))["flops"] / 1e9 < 2.5
+def test_3d_tables_at_one_hot_alphas_equal_the_derived_network_count():
+    """The tables of a 3D supernet, profiled at each cell's width and each level's size of a
+    crop, give for one-hot alphas exactly the count of the network derivation keeps."""
+    from nas.search.derive import derive_genotype
+    from supernet import edges_into
+
+    net = USupernet(4, 3, channels=4, layout="2/1/2", spatial_dims=3,
+                    output_activation="sigmoid").double()
+    crop = (16, 24, 20)  # not cubic, and odd at the middle level (24 -> 12 -> 6, 20 -> 10 -> 5)
+    costs = CostModel(net, crop)
+    primitives = list(net.primitives)
+    with_params = [name for name in primitives if name not in ops.PARAMETER_FREE_OPS]
+    rng = random.Random(3)
+    with torch.no_grad():
+        for key in net.architecture.keys:
+            alpha = net.architecture.alphas[key]
+            alpha.fill_(-1e4)  # softmax weight exactly 0 in float64
+            for incoming in edges_into(net.nodes):
+                chosen = {edge for edge, _ in rng.sample(incoming, 2)}
+                for edge, _ in incoming:
+                    op = rng.choice(with_params + ["max_pool_3x3"]) if edge in chosen else "none"
+                    alpha[edge, primitives.index(op)] = 0.0
+    genotype = derive_genotype(net)
+    assert genotype.spatial_dims == 3
+    assert "none" not in genotype.ops_used()
+    expected = costs.expected_costs(net)
+    counted = network_complexity(genotype, (4,) + crop)
+    for kind, unit in (("params", 1e6), ("flops", 1e9)):
+        assert round((expected[kind].item() + costs.fixed[kind]) * unit) == counted[kind], kind
+    assert genotype_costs(genotype, (4,) + crop) == counted
+
+
+def test_3d_flops_scale_with_the_crop_voxels(make_genotype):
+    """The 3D search's FLOPs budget is a 4 x 128^3 count scaled to the crop by the voxels:
+    params stay, FLOPs scale by the voxel ratio (but for the SK attention MLPs: 1.4e-5 here)."""
+    import dataclasses
+
+    like = dataclasses.replace(make_genotype((2, 2, 2), channels=8, in_channels=4, num_classes=3),
+                               spatial_dims=3)
+    genotype = random_genotype(like, random.Random(0))
+    full = network_complexity(genotype, (4, 128, 128, 128))
+    crop = network_complexity(genotype, (4, 32, 32, 32))
+    assert full["params"] == crop["params"]
+    assert crop["flops"] * 64 == pytest.approx(full["flops"], rel=1e-4)

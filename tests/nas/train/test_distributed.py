@@ -7,10 +7,11 @@ import torch
 import torch.distributed as dist
 
 import ops
+from nas.run.volume_evaluation import make_volume_validator
 from nas.search import SearchConfig, run_search
 from nas.train import DistributedContext, evaluate_segmentation, make_loader, run_retrain, wrap_model
 from supernet import from_genotype
-from tests.synthetic import SquaresDataset, retrain_config
+from tests.synthetic import CubesDataset, SquaresDataset, retrain_config
 
 #: end-to-end runs of real commands and processes (still run by `make test`)
 pytestmark = pytest.mark.slow
@@ -122,6 +123,46 @@ def test_two_process_search_equals_one_process_on_the_combined_batch(tmp_path, f
     assert (tmp_path / "ddp" / "genotype.json").is_file()
 
 
+
+def _search_3d(context, batch_size, out):
+    """A 3D search of random-crop-sized volumes (regions), validated on whole volumes by sliding
+    windows: 3 cases, so the ranks segment 2 and 1 of them."""
+    config = SearchConfig.from_preset("brats", layout="1/0/1", epochs=2, channels=4,
+                                      spatial_dims=3, crop_size=(8, 8, 8), batch_size=batch_size,
+                                      num_workers=0, progress=False, drop_path=0.0, arch_lr=0.01,
+                                      arch_travel=0.0)
+    volumes = CubesDataset(3, size=12, seed=3, regions=True)
+    return run_search(config, CubesDataset(8, seed=1, regions=True),
+                      CubesDataset(8, seed=2, regions=True), out, context=context,
+                      evaluate=make_volume_validator(volumes, (8, 8, 8), context))
+
+
+def _search_3d_rank(rank, tmp_path):
+    torch.set_default_dtype(torch.float64)
+    context = DistributedContext(rank, WORLD, rank, torch.device("cpu"))
+    result = _search_3d(context, 2, tmp_path / "ddp")
+    torch.save({"model": result["model"].state_dict(), "history": result["history"]},
+               tmp_path / f"search3d{rank}.pt")
+
+
+def test_two_process_3d_search_equals_one_process_on_the_combined_batch(tmp_path, float64):
+    _spawn(_search_3d_rank, tmp_path)
+    single = _search_3d(DistributedContext(), 4, tmp_path / "single")
+    ranks = [torch.load(tmp_path / f"search3d{r}.pt", weights_only=True) for r in range(WORLD)]
+    state = single["model"].state_dict()
+    assert any("alphas" in key for key in state) and single["model"].spatial_dims == 3
+    _compare(state, [r["model"] for r in ranks])
+    # the whole-volume validation splits the cases over the ranks and reduces the sums: each
+    # rank reports what one process computes for the same weights on all 3 cases
+    model = single["model"]
+    volumes = CubesDataset(3, size=12, seed=3, regions=True)
+    for rank in ranks:
+        model.load_state_dict(rank["model"])
+        alone = make_volume_validator(volumes, (8, 8, 8), DistributedContext())(model)
+        last = rank["history"][-1]
+        assert last["val_cases"] == alone["val_cases"] == 3
+        for key in ("val_dice_cube", "val_dice_core", "val_dice_mean"):
+            assert last[key] == pytest.approx(alone[key], rel=1e-12, abs=1e-12), key
 
 
 def _retrain(context, batch_size, out, genotype):
