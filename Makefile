@@ -41,9 +41,13 @@ demo: $(STAMP)
 	@echo "demo done: search pictures in $(DEMO)/search/figures, the comparison in $(DEMO)/report,"
 	@echo "segmentations of unseen images in $(DEMO)/predictions, the exported network $(DEMO)/searched.onnx"
 
+# Test processes (pytest-xdist): one per CPU core of the 2-core CI machine; each test runs torch
+# on one thread (tests/conftest.py), so two processes use both cores.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

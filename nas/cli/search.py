@@ -1,5 +1,5 @@
 """Search a lightweight segmentation cell: ``python search.py --dataset chaos``; in 3D on
-BraTS (``--dataset brats``) or any volume data set (``--dataset nnunet --option spatial_dims=3``).
+BraTS (``--dataset brats``) or any volume data set (``--dataset nnunet --spatial-dims 3``).
 
 Unset flags keep the dataset's preset (seed 002's settings, ``nas/presets``). Runs under
 ``torchrun --nproc_per_node N search.py ...`` too.
@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--channels", type=int, help="width of the first cells")
     parser.add_argument("--layout", help="encoder/middle/decoder cell counts, e.g. 2/3/2")
+    parser.add_argument("--spatial-dims", type=int, choices=(2, 3),
+                        help="nnunet volumes: search on 2D slices (default) or in 3D on crops "
+                             "(the data option spatial_dims; BraTS is always 3D)")
     parser.add_argument("--image-size", type=int, help="2D side length (256 on real data)")
     parser.add_argument("--crop-size", type=sizes, metavar="N|NxNxN",
                         help="3D searches: the random crops (default 64; 32 on the sample data)")
@@ -92,7 +95,14 @@ def run(args: argparse.Namespace) -> int:
     options = {key: value for key, value in vars(args).items()
                if key not in ("debug", "parser", "run", "command")}
     resume, out = options.pop("resume"), options.pop("out")
-    options["data_options"] = dict(options.pop("data_options")) or None
+    data_options = dict(options.pop("data_options"))
+    spatial_dims = options.pop("spatial_dims")
+    if spatial_dims is not None:
+        given = data_options.get("spatial_dims")
+        if given is not None and int(given) != spatial_dims:
+            args.parser.error(f"--spatial-dims {spatial_dims} and --option spatial_dims={given} disagree")
+        data_options["spatial_dims"] = spatial_dims
+    options["data_options"] = data_options or None
     search(options.pop("dataset"), options.pop("data_root"), resume or out,
            device=options.pop("device"), resume=resume is not None, seed=options.pop("seed"),
            val_fraction=options.pop("val_fraction"), skip_bad=options.pop("skip_bad"),

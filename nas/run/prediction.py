@@ -54,7 +54,8 @@ def load_model_checkpoint(path: str | Path, device: torch.device | str = "cpu",
     if state.get("kind") != CHECKPOINT_KIND:
         spec = state.get(SPEC_KEY)
         name = spec["network"].get("name") if isinstance(spec, dict) and isinstance(spec.get("network"), dict) else None
-        what = ("no 3D network description" if not name
+        what = (("a genotype network (retrain.py --genotype)" if "genotype" in state
+                 else "no 3D network description") if not name
                 else f"a 3D {name} network of {spec.get('dataset')} volumes (whole-volume prediction "
                      "with 3D networks is for BraTS cases)" if spec.get("spatial_dims") == 3
                 else f"a 2D {name} network (lwnas predict segments images with it)")

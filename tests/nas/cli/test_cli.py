@@ -49,3 +49,19 @@ def test_the_script_prints_one_line_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"error: {genotype}: cannot read genotype file (No such file or directory)"]
+
+
+def test_spatial_dims_is_the_data_option_of_the_search(monkeypatch, capsys):
+    import nas.run
+
+    calls = []
+    monkeypatch.setattr(nas.run, "search", lambda *args, **kwargs: calls.append(kwargs))
+    assert cli.main(["search", "--dataset", "nnunet", "--spatial-dims", "3"]) == 0
+    assert calls[-1]["data_options"] == {"spatial_dims": 3}
+    assert cli.main(["search", "--dataset", "nnunet", "--option", "spatial_dims=3",
+                     "--spatial-dims", "3"]) == 0
+    assert calls[-1]["data_options"] == {"spatial_dims": 3}
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["search", "--dataset", "nnunet", "--option", "spatial_dims=2", "--spatial-dims", "3"])
+    assert exit_info.value.code == 2
+    assert "--spatial-dims 3 and --option spatial_dims=2 disagree" in capsys.readouterr().err

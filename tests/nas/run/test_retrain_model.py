@@ -89,7 +89,7 @@ def test_best_checkpoint_rebuilds_the_network_from_its_metadata_alone(run):
     out, _ = run
     state = torch.load(out / "best.pt", weights_only=True)
     assert state["kind"] == brats_commands.CHECKPOINT_KIND
-    assert state["network"] == {"name": "mfsnet", "kwargs": TINY_MFSNET, "in_channels": 4,
+    assert state["network"] == {"kind": "model", "name": "mfsnet", "kwargs": TINY_MFSNET, "in_channels": 4,
                                 "num_classes": 4, "output_activation": "softmax"}
     assert state["roi_size"] == [32, 32, 32]
     assert state["data"]["target"] == "index" and state["data"]["modalities"] == [

@@ -1,4 +1,4 @@
-"""``search.py --dataset brats`` and ``--dataset nnunet --option spatial_dims=3``: the 3D search
+"""``search.py --dataset brats`` and ``--dataset nnunet --spatial-dims 3``: the 3D search
 on the sample data, end to end, and the one-line errors of its settings."""
 
 import pandas as pd
