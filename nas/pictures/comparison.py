@@ -18,10 +18,11 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import pandas as pd
 from matplotlib.figure import Figure
+from torch import nn
 
 from nas.complexity import activation_memory, measure_latency
 from nas.search.genotype_file import load_genotype_file
@@ -121,11 +122,20 @@ def search_tables(runs: Sequence[Run]) -> dict[str, pd.DataFrame]:
             "op_histogram": pd.DataFrame(ops_rows), "edge_agreement": pd.DataFrame(edge_rows)}
 
 
-def _network_costs(run: Run, repeats: int) -> dict[str, float]:
-    """CPU latency (batch 1, median) and activation memory of a retrained genotype network."""
-    if run.genotype is None or not run.metrics.get("input_shape"):
+#: ``network_of(run)``: the retrained network of a run (None: not rebuildable), e.g. from its
+#: self-describing ``best.pt`` (``nas.cli.report`` passes that one in: imports run one way).
+NetworkOf = Callable[[Run], Optional[nn.Module]]
+
+
+def _network_costs(run: Run, repeats: int, network_of: NetworkOf | None = None) -> dict[str, float]:
+    """CPU latency (batch 1, median) and activation memory of a retrained network: the one
+    ``network_of`` rebuilds, else the genotype's."""
+    network = network_of(run) if network_of is not None else None
+    if network is None and run.genotype is not None:
+        network = from_genotype(run.genotype)
+    if network is None or not run.metrics.get("input_shape"):
         return {"latency_ms": float("nan"), "memory_MB": float("nan")}
-    network = from_genotype(run.genotype).eval()
+    network = network.eval()
     shape = (1,) + tuple(run.metrics["input_shape"])
     timing = measure_latency(network, shape, warmup=2, repeats=repeats)
     return {"latency_ms": timing["median_ms"],
@@ -143,7 +153,8 @@ def _region_columns(runs: Sequence[Run]) -> list[str]:
     return regions
 
 
-def retrain_tables(runs: Sequence[Run], repeats: int = 10) -> dict[str, pd.DataFrame]:
+def retrain_tables(runs: Sequence[Run], repeats: int = 10,
+                   network_of: NetworkOf | None = None) -> dict[str, pd.DataFrame]:
     """Per retrained run, and per group the mean and standard deviation over its runs."""
     rows = []
     regions = _region_columns(runs)
@@ -157,7 +168,7 @@ def retrain_tables(runs: Sequence[Run], repeats: int = 10) -> dict[str, pd.DataF
                      "params_M": (metrics.get("params") or float("nan")) / 1e6,
                      "flops_G": (metrics.get("flops") or float("nan")) / 1e9,
                      "input": "x".join(map(str, metrics.get("input_shape") or [])),
-                     **_network_costs(run, repeats)})
+                     **_network_costs(run, repeats, network_of)})
     per_run = pd.DataFrame(rows)
     groups = []
     for label, group in per_run.groupby("label", sort=False):
@@ -169,9 +180,10 @@ def retrain_tables(runs: Sequence[Run], repeats: int = 10) -> dict[str, pd.DataF
     return {"retrained": per_run, "retrained_groups": pd.DataFrame(groups)}
 
 
-def compare_runs(paths: Sequence[str | Path], repeats: int = 10) -> dict[str, pd.DataFrame]:
+def compare_runs(paths: Sequence[str | Path], repeats: int = 10,
+                 network_of: NetworkOf | None = None) -> dict[str, pd.DataFrame]:
     """Every table the runs allow (search tables for search runs, retrain tables for
-    retrained ones)."""
+    retrained ones; ``network_of`` rebuilds a retrained run's network for its latency)."""
     runs = [load_run(path) for path in paths]
     tables: dict[str, pd.DataFrame] = {}
     searches = [run for run in runs if run.kind == "search"]
@@ -179,7 +191,7 @@ def compare_runs(paths: Sequence[str | Path], repeats: int = 10) -> dict[str, pd
     if searches:
         tables.update(search_tables(searches))
     if retrained:
-        tables.update(retrain_tables(retrained, repeats))
+        tables.update(retrain_tables(retrained, repeats, network_of))
     return tables
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 import torch
@@ -141,12 +141,14 @@ def write_report(tables: dict[str, pd.DataFrame], out_dir: Path, title: str) -> 
 
 def report_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = None,
                 size: Sequence[int] | None = None, *, device: str = "cpu", repeats: int = 5,
-                echo: bool = True, seed_results: Mapping[str, Mapping[str, float]] | None = None
+                echo: bool = True, seed_results: Mapping[str, Mapping[str, float]] | None = None,
+                network_of: Callable[[Any], nn.Module | None] | None = None
                 ) -> tuple[dict[str, pd.DataFrame], list[Path]]:
     """The report of one run (its complexity beside a U-Net, and its row of the comparison) or
     of several (the comparison: searches across seeds, retrained runs by group), written as
     CSVs and ``report.md`` into ``out_dir`` (default: the run directory; needed for several).
-    ``seed_results``: the paper's points per data set, marked in the DSC-vs-cost picture."""
+    ``seed_results``: the paper's points per data set, marked in the DSC-vs-cost picture;
+    ``network_of(run)``: a retrained run's network, for the latency of runs without a genotype."""
     from .comparison import compare_runs
 
     run_dirs = [Path(path) for path in run_dirs]
@@ -164,10 +166,10 @@ def report_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = Non
         tables.update(build_report(genotype, size, device=device, repeats=repeats))
         title = f"Complexity of {genotype_path} at input {'x'.join(map(str, size))}"
     if len(run_dirs) > 1:
-        tables.update(compare_runs(run_dirs, repeats=repeats))
+        tables.update(compare_runs(run_dirs, repeats=repeats, network_of=network_of))
     elif run_dirs[0].is_dir() and ((run_dirs[0] / "metrics.json").is_file()
                                    or (run_dirs[0] / "log.csv").is_file()):
-        tables.update(compare_runs(run_dirs, repeats=repeats))  # the run's own summary row
+        tables.update(compare_runs(run_dirs, repeats=repeats, network_of=network_of))  # the run's own summary row
     out = Path(out_dir) if out_dir else (run_dirs[0] if run_dirs[0].is_dir()
                                          else run_dirs[0].parent)
     if echo:

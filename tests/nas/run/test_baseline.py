@@ -3,6 +3,7 @@ the same retrain settings as a genotype network, writing the same metrics.json a
 self-describing best.pt that lwnas predict and export take."""
 import json
 
+import pandas as pd
 import pytest
 
 import data
@@ -82,3 +83,20 @@ def test_settings_that_do_not_fit_are_refused_in_one_line(tmp_path, one_line_err
         cli.main(["retrain", "--model", "unet2d", "--dataset", "dsb2018", "--crop-size", "32"])
     assert exit_info.value.code == 2
     assert not (tmp_path / "run").exists()
+
+
+def test_the_report_times_the_baseline_beside_the_searched_network(searched, baseline, tmp_path, monkeypatch):
+    """A baseline has no genotype: the report rebuilds it from its best.pt for its latency and memory."""
+    from nas.complexity import activation_memory
+    from nas.pictures import comparison
+
+    timed = []
+    monkeypatch.setattr(comparison, "measure_latency",
+                        lambda network, shape, **_: timed.append(type(network).__name__) or {"median_ms": 1.0})
+    assert cli.main(["report", str(searched), str(baseline), "--out", str(tmp_path / "report"), "--repeats", "1"]) == 0
+    table = comparison.compare_runs([searched, baseline])["retrained"]  # without the checkpoint: no network
+    assert table["latency_ms"].isna().tolist() == [False, True]
+    rows = pd.read_csv(tmp_path / "report" / "report_retrained.csv").set_index("label")
+    unet = models.plain_unet(3, 1, 2).eval()
+    assert rows.loc["unet2d", "memory_MB"] == pytest.approx(activation_memory(unet, (1, 3, 64, 64)) / 2**20)
+    assert rows.loc["unet2d", "latency_ms"] == 1.0 and timed.count(type(unet).__name__) == 1
