@@ -38,12 +38,9 @@ from data.image_io import ENDINGS, read_image_file, write_like, write_nifti_geom
 from data.inputs import (
     PredictionInput,
     find_prediction_inputs,
-    in_output_order,
     input_formats,
     read_prediction_input,
     read_prediction_label,
-    write_prediction,
-    write_probabilities,
 )
 from data.intensity import scale_percentiles, window, zscore_nonzero
 from data.label_maps import check_label_map, output_channels, probabilities_to_labels, probability_names
@@ -51,6 +48,7 @@ from data.nifti import write_nifti_like
 from data.nnunet import find_nnunet_cases, inspect_nnunet_case, read_nnunet_case
 from data.nnunet_prepare import LabelTargets, prepare_nnunet_case, regions_to_labels, volume_from_slices
 from data.nnunet_spec import NnunetSpec, read_dataset_json
+from data.outputs import in_output_order, write_prediction, write_probabilities
 from data.presets import PRESETS, get_preset, list_datasets
 from data.promise12 import find_promise12_cases, preprocess_promise12_case, read_promise12_case
 from data.resize import restore_original_size, restore_probabilities

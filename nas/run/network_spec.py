@@ -153,6 +153,14 @@ def load_network(path: str | Path, device: torch.device | str = "cpu", expected_
     usable description, of another network than ``expected_model``, or whose weights do not fit."""
     path = Path(path)
     spec, state = read_spec(path)
+    return restore_network(state, spec, path, device, expected_model), spec
+
+
+def restore_network(state: Mapping[str, Any], spec: Mapping[str, Any], path: str | Path,
+                    device: torch.device | str = "cpu", expected_model: str | None = None) -> nn.Module:
+    """The network of a loaded checkpoint (``state``, its description ``spec``), weights loaded, in
+    eval mode on ``device``; refuses another network than ``expected_model`` and weights that do
+    not fit, in one line naming ``path``."""
     name = network_name(spec)
     if expected_model is not None and name != expected_model:
         raise CheckpointSpecError(f"{path}: holds a {name} network; expected {expected_model}")
@@ -162,9 +170,9 @@ def load_network(path: str | Path, device: torch.device | str = "cpu", expected_
     except Exception as error:  # missing / unexpected keys, shape mismatches
         raise CheckpointSpecError(f"{path}: weights do not fit the {name} network its description names "
                                   f"({one_line(error)})") from None
-    return network.to(device).eval(), spec
+    return network.to(device).eval()
 
 
 __all__ = ["BASELINE_BUILDERS", "CheckpointSpecError", "NETWORK_KINDS", "SPEC_FIELDS", "SPEC_FORMAT", "SPEC_KEY",
            "build_network", "build_spec", "genotype_network", "load_network", "model_network", "network_name",
-           "read_spec", "spec_of", "spec_problems", "training_entry"]
+           "read_spec", "restore_network", "spec_of", "spec_problems", "training_entry"]

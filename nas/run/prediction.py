@@ -19,7 +19,7 @@ from nas.train import atomic_path, check_output_dir, load_checkpoint, resolve_de
 
 from .brats_evaluation import segment_volume
 from .common import one_line
-from .network_spec import SPEC_KEY, build_network, network_name, spec_of
+from .network_spec import SPEC_KEY, network_name, restore_network, spec_of
 from .training_3d import CHECKPOINT_KIND
 
 #: Scores of ``predict`` per region WT/TC/ET (distances in mm).
@@ -63,20 +63,11 @@ def load_model_checkpoint(path: str | Path, device: torch.device | str = "cpu",
                          "retrain.py --model or by retrain.py --genotype of a 3D BraTS search "
                          "(best.pt or checkpoint.pt)")
     spec = spec_of(state, path)
-    name = network_name(spec)
-    if expected_model is not None and name != expected_model:
-        raise ValueError(f"{path}: holds a {name} network; expected {expected_model}")
     if spec["network"]["in_channels"] != len(data.MODALITIES):
-        raise ValueError(f"{path}: the {name} network takes {spec['network']['in_channels']} input "
-                         f"channels; expected {len(data.MODALITIES)} (the BraTS modalities "
+        raise ValueError(f"{path}: the {network_name(spec)} network takes {spec['network']['in_channels']} "
+                         f"input channels; expected {len(data.MODALITIES)} (the BraTS modalities "
                          f"{', '.join(data.MODALITIES)})")
-    network = build_network(spec, str(path))
-    try:
-        network.load_state_dict(state["model"])
-    except Exception as error:  # missing / unexpected keys, shape mismatches
-        raise ValueError(f"{path}: weights do not fit the {name} network its description names "
-                         f"({one_line(error)})") from None
-    return network.to(device).eval(), spec
+    return restore_network(state, spec, path, device, expected_model), spec
 
 
 def predict(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Path, *,
