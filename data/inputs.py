@@ -21,7 +21,8 @@ its `inputs` entry names the format:
   `<case><ending>` in the first channel file's geometry.
 
 A stack to predict is (S, C, size, size) float32: S slices along the axis the network was trained
-on (one for 2D images), normalised as in training. Probabilities and labels come back as
+on (one for 2D images), normalised as in training; for a 3D network of nnU-Net volumes
+(`spatial_dims` 3) the whole volume (C, *spatial) as read and normalised. Probabilities and labels come back as
 (S, H0, W0) at the input's own in-plane size (`restore_probabilities`) and are written in the
 input's array order.
 """
@@ -292,6 +293,11 @@ def _read_nnunet(item: PredictionInput, preprocessing: dict) -> tuple[np.ndarray
         require_finite(item.source, values, f"channel {index} ({channels[index]})")
     meta = {"spacing": np.asarray(reference["spacing"]), "affine": np.asarray(reference["affine"])}
     volume = image.ndim == 4
+    if volume and options.get("spatial_dims") == 3:  # a 3D network: the whole volume, as read
+        volume_image, _, _ = prepare_nnunet_arrays(image, None, meta, channels, options)
+        return volume_image, {"served_shape": list(image.shape[1:]), "to_output": "volume",
+                              "spacing": np.asarray(reference["spacing"]).tolist(),
+                              "reference": str(item.source)}
     if volume:
         meta["slice_axis"] = slice_axis(reference["spacing"])
     stack, _, served = prepare_nnunet_arrays(image, None, meta, channels, options)

@@ -16,7 +16,8 @@ from data.nnunet_prepare import volume_from_slices
 
 
 def in_output_order(stack: np.ndarray, meta: dict) -> np.ndarray:
-    """A served stack (S, H0, W0) in the written file's array order."""
+    """A served stack (S, H0, W0) in the written file's array order (a whole volume of a 3D
+    network, ``to_output`` "volume", is in it already)."""
     if meta["to_output"] == "first":
         return np.asarray(stack)[0]
     if meta["to_output"] == "axes":

@@ -56,8 +56,8 @@ def load_model_checkpoint(path: str | Path, device: torch.device | str = "cpu",
         name = spec["network"].get("name") if isinstance(spec, dict) and isinstance(spec.get("network"), dict) else None
         what = (("a genotype network (retrain.py --genotype)" if "genotype" in state
                  else "no 3D network description") if not name
-                else f"a 3D {name} network of {spec.get('dataset')} volumes (whole-volume prediction "
-                     "with 3D networks is for BraTS cases)" if spec.get("spatial_dims") == 3
+                else f"a 3D {name} network of {spec.get('dataset')} volumes (lwnas predict segments "
+                     "those volumes with it)" if spec.get("spatial_dims") == 3
                 else f"a 2D {name} network (lwnas predict segments images with it)")
         raise ValueError(f"{path}: holds {what}; expected a checkpoint written by "
                          "retrain.py --model or by retrain.py --genotype of a 3D BraTS search "

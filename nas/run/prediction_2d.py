@@ -24,7 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 import data
-from nas.inference import ACTIVATIONS, flip_axes_subsets, predict_with_flips
+from nas.inference import ACTIVATIONS, flip_axes_subsets, predict_probabilities, predict_with_flips
 from nas.metrics import case_table, evaluate_case, write_tables
 from nas.train import check_output_dir, resolve_device, resolve_precision
 from nas.train.runtime import autocast
@@ -85,21 +85,27 @@ def _write_case(item: data.PredictionInput, labels: np.ndarray, maps: np.ndarray
 
 def predict_images(checkpoint: str | Path, input_path: str | Path, output_dir: str | Path, *,
                    device: str = "auto", tta: bool = False, probabilities: bool = False, batch_size: int = 8,
-                   precision: str = "auto", model: str | None = None, progress: bool = True) -> PredictionReport:
-    """Segment every case under ``input_path`` (formats: ``data.inputs``) with a 2D checkpoint into
-    ``output_dir``: a mask per case in the input's geometry and format, ``--probabilities`` the
-    probability maps beside it, and where labels lie beside the inputs ``metrics_cases.csv`` and
-    ``metrics_summary.csv`` (Dice, IoU, HD95 per foreground class).
+                   precision: str = "auto", model: str | None = None, progress: bool = True,
+                   roi_size: int | Sequence[int] | None = None, overlap: float = 0.5) -> PredictionReport:
+    """Segment every case under ``input_path`` (formats: ``data.inputs``) with a 2D checkpoint, or a
+    3D one of nnU-Net volumes, into ``output_dir``: a mask per case in the input's geometry and
+    format, ``--probabilities`` the probability maps beside it, and where labels lie beside the
+    inputs ``metrics_cases.csv`` and ``metrics_summary.csv`` (Dice, IoU, HD95 per foreground class).
 
-    A case that cannot be read is reported in one line naming its file and the others are still
-    predicted; a bad checkpoint, a bad flag or an input without any case raises ``ValueError``
-    before anything is written.
+    2D networks see batches of ``batch_size`` slices; 3D ones each whole volume through Gaussian
+    sliding windows of their training crop (``roi_size`` overrides it) with ``overlap``,
+    ``batch_size`` windows per forward. A case that cannot be read is reported in one line naming
+    its file and the others are still predicted; a bad checkpoint, a bad flag or an input without
+    any case raises ``ValueError`` before anything is written.
     """
     require_int("batch_size", batch_size)
     target_device = resolve_device(device)
     network, spec = load_network(checkpoint, target_device, model)
-    if spec["spatial_dims"] != 2:
-        raise ValueError(f"{checkpoint}: holds a {spec['spatial_dims']}D network; 2D prediction needs a 2D one")
+    volumes = spec["spatial_dims"] == 3
+    if volumes and spec["preprocessing"].get("inputs") != "nnunet":
+        raise ValueError(f"{checkpoint}: holds a 3D network of {spec['dataset']}; whole-volume prediction "
+                         "reads BraTS cases (nas.run.prediction) and nnU-Net volumes")
+    roi = _window(roi_size if roi_size is not None else spec["input"]["size"]) if volumes else None
     preprocessing, label_map = spec["preprocessing"], spec["labels"]
     dtype = resolve_precision(precision, target_device)
     items = data.find_prediction_inputs(input_path, preprocessing)  # DataError (one line) without any case
@@ -122,9 +128,14 @@ def predict_images(checkpoint: str | Path, input_path: str | Path, output_dir: s
             except data.DataError as error:
                 truth = None
                 unscored.append(str(error))
-            maps = slice_probabilities(network, stack, label_map["activation"], tta=tta, batch_size=batch_size,
-                                       device=target_device, precision=dtype)
-            maps = data.restore_probabilities(maps, meta["served_shape"]).transpose(0, 1).numpy()  # (K, S, H0, W0)
+            if volumes:  # (K, *spatial) of the whole volume, on the input's own grid
+                maps = predict_probabilities(network, torch.from_numpy(stack), roi, overlap=overlap, tta=tta,
+                                             sw_batch_size=batch_size, device=target_device,
+                                             precision=dtype).cpu().numpy()
+            else:
+                maps = slice_probabilities(network, stack, label_map["activation"], tta=tta,
+                                           batch_size=batch_size, device=target_device, precision=dtype)
+                maps = data.restore_probabilities(maps, meta["served_shape"]).transpose(0, 1).numpy()  # (K, S, H0, W0)
             labels = data.probabilities_to_labels(maps, label_map)
             try:
                 path = _write_case(item, labels, maps if probabilities else None, meta, label_map, output_dir)
@@ -147,6 +158,10 @@ def predict_images(checkpoint: str | Path, input_path: str | Path, output_dir: s
     return PredictionReport(written, failures, metrics_files, unscored)
 
 
+def _window(size: int | Sequence[int]) -> tuple[int, ...]:
+    return (int(size),) * 3 if isinstance(size, int) else tuple(int(side) for side in size)
+
+
 def predict_checkpoint(checkpoint: str | Path, input_path: str | Path, output_dir: str | Path, *,
                        device: str = "auto", tta: bool = False, probabilities: bool = False,
                        batch_size: int | None = None, precision: str = "auto", model: str | None = None,
@@ -154,10 +169,16 @@ def predict_checkpoint(checkpoint: str | Path, input_path: str | Path, output_di
                        roi_size: int | Sequence[int] | None = None, overlap: float = 0.5) -> PredictionReport:
     """``lwnas predict``: a 3D checkpoint segments BraTS cases (``nas.run.prediction.predict``:
     sliding windows, ``et_threshold``, ``roi_size``, ``overlap``; ``batch_size`` windows per
-    forward), a 2D one images, series and volumes (:func:`predict_images`)."""
+    forward) or, trained on nnU-Net volumes, those volumes whole; a 2D one images, series and
+    volumes slice by slice (:func:`predict_images`)."""
     if batch_size is not None:
         require_int("batch_size", batch_size)
     spec, _ = read_spec(checkpoint)
+    if spec["spatial_dims"] == 3 and spec["preprocessing"].get("inputs") == "nnunet":
+        return predict_images(checkpoint, input_path, output_dir, device=device, tta=tta,
+                              probabilities=probabilities, batch_size=1 if batch_size is None else batch_size,
+                              precision=precision, model=model, progress=progress, roi_size=roi_size,
+                              overlap=overlap)
     if spec["spatial_dims"] == 3:
         if probabilities:
             raise ValueError(f"--probabilities: not available for 3D checkpoints ({checkpoint}); "

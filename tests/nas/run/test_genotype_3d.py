@@ -14,9 +14,10 @@ import torch
 import data
 from nas import cli
 from nas import run as commands
+from nas.inference import predict_probabilities
 from nas.pictures.comparison import compare_runs
 from nas.run.brats_evaluation import segment_volume
-from nas.run.network_spec import read_spec
+from nas.run.network_spec import load_network, read_spec
 from nas.run.networks import searched_network
 from nas.search import network_complexity, save_genotype
 from nas.train import load_checkpoint
@@ -176,4 +177,26 @@ def test_a_3d_genotype_of_another_volume_data_set_trains_with_its_classes(make_g
     assert spec["spatial_dims"] == 3 and spec["input"]["size"] == crop
     assert spec["labels"]["names"] == ["background", "liver", "spleen"]
     with pytest.raises(ValueError, match="a 3D genotype network of nnunet volumes"):
-        commands.load_model_checkpoint(tmp_path / "run" / "best.pt")
+        commands.load_model_checkpoint(tmp_path / "run" / "best.pt")  # BraTS' reader is not its
+
+    # lwnas predict segments the data set's volumes whole, in each input's geometry, and scores them
+    root = data.sample_root("nnunet")
+    out = tmp_path / "predictions"
+    assert cli.main(["predict", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--input",
+                     str(root / "imagesTr"), "--output", str(out), "--device", "cpu", "--no-progress",
+                     "--probabilities"]) == 0
+    network, spec = load_network(tmp_path / "run" / "best.pt")
+    items = data.find_prediction_inputs(root / "imagesTr", spec["preprocessing"])
+    assert items and all(item.label is not None for item in items)
+    for item in items:
+        written = nib.load(out / f"{item.case}.nii.gz")
+        reference = nib.load(item.files[0])
+        assert written.shape == reference.shape and np.allclose(written.affine, reference.affine)
+        volume, _ = data.read_prediction_input(item, spec["preprocessing"])
+        probabilities = predict_probabilities(network, torch.from_numpy(volume), crop)
+        expected = np.asarray([0, 1, 2])[probabilities.argmax(0).numpy()]
+        labels, _ = data.read_image_file(out / f"{item.case}.nii.gz", dtype=None)  # the readers' axis order
+        assert np.array_equal(labels[0], expected)  # the checkpoint's network
+        assert (out / f"{item.case}_prob_liver.nii.gz").is_file()
+    cases = pd.read_csv(out / "metrics_cases.csv")
+    assert sorted(cases["case"]) == sorted(item.case for item in items)

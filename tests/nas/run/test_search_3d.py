@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import data
+from nas import cli
 from nas import run as commands
 from nas.run.networks import build_network, genotype_entry
 from nas.search import load_genotype_file, network_complexity
@@ -78,6 +79,16 @@ def test_nnunet_volumes_are_searched_in_3d(tmp_path):
         log["val_dice_mean"].iloc[0])
     assert result["history"][0]["val_cases"] == len(data.load_splits(out / "splits.json")["val"])
     assert (out / "fingerprint.json").is_file()
+
+    # the searched genotype retrains on the search's splits and segments the volumes whole
+    assert cli.main(["retrain", "--genotype", str(out / "genotype.json"), "--out", str(tmp_path / "retrain"),
+                     "--epochs", "1", "--device", "cpu", "--workers", "0", "--no-progress"]) == 0
+    assert data.load_splits(tmp_path / "retrain" / "splits.json") == data.load_splits(out / "splits.json")
+    images = data.sample_root("nnunet") / "imagesTr"
+    assert cli.main(["predict", "--checkpoint", str(tmp_path / "retrain" / "best.pt"), "--input", str(images),
+                     "--output", str(tmp_path / "predictions"), "--device", "cpu", "--no-progress"]) == 0
+    written = sorted(path.name for path in (tmp_path / "predictions").glob("*.nii.gz"))
+    assert written and len(written) == len(pd.read_csv(tmp_path / "predictions" / "metrics_cases.csv"))
 
 
 @pytest.mark.parametrize("argv, message", [
