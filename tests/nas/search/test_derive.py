@@ -1,4 +1,5 @@
 """Derivation: top-2 edges by strongest non-none op, collapse guards."""
+import pytest
 import torch
 
 import ops
@@ -71,3 +72,30 @@ def test_derive_genotype_of_a_supernet_and_statistics():
     assert skip_connect_count(genotype)["middle"] == 8
     assert 8 / 24 <= parameter_free_share(genotype) <= 1
     assert parameter_free_share(derive_genotype(net, max_parameter_free=2)) <= 6 / 24
+
+
+@pytest.mark.parametrize("arch_lr, steps", [(0.072, 36), (0.144, 18), (0.024, 108)])
+def test_the_noise_margin_is_what_random_sign_gradients_rarely_reach(arch_lr, steps):
+    """Alphas stepped by the architect's Adam on random gradients (no signal at all): the median
+    decision margin of their 14 edges stays below noise_margin in about 95 runs of 100 (so a
+    search above it is unlikely to be noise), and is not far below it (a threshold well above
+    what noise reaches would discard real decisions)."""
+    import math
+
+    from nas.search.derive import noise_margin
+
+    generator = torch.Generator().manual_seed(0)
+    medians = []
+    for _ in range(100):
+        alphas = (1e-3 * torch.randn(14, 8, generator=generator)).requires_grad_()
+        optimizer = torch.optim.Adam([alphas], lr=arch_lr, betas=(0.5, 0.999), weight_decay=1e-3)
+        for _ in range(steps):
+            alphas.grad = torch.randn(14, 8, generator=generator)
+            optimizer.step()
+        weights = torch.softmax(alphas.detach(), -1)[:, 1:]  # "none" (op 0) is never derived
+        top = weights.topk(2, -1).values
+        medians.append(float((top[:, 0] - top[:, 1]).median()))
+    threshold = noise_margin(arch_lr, steps, 8)
+    below = sum(median < threshold for median in medians) / len(medians)
+    assert 0.85 <= below < 1.0, (below, threshold)
+    assert threshold == pytest.approx(arch_lr * math.sqrt(steps) / 8)
