@@ -18,7 +18,7 @@ from nas.train import RetrainConfig, init_distributed
 from nas.train.stopping import stop_on_signals
 
 from .common import PLANNED_SIZE, check_tensorboard, check_val_fraction, data_settings, default_image_size
-from .network_spec import BASELINE_BUILDERS, model_network
+from .networks import BASELINE_BUILDERS, model_network
 from .retraining import TrainedNetwork, train_and_score
 
 

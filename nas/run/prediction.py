@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -16,6 +16,7 @@ from torch import nn
 import data
 from nas.metrics import case_table, evaluate_case, write_tables
 from nas.train import atomic_path, check_output_dir, load_checkpoint, resolve_device, resolve_precision
+from nas.train.settings import require_crop
 
 from .brats_evaluation import segment_volume
 from .common import one_line
@@ -36,6 +37,54 @@ class PredictionReport:
     failures: list[str]
     metrics_files: tuple[Path, ...] = ()
     unscored: list[str] = field(default_factory=list)
+
+
+def predict_cases(cases: Iterable[Any], output_dir: Path, *, name: Callable[[Any], str],
+                  read: Callable[[Any], tuple[Any, dict]], read_label: Callable[[Any, dict], Any],
+                  segment: Callable[[Any, dict], Any], target: Callable[[Any], Path],
+                  write: Callable[[Any, Any, dict], Path], score: Callable[[Any, Any, dict], dict[str, float]],
+                  summary: Callable[[dict[str, float]], str],
+                  say: Callable[[str], None] | None = None) -> PredictionReport:
+    """The per-case rule of every ``lwnas predict``: a case that cannot be read, or whose output
+    cannot be written (at ``target(case)``), is one failure line naming the file and the others
+    are still predicted; a label that cannot be read leaves its case predicted but unscored; the
+    scores of the cases done so far are written (``metrics_cases.csv``, ``metrics_summary.csv``)
+    even if a case crashes. ``segment(image, meta)`` is what ``write`` and ``score`` take."""
+    written: list[Path] = []
+    failures: list[str] = []
+    unscored: list[str] = []
+    rows: list[dict[str, Any]] = []
+    metrics_files: tuple[Path, ...] = ()
+    try:
+        for case in cases:
+            try:
+                image, meta = read(case)
+            except data.DataError as error:
+                failures.append(str(error))
+                continue
+            try:  # the labels only score the case: bad ones do not stop its prediction
+                truth = read_label(case, meta)
+            except data.DataError as error:
+                truth = None
+                unscored.append(str(error))
+            segmentation = segment(image, meta)
+            try:
+                path = write(case, segmentation, meta)
+            except (OSError, data.DataError) as error:
+                failures.append(f"{target(case)}: could not be written ({one_line(error)})")
+                continue
+            written.append(path)
+            line = f"{name(case)}: {path}"
+            if truth is not None:
+                scores = score(segmentation, truth, meta)
+                rows.append({"case": name(case), **scores})
+                line += f" ({summary(scores)})"
+            if say is not None:
+                say(line)
+    finally:
+        if rows:
+            metrics_files = write_tables(case_table(rows), output_dir, "metrics")
+    return PredictionReport(written, failures, metrics_files, unscored)
 
 
 def load_model_checkpoint(path: str | Path, device: torch.device | str = "cpu",
@@ -91,51 +140,34 @@ def predict(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Pat
     """
     target_device = resolve_device(device)
     network, spec = load_model_checkpoint(checkpoint, target_device, model)
-    roi = roi_size if roi_size is not None else spec["input"]["size"]
-    roi = (int(roi),) * 3 if isinstance(roi, int) else tuple(int(r) for r in roi)
+    roi = require_crop("crop_size", roi_size if roi_size is not None else spec["input"]["size"])
     dtype = resolve_precision(precision, target_device)
     cases = data.find_brats_cases(input_dir)  # DataError (one line) without any case
     output_dir = check_output_dir(output_dir, min_free_mb=1.0)
-    written: list[Path] = []
-    failures: list[str] = []
-    unscored: list[str] = []
-    rows: list[dict[str, Any]] = []
-    metrics_files: tuple[Path, ...] = ()
-    try:
-        for case_dir in cases:
-            try:
-                image, _, meta = data.read_brats_case(case_dir, normalise=True, read_label=False)
-            except data.DataError as error:
-                failures.append(str(error))
-                continue
-            try:  # the segmentation only scores the case: a bad one does not stop its prediction
-                truth = data.read_brats_label(case_dir, meta)
-            except data.DataError as error:
-                truth = None
-                unscored.append(str(error))
-            labels = segment_volume(network, torch.from_numpy(image), roi,
-                                    et_threshold=et_threshold, overlap=overlap, tta=tta,
-                                    sw_batch_size=sw_batch_size, device=target_device,
-                                    precision=dtype)
-            out_path = output_dir / f"{case_dir.name}.nii.gz"
-            try:
-                with atomic_path(out_path, suffix=".nii.gz") as temporary:
-                    data.write_nifti_like(data.release_labels(labels, meta["layout"]),
-                                          meta["source"], temporary)
-            except (OSError, data.DataError) as error:
-                failures.append(f"{out_path}: could not be written ({one_line(error)})")
-                continue
-            written.append(out_path)
-            line = f"{case_dir.name}: {out_path}"
-            if truth is not None:
-                scores = evaluate_case(labels, truth, meta["spacing"], regions=data.BRATS_REGIONS,
-                                       metrics=PREDICT_METRICS)
-                rows.append({"case": case_dir.name, **scores})
-                line += " (Dice WT/TC/ET " + "/".join(
-                    f"{scores[f'dice/{region}']:.3f}" for region in data.BRATS_REGIONS) + ")"
-            if progress:
-                print(line, flush=True)
-    finally:  # the scores of the cases done so far are kept even if a case crashes
-        if rows:
-            metrics_files = write_tables(case_table(rows), output_dir, "metrics")
-    return PredictionReport(written, failures, metrics_files, unscored)
+
+    def read(case_dir: Path) -> tuple[Any, dict]:
+        image, _, meta = data.read_brats_case(case_dir, normalise=True, read_label=False)
+        return image, meta
+
+    def segment(image: Any, meta: dict) -> Any:
+        return segment_volume(network, torch.from_numpy(image), roi, et_threshold=et_threshold, overlap=overlap,
+                              tta=tta, sw_batch_size=sw_batch_size, device=target_device, precision=dtype)
+
+    def target(case_dir: Path) -> Path:
+        return output_dir / f"{case_dir.name}.nii.gz"
+
+    def write(case_dir: Path, labels: Any, meta: dict) -> Path:
+        with atomic_path(target(case_dir), suffix=".nii.gz") as temporary:
+            data.write_nifti_like(data.release_labels(labels, meta["layout"]), meta["source"], temporary)
+        return target(case_dir)
+
+    def score(labels: Any, truth: Any, meta: dict) -> dict[str, float]:
+        return evaluate_case(labels, truth, meta["spacing"], regions=data.BRATS_REGIONS, metrics=PREDICT_METRICS)
+
+    def summary(scores: dict[str, float]) -> str:
+        return "Dice WT/TC/ET " + "/".join(f"{scores[f'dice/{region}']:.3f}" for region in data.BRATS_REGIONS)
+
+    return predict_cases(cases, output_dir, name=lambda case_dir: case_dir.name, read=read,
+                         read_label=data.read_brats_label, segment=segment, target=target, write=write,
+                         score=score, summary=summary,
+                         say=(lambda line: print(line, flush=True)) if progress else None)

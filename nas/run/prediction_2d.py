@@ -25,14 +25,13 @@ from tqdm import tqdm
 
 import data
 from nas.inference import ACTIVATIONS, flip_axes_subsets, predict_probabilities, predict_with_flips
-from nas.metrics import case_table, evaluate_case, write_tables
+from nas.metrics import evaluate_case
 from nas.train import check_output_dir, resolve_device, resolve_precision
 from nas.train.runtime import autocast
-from nas.train.settings import require_int
+from nas.train.settings import require_crop, require_int
 
-from .common import one_line
 from .network_spec import load_network, read_spec
-from .prediction import PredictionReport, predict
+from .prediction import PredictionReport, predict, predict_cases
 
 #: Scores of a 2D prediction per foreground class (distances in mm of the input's spacing).
 PREDICT_METRICS_2D = ("dice", "iou", "hd95")
@@ -105,61 +104,41 @@ def predict_images(checkpoint: str | Path, input_path: str | Path, output_dir: s
     if volumes and spec["preprocessing"].get("inputs") != "nnunet":
         raise ValueError(f"{checkpoint}: holds a 3D network of {spec['dataset']}; whole-volume prediction "
                          "reads BraTS cases (nas.run.prediction) and nnU-Net volumes")
-    roi = _window(roi_size if roi_size is not None else spec["input"]["size"]) if volumes else None
+    roi = require_crop("crop_size", roi_size if roi_size is not None else spec["input"]["size"]) if volumes else None
     preprocessing, label_map = spec["preprocessing"], spec["labels"]
     dtype = resolve_precision(precision, target_device)
     items = data.find_prediction_inputs(input_path, preprocessing)  # DataError (one line) without any case
     output_dir = check_output_dir(output_dir, min_free_mb=1.0)
-    written: list[Path] = []
-    failures: list[str] = []
-    unscored: list[str] = []
-    rows: list[dict[str, Any]] = []
-    metrics_files: tuple[Path, ...] = ()
-    bar = tqdm(items, desc="predict", unit="case", disable=not progress)
-    try:
-        for item in bar:
-            try:
-                stack, meta = data.read_prediction_input(item, preprocessing)
-            except data.DataError as error:
-                failures.append(str(error))
-                continue
-            try:  # the labels only score the case: bad ones do not stop its prediction
-                truth = data.read_prediction_label(item, preprocessing, label_map, meta)
-            except data.DataError as error:
-                truth = None
-                unscored.append(str(error))
-            if volumes:  # (K, *spatial) of the whole volume, on the input's own grid
-                maps = predict_probabilities(network, torch.from_numpy(stack), roi, overlap=overlap, tta=tta,
-                                             sw_batch_size=batch_size, device=target_device,
-                                             precision=dtype).cpu().numpy()
-            else:
-                maps = slice_probabilities(network, stack, label_map["activation"], tta=tta,
-                                           batch_size=batch_size, device=target_device, precision=dtype)
-                maps = data.restore_probabilities(maps, meta["served_shape"]).transpose(0, 1).numpy()  # (K, S, H0, W0)
-            labels = data.probabilities_to_labels(maps, label_map)
-            try:
-                path = _write_case(item, labels, maps if probabilities else None, meta, label_map, output_dir)
-            except (OSError, data.DataError) as error:
-                failures.append(f"{output_dir / item.output}: could not be written ({one_line(error)})")
-                continue
-            written.append(path)
-            line = f"{item.case}: {path}"
-            if truth is not None:
-                scores = _scores(data.in_output_order(labels, meta), truth, meta, label_map)
-                rows.append({"case": item.case, **scores})
-                dice = [value for key, value in scores.items() if key.split("/")[0] == "dice"]
-                line += f" (Dice {np.mean(dice):.3f})"
-            if progress:
-                tqdm.write(line)
-    finally:  # the scores of the cases done so far are kept even if a case crashes
-        bar.close()
-        if rows:
-            metrics_files = write_tables(case_table(rows), output_dir, "metrics")
-    return PredictionReport(written, failures, metrics_files, unscored)
 
+    def segment(stack: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, probabilities (K, ...)) on the input's own grid."""
+        if volumes:  # (K, *spatial) of the whole volume
+            maps = predict_probabilities(network, torch.from_numpy(stack), roi, overlap=overlap, tta=tta,
+                                         sw_batch_size=batch_size, device=target_device,
+                                         precision=dtype).cpu().numpy()
+        else:
+            maps = slice_probabilities(network, stack, label_map["activation"], tta=tta,
+                                       batch_size=batch_size, device=target_device, precision=dtype)
+            maps = data.restore_probabilities(maps, meta["served_shape"]).transpose(0, 1).numpy()  # (K, S, H0, W0)
+        return data.probabilities_to_labels(maps, label_map), maps
 
-def _window(size: int | Sequence[int]) -> tuple[int, ...]:
-    return (int(size),) * 3 if isinstance(size, int) else tuple(int(side) for side in size)
+    def write(item: data.PredictionInput, segmentation: tuple, meta: dict) -> Path:
+        labels, maps = segmentation
+        return _write_case(item, labels, maps if probabilities else None, meta, label_map, output_dir)
+
+    def score(segmentation: tuple, truth: np.ndarray, meta: dict) -> dict[str, float]:
+        return _scores(data.in_output_order(segmentation[0], meta), truth, meta, label_map)
+
+    def summary(scores: dict[str, float]) -> str:
+        return f"Dice {np.mean([value for key, value in scores.items() if key.split('/')[0] == 'dice']):.3f}"
+
+    with tqdm(items, desc="predict", unit="case", disable=not progress) as bar:
+        return predict_cases(bar, output_dir, name=lambda item: item.case,
+                             read=lambda item: data.read_prediction_input(item, preprocessing),
+                             read_label=lambda item, meta: data.read_prediction_label(item, preprocessing,
+                                                                                      label_map, meta),
+                             segment=segment, target=lambda item: output_dir / item.output, write=write,
+                             score=score, summary=summary, say=tqdm.write if progress else None)
 
 
 def predict_checkpoint(checkpoint: str | Path, input_path: str | Path, output_dir: str | Path, *,

@@ -12,7 +12,7 @@ from torch import nn
 
 import data
 from nas import losses
-from nas.presets import RETRAIN_PRESETS, merge, retrain_preset
+from nas.presets import RETRAIN_PRESETS, merge, retrain_preset, training_values
 from nas.search import load_genotype_file, network_complexity
 from nas.train import (
     RetrainConfig,
@@ -26,6 +26,7 @@ from nas.train import (
     wrap_model,
 )
 from nas.train.distributed import barrier
+from nas.train.settings import require_crop
 from nas.train.stopping import stop_on_signals
 from supernet import Genotype, from_genotype
 
@@ -46,7 +47,10 @@ from .common import (
     verify_data,
     write_fingerprint,
 )
-from .network_spec import SPEC_KEY, build_spec, genotype_network, training_entry
+from .network_spec import SPEC_KEY, build_spec, training_entry
+from .networks import build_network, genotype_network, genotype_target, searched_network
+from .training_3d import retrain_model
+from .volume_evaluation import MEAN_METRIC, make_volume_validator
 
 
 def per_class_scores(scores: dict[str, float]) -> dict[str, dict[str, float]]:
@@ -252,9 +256,6 @@ def _retrain_volumes(arch: Genotype, metadata: dict, genotype_path: Path, datase
                      overlap: float, tensorboard: bool, et_threshold: int,
                      overrides: dict[str, Any]) -> dict[str, Any]:
     """A 3D genotype's training (see :func:`retrain_genotype`), checked against the data first."""
-    from .networks import genotype_target, searched_network
-    from .training_3d import retrain_model
-
     target = genotype_target(arch, metadata)
     options = dict(data_options)
     if "target" in data.get_preset(dataset).options:  # BraTS: the target its search trained
@@ -288,11 +289,6 @@ def retrain_volumes(arch: Genotype, genotype_path: Path, dataset: str,
     ``spatial_dims=3``): random crops, whole-volume validation by the per-class Dice
     (``val_dice_<class>``, ``val_dice_mean`` selects ``best.pt``), the test volumes scored the
     same way into ``metrics.json`` (``dsc`` = their mean, ``dsc_per_class``)."""
-    from nas.presets import training_values
-
-    from .networks import build_network, searched_network
-    from .volume_evaluation import MEAN_METRIC, make_volume_validator
-
     searched = searched_network("genotype", genotype_path)
     sample = uses_sample(dataset, data_root)
     if overrides.pop("image_size", None) is not None:
@@ -300,9 +296,7 @@ def retrain_volumes(arch: Genotype, genotype_path: Path, dataset: str,
                          "pass --crop-size N or NxNxN")
     crop = crop_size or (data.get_preset(dataset).sample_crop_size if sample
                          else searched.preset.crop_size)
-    crop = (int(crop),) * 3 if isinstance(crop, int) else tuple(int(v) for v in crop)
-    if len(crop) != 3 or min(crop) < 1:
-        raise ValueError(f"--crop-size must be one or three positive sizes, got {crop_size!r}")
+    crop = require_crop("crop_size", crop)
     drop_path = overrides.pop("drop_path", None)
     values = training_values("genotype", overrides, sample=sample, preset=searched.preset)
     config = RetrainConfig(dataset=dataset, model="genotype", seed=seed, progress=progress,

@@ -16,7 +16,7 @@ from nas.presets import SEARCH_PRESETS, VOLUME_SEARCH_PRESETS, VolumeSearchPrese
 from nas.search import SearchConfig, run_search
 from nas.train import resolve_precision
 from nas.train.distributed import DistributedContext, init_distributed, resolve_device
-from nas.train.settings import require_number
+from nas.train.settings import require_crop, require_number
 from nas.train.stopping import stop_on_signals
 
 from .common import (
@@ -78,9 +78,9 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
         if overrides.get("image_size") is not None:
             raise ValueError(f"--image-size applies to 2D searches; {dataset} is searched in 3D "
                              "on random crops: pass --crop-size N or NxNxN")
-        crop = _crop(crop_size or (data.get_preset(dataset).sample_crop_size
-                                   if uses_sample(dataset, data_root)
-                                   else _volume_preset(preset).crop_size))
+        default_crop = (data.get_preset(dataset).sample_crop_size if uses_sample(dataset, data_root)
+                        else _volume_preset(preset).crop_size)
+        crop = require_crop("crop_size", crop_size or default_crop)
         budgets = _budgets(_volume_preset(preset), facts.in_channels, crop, overrides)
         size, values = None, {**overrides, **budgets, "spatial_dims": 3, "crop_size": crop}
     else:
@@ -170,14 +170,6 @@ def _volume_preset(preset: str) -> VolumeSearchPreset:
     """The 3D settings of a search preset (crops, target, budget); the BraTS search's for a
     preset without its own."""
     return VOLUME_SEARCH_PRESETS.get(preset, VOLUME_SEARCH_PRESETS["brats"])
-
-
-def _crop(crop_size: int | Sequence[int]) -> tuple[int, int, int]:
-    crop = (crop_size,) * 3 if isinstance(crop_size, int) else tuple(crop_size)
-    if len(crop) != 3 or not all(isinstance(v, int) and v >= 1 for v in crop):
-        raise ValueError(f"--crop-size must be one or three positive sizes (N or NxNxN), "
-                         f"got {crop_size!r}")
-    return tuple(int(v) for v in crop)
 
 
 def _budgets(volume: VolumeSearchPreset, in_channels: int, crop: Sequence[int],

@@ -31,6 +31,7 @@ from nas.train import (
     wrap_model,
 )
 from nas.train.distributed import barrier
+from nas.train.settings import require_crop
 from nas.train.stopping import stop_on_signals
 
 from .brats_evaluation import VALIDATION_METRIC, evaluate_volumes, make_validator, region_means
@@ -45,8 +46,8 @@ from .common import (
     tensorboard_callback,
     uses_sample,
 )
-from .network_spec import SPEC_KEY, build_spec, model_network, training_entry
-from .networks import build_network, searched_network
+from .network_spec import SPEC_KEY, build_spec, training_entry
+from .networks import build_network, model_network, searched_network
 
 #: ``kind`` entry of every checkpoint ``retrain_model`` writes.
 CHECKPOINT_KIND = "lwnas.brats3d-model"
@@ -107,9 +108,7 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
     if crop_size is None:
         crop_size = (saved["roi_size"] if saved else
                      data.get_preset(dataset).sample_crop_size if sample else preset.crop_size)
-    crop = (int(crop_size),) * 3 if isinstance(crop_size, int) else tuple(map(int, crop_size))
-    if len(crop) != 3 or min(crop) < 1:
-        raise ValueError(f"crop_size must be one or three positive sizes, got {crop_size}")
+    crop = require_crop("crop_size", crop_size)
     if model_kwargs is None and saved:
         model_kwargs = saved["network"]["kwargs"]
     kwargs = {} if searched else network_kwargs(model_name, crop, model_kwargs)

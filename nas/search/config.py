@@ -8,7 +8,7 @@ from typing import Any
 import ops
 from nas.presets import MACROS, merge, search_preset
 from nas.train.runtime import PRECISIONS
-from nas.train.settings import SettingError, require_choice, require_int, require_number
+from nas.train.settings import SettingError, require_choice, require_crop, require_int, require_number
 from supernet import SPACES, parse_layout
 
 #: Settings that must match for ``--resume`` to continue a run (the rest may change).
@@ -82,13 +82,7 @@ class SearchConfig:
                 raise SettingError("--crop-size applies to 3D searches; a 2D search takes "
                                    "--image-size")
         else:
-            crop = self.crop_size
-            if (not isinstance(crop, (tuple, list)) or len(crop) != 3
-                    or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
-                               for v in crop)):
-                raise SettingError(f"--crop-size must be one or three positive sizes (N or "
-                                   f"NxNxN), got {crop!r}")
-            self.crop_size = tuple(int(v) for v in crop)
+            self.crop_size = require_crop("crop_size", self.crop_size, allow_side=False)
             if self.image_size is not None:
                 raise SettingError("--image-size applies to 2D searches; a 3D search takes "
                                    "--crop-size")

@@ -144,29 +144,28 @@ def barrier(context: DistributedContext) -> None:
         dist.barrier()
 
 
+def _all_reduce(values: torch.Tensor, context: DistributedContext, op: dist.ReduceOp) -> torch.Tensor:
+    """``op`` of a tensor over ranks (a copy; the input is left alone); itself in one process."""
+    if not context.enabled:
+        return values
+    reduced = values.detach().clone()
+    dist.all_reduce(reduced, op=op)
+    return reduced
+
+
 def all_reduce_mean(values: torch.Tensor, context: DistributedContext) -> torch.Tensor:
     """Mean of a tensor over ranks (a copy; the input is left alone)."""
     if not context.enabled:
         return values
-    reduced = values.detach().clone()
-    dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
-    return reduced / context.world_size
+    return _all_reduce(values, context, dist.ReduceOp.SUM) / context.world_size
 
 
 def all_reduce_sum(values: torch.Tensor, context: DistributedContext) -> torch.Tensor:
-    if not context.enabled:
-        return values
-    reduced = values.detach().clone()
-    dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
-    return reduced
+    return _all_reduce(values, context, dist.ReduceOp.SUM)
 
 
 def all_reduce_max(values: torch.Tensor, context: DistributedContext) -> torch.Tensor:
-    if not context.enabled:
-        return values
-    reduced = values.detach().clone()
-    dist.all_reduce(reduced, op=dist.ReduceOp.MAX)
-    return reduced
+    return _all_reduce(values, context, dist.ReduceOp.MAX)
 
 
 def all_reduce_tensors(tensors: Sequence[torch.Tensor], context: DistributedContext) -> None:

@@ -39,6 +39,16 @@ def require_number(field: str, value: Any, minimum: float = 0.0, strict: bool = 
         raise SettingError(f"{flag(field)} must be a number {bound}, got {value!r}")
 
 
+def require_crop(field: str, value: Any, *, allow_side: bool = True) -> tuple[int, int, int]:
+    """A 3D crop (or sliding window): ``N`` (a cube, unless ``allow_side`` is off) or three
+    positive integers; returned as a tuple of three."""
+    crop = (value,) * 3 if allow_side and isinstance(value, int) and not isinstance(value, bool) else value
+    if (not isinstance(crop, (tuple, list)) or len(crop) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in crop)):
+        raise SettingError(f"{flag(field)} must be one or three positive sizes (N or NxNxN), got {value!r}")
+    return tuple(int(v) for v in crop)
+
+
 def require_choice(field: str, value: Any, choices: Iterable[Any]) -> None:
     choices = tuple(choices)
     if value not in choices:
