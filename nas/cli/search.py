@@ -78,6 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--early-stop-skip", type=int, metavar="N",
                         help="stop when a derived cell holds N skip connections (DARTS+)")
     parser.add_argument("--warmup-epochs", type=int, help="weight-only epochs before alphas move")
+    parser.add_argument("--drop-path", type=float, metavar="P",
+                        help="drop-path rate of the weight steps (the architecture steps run "
+                             "every path; default: the preset's 0.3)")
     parser.add_argument("--shrink-below", type=float, metavar="W",
                         help="progressive shrinking: after each epoch past the warm-up, stop "
                              "computing ops whose weight on an edge fell below W")

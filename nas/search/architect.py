@@ -8,6 +8,7 @@ the model is made.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, Callable, Sequence
 
 import torch
@@ -49,7 +50,14 @@ class Architect:
 
     def step(self, train_batch: Any, val_batch: Any,
              weight_optimizer: torch.optim.Optimizer | None = None) -> torch.Tensor:
-        """One update of the alphas; returns the validation loss (detached)."""
+        """One update of the alphas; returns the validation loss (detached). Every forward of
+        the step runs without drop-path (``model.without_drop_path()``, where the model has
+        it): the alphas are judged on the network a genotype derives, all paths present."""
+        with getattr(self.model, "without_drop_path", nullcontext)():
+            return self._step(train_batch, val_batch, weight_optimizer)
+
+    def _step(self, train_batch: Any, val_batch: Any,
+              weight_optimizer: torch.optim.Optimizer | None) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
         if self.order == 1:
             loss = self.val_loss(self.model, val_batch)

@@ -71,3 +71,18 @@ def test_search_step_bench_in_3d_anchors_on_our_per_edge_supernet(tmp_path):
         search_step.main(["--size", "8", "--no-write"])
     with pytest.raises(SystemExit):  # a 2D variant name in 3D
         search_step.main(["--spatial-dims", "3", "--variants", "ours", "--no-write"])
+
+
+def test_search_margins_bench_records_margins_and_gradients_per_variant(tmp_path):
+    from bench import search_margins
+
+    frame = search_margins.main(["--seeds", "0", "--epochs", "2", "--warmup", "1",
+                                 "--image-size", "16", "--channels", "4", "--layout", "1/0/1",
+                                 "--out", str(tmp_path), "--output", str(tmp_path / "b.md")])
+    assert list(frame["variant"]) == list(search_margins.VARIANTS)
+    assert (frame["noise_margin"] > 0).all() and (frame["gradient_snr"] > 0).all()
+    assert "search_margins" in (tmp_path / "b.md").read_text()
+    # the variant that drops paths in the architecture step saw other forwards than the one
+    # that does not (the same seed, so the same data and initial weights)
+    dropped, kept = frame.set_index("variant").loc[["paths-dropped", "preset"], "gradient_snr"]
+    assert dropped != kept

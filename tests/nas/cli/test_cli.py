@@ -65,3 +65,14 @@ def test_spatial_dims_is_the_data_option_of_the_search(monkeypatch, capsys):
         cli.main(["search", "--dataset", "nnunet", "--option", "spatial_dims=2", "--spatial-dims", "3"])
     assert exit_info.value.code == 2
     assert "--spatial-dims 3 and --option spatial_dims=2 disagree" in capsys.readouterr().err
+
+
+def test_the_search_takes_the_drop_path_of_its_weight_steps(monkeypatch):
+    import nas.run
+
+    calls = []
+    monkeypatch.setattr(nas.run, "search", lambda *args, **kwargs: calls.append(kwargs))
+    assert cli.main(["search", "--dataset", "dsb2018"]) == 0
+    assert calls[-1]["drop_path"] is None  # unset: the preset's
+    assert cli.main(["search", "--dataset", "dsb2018", "--drop-path", "0"]) == 0
+    assert calls[-1]["drop_path"] == 0.0

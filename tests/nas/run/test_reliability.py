@@ -189,6 +189,7 @@ def test_skipped_cases_are_printed_recorded_and_counted(tmp_path, capsys):
     (["--lambda-params", "-1"], "--lambda-params must be a number >= 0, got -1.0"),
     (["--val-fraction", "1.0"], "--val-fraction must be a number >= 0 and < 1, got 1.0"),
     (["--device", "gpu"], "--device 'gpu': expected auto, cpu, cuda or cuda:N"),
+    (["--drop-path", "1.0"], "--drop-path must be a number >= 0 and < 1, got 1.0"),
 ])
 def test_bad_search_settings_fail_before_any_data_is_read(tmp_path, one_line_error, flags,
                                                           message):

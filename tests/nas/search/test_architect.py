@@ -70,3 +70,28 @@ def test_second_order_step_restores_weights_and_differs_from_first_order():
     first_order = Architect(net, loss, loss, arch_lr=0.01, order=1)
     first_order.step(batch, batch)
     assert any(not torch.allclose(a, b) for a, b in zip(second, first_order.arch_params))
+
+
+def test_architecture_step_runs_every_path_while_weight_steps_drop_them():
+    torch.manual_seed(0)
+    net = USupernet(2, 1, channels=4, layout="1/0/1", drop_path_rate=0.5)
+    net.train()
+    x, y = torch.randn(2, 2, 8, 8), (torch.rand(2, 1, 8, 8) > 0.5).float()
+    gradients = []
+
+    def loss(model, data):
+        value = torch.nn.functional.binary_cross_entropy_with_logits(model(data[0]), data[1])
+        gradients.append(torch.autograd.grad(value, model.arch_parameters(), retain_graph=True))
+        return value
+
+    for order in (1, 2):
+        architect = Architect(net, loss, loss, arch_lr=0.0, order=order)
+        gradients.clear()
+        architect.step((x, y), (x, y), torch.optim.SGD(architect.weight_params, lr=0.0))
+        architect.step((x, y), (x, y), torch.optim.SGD(architect.weight_params, lr=0.0))
+        # lr 0: nothing moves, so without random path masks both steps see the same network
+        half = len(gradients) // 2
+        for first, second in zip(gradients[:half], gradients[half:]):
+            assert all(torch.equal(a, b) for a, b in zip(first, second)), order
+    # outside the step the supernet still drops paths at random (the weights' regulariser)
+    assert not torch.equal(net(x), net(x))
