@@ -1,6 +1,7 @@
 """Helpers the benchmark scripts share: device description, timing, BENCHMARKS.md sections."""
 from __future__ import annotations
 
+import argparse
 import shlex
 import statistics
 import sys
@@ -44,6 +45,12 @@ def command_line(module: str, argv: Sequence[str] | None) -> str:
     """How a bench script was run, for its section (``python -m bench.NAME ARGS``)."""
     given = sys.argv[1:] if argv is None else list(argv)
     return f"python -m {module} " + " ".join(shlex.quote(a) for a in given)
+
+
+def add_publish_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--output FILE`` and ``--no-write``, the flags :func:`publish` takes."""
+    parser.add_argument("--output", help="markdown file to append to (default BENCHMARKS.md)")
+    parser.add_argument("--no-write", action="store_true", help="print the section only")
 
 
 def publish(section: str, no_write: bool, output: str | Path | None = None) -> None:

@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 
-from bench.common import BENCHMARKS, command_line, device_description, median_seconds, publish
+from bench.common import add_publish_arguments, command_line, device_description, median_seconds, publish
 
 
 def _step_function(kind: str, args: argparse.Namespace, context, sync_bn: bool = True):
@@ -291,8 +291,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
                         help="skip 1 node x N processes against N nodes x 1 process")
     parser.add_argument("--no-checkpoints", action="store_true",
                         help="skip the checkpoint write time against the epoch time")
-    parser.add_argument("--output", default=str(BENCHMARKS))
-    parser.add_argument("--no-write", action="store_true")
+    add_publish_arguments(parser)
     parser.add_argument("--torchrun-worker", choices=["search", "retrain"], help=argparse.SUPPRESS)
     parser.add_argument("--results", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -12,7 +12,7 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from bench.common import command_line, device_description, publish
+from bench.common import add_publish_arguments, command_line, device_description, publish
 
 
 def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
@@ -24,8 +24,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--output", help="markdown file to append to (default BENCHMARKS.md)")
-    parser.add_argument("--no-write", action="store_true")
+    add_publish_arguments(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from nas.complexity.paper_tables import latency_table

@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from bench.common import device_description, median_seconds, publish
+from bench.common import add_publish_arguments, device_description, median_seconds, publish
 
 #: name -> settings; "reference" is the anchor every ratio divides by.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -222,13 +222,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (CPU)")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS) + list(VARIANTS_3D),
                         default=None, help="those of --spatial-dims' table (default: all)")
-    parser.add_argument("--output", default=None, help="markdown file to append to "
-                                                      "(default: BENCHMARKS.md)")
     parser.add_argument("--memory-limit-gb", type=float, default=None,
                         help="address-space limit of each variant's process (CPU): a variant "
                              "that needs more fails with an error row instead of exhausting "
                              "the machine's memory")
-    parser.add_argument("--no-write", action="store_true")
+    add_publish_arguments(parser)
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one variant, print JSON
     args = parser.parse_args(argv)
     for key, value in DEFAULTS[args.spatial_dims].items():

@@ -25,7 +25,7 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from bench.common import command_line, device_description, publish
+from bench.common import add_publish_arguments, command_line, device_description, publish
 
 
 def _latency(network: torch.nn.Module, shape: tuple[int, ...], repeats: int) -> float:
@@ -48,8 +48,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="keep the runs here (default: a temporary folder)")
-    parser.add_argument("--output", help="markdown file to append to (default BENCHMARKS.md)")
-    parser.add_argument("--no-write", action="store_true")
+    add_publish_arguments(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 

@@ -132,23 +132,21 @@ class SupernetMixin:
     def run_cell(self, index: int, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         key = self.cell_types[index]
         weights, edge_weights = self._weights[key]
-        rate = 0.0 if getattr(self, "_drop_path_off", False) else self.drop_path_rate
         return self.cells[index](s0, s1, weights, edge_weights,  # type: ignore[attr-defined]
-                                 self.architecture.active(key), rate)
+                                 self.architecture.active(key), self.drop_path_rate)
 
     @contextmanager
     def without_drop_path(self) -> Iterator[None]:
         """Forwards inside run every path (drop-path off, still in training mode): the
         architecture step's. A random path mask in its forward multiplies each op's output by
         a random 0 or 1/(1-p), noise straight into d loss / d alpha (on the sample data it
-        divided the per-step signal-to-noise of the alphas' gradients by 3), and it would make
+        divided the per-step signal-to-noise of the alphas' gradients by 2.5), and it would make
         the second-order step's finite difference compare two different networks."""
-        previous = getattr(self, "_drop_path_off", False)
-        self._drop_path_off = True
+        rate, self.drop_path_rate = self.drop_path_rate, 0.0
         try:
             yield
         finally:
-            self._drop_path_off = previous
+            self.drop_path_rate = rate
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return self.architecture.parameters_list()
