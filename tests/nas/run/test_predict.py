@@ -76,7 +76,7 @@ def test_predictions_keep_the_input_geometry_and_match_the_network(checkpoint, n
     table = pd.read_csv(out / "metrics_cases.csv")
     assert report.metrics_files == (out / "metrics_cases.csv", out / "metrics_summary.csv")
     assert list(table["case"]) == [case.name for case in cases]
-    dice = []
+    dice = {"as written": [], **{f"truth flipped on axis {axis}": [] for axis in range(3)}}
     for case, path in zip(cases, report.predictions):
         written, reference = nib.load(path), nib.load(case / f"{case.name}_flair.nii.gz")
         assert written.shape == reference.shape
@@ -92,8 +92,15 @@ def test_predictions_keep_the_input_geometry_and_match_the_network(checkpoint, n
         row = table[table["case"] == case.name].iloc[0]
         for key, value in scores.items():
             assert row[key] == pytest.approx(value), key
-        dice += [scores[f"dice/{region}"] for region in BRATS_REGIONS]
-    assert np.mean(dice) > 0.5  # the trained network, in the right orientation
+        dice["as written"] += [scores[f"dice/{region}"] for region in BRATS_REGIONS]
+        for axis in range(3):
+            flipped = evaluate_case(labels, np.flip(truth, axis).copy(), regions=BRATS_REGIONS, metrics=("dice",))
+            dice[f"truth flipped on axis {axis}"] += [flipped[f"dice/{region}"] for region in BRATS_REGIONS]
+    # In the right orientation: the labels as written overlap the truth better than any mirror
+    # of it (a relation, not a figure: how well the tiny network learnt depends on the CPU).
+    # Measured over 3 training seeds: 0.35-0.67 as written, at most 0.32 mirrored.
+    means = {name: np.mean(values) for name, values in dice.items()}
+    assert means["as written"] == max(means.values()), means
     assert not list(out.glob(".*"))  # no temporary files left behind
 
 
@@ -112,8 +119,12 @@ def test_cli_predicts_with_the_eight_flip_tta(checkpoint, network, tmp_path, cap
     expected = remove_small_enhancing_tumour(data.brats_index_to_labels(mean.argmax(0).numpy()),
                                              400)
     plain = _expected_labels(network, case, et_threshold=400)
-    assert (expected != plain).sum() > 50  # TTA changes this network's answer
-    assert (written != expected).mean() < 1e-4  # (argmax ties may round either way)
+    changed = expected != plain
+    assert changed.any()  # TTA changes this network's answer somewhere (37 voxels when measured)
+    # where it does, the written labels are the TTA ones; elsewhere only argmax ties, which the
+    # two summation orders may round either way, can differ
+    assert (written[changed] == expected[changed]).mean() > 0.9
+    assert (written != expected).mean() < 1e-4
 
 
 def test_small_enhancing_tumour_becomes_core(checkpoint, tmp_path):

@@ -1,9 +1,12 @@
 """Retraining a derived network: on the sample data, from a genotype file, with exact resume."""
 import json
+import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 import data
 from nas import run as commands
@@ -34,12 +37,46 @@ def retrained(tmp_path_factory, genotype):
     return root, result
 
 
-def test_retraining_on_sample_data_improves_validation_dsc(retrained):
-    root, result = retrained
-    log = pd.read_csv(root / "run" / "log.csv")
-    assert len(log) == 8
-    assert log["val_dsc"].max() > log["val_dsc"].iloc[0] + 0.2
-    assert log["train_loss"].iloc[-1] < log["train_loss"].iloc[0]
+def _shuffled_masks_sample(folder):
+    """A copy of the DSB2018 sample whose cases hold another case's masks (of the same image
+    size): the negative control, with the data set's foreground share and layout unchanged."""
+    root = shutil.copytree(data.sample_root("dsb2018"), folder)
+    by_size = {}
+    for case in sorted((root / "stage1_train").iterdir()):
+        with Image.open(next((case / "images").glob("*.png"))) as image:
+            by_size.setdefault(image.size, []).append(case)
+    for cases in by_size.values():
+        assert len(cases) > 1
+        for case in cases:
+            (case / "masks").rename(case / "masks-own")
+        for case, other in zip(cases, cases[1:] + cases[:1]):
+            (other / "masks-own").rename(case / "masks")
+    return root
+
+
+def _loss_drops(log):
+    return log["train_loss"].iloc[0] - log["train_loss"].iloc[-1], log["val_loss"].iloc[0] - log["val_loss"].iloc[-1]
+
+
+def test_retraining_fits_the_sample_data_and_not_shuffled_masks(retrained, tmp_path):
+    """What 8 epochs of a tiny BatchNorm network reach depends on the seed, and so on the CPU's
+    rounding (at some seeds its validation DSC stays 0 although the loss falls). So the claim is
+    relative, over 3 seeds: the training and validation losses fall far more on the sample's own
+    masks than on another case's masks. Measured over seeds 0-4 (train, val drop): own masks
+    0.29-0.55, 0.17-0.49; shuffled 0.04-0.11, 0.04-0.12."""
+    root, _ = retrained
+    shuffled = _shuffled_masks_sample(tmp_path / "shuffled")
+    drops = {"own": [], "shuffled": []}
+    for seed in range(3):
+        for name, data_root in (("own", None), ("shuffled", shuffled)):
+            out = tmp_path / f"{name}{seed}"
+            commands.retrain_genotype(root / "search" / "genotype.json", data_root=data_root, out=out,
+                                      device="cpu", epochs=8, batch_size=2, num_workers=0, progress=False,
+                                      seed=seed)
+            drops[name].append(_loss_drops(pd.read_csv(out / "log.csv")))
+    own, control = (np.median(drops[name], axis=0) for name in ("own", "shuffled"))
+    assert own[0] > 0.2 and own[0] > control[0] + 0.15, drops
+    assert own[1] > control[1] + 0.1, drops
 
 
 def test_metrics_file_reports_test_scores_and_complexity(retrained, genotype):

@@ -17,7 +17,7 @@ from nas import presets as model_presets
 from nas import run as brats_commands
 from nas.run.brats_evaluation import evaluate_volumes, region_means
 from nas.train import init_distributed, load_checkpoint, shutdown_distributed
-from tests.brats_run import EPOCHS, TINY_MFSNET, trained_run
+from tests.brats_run import EPOCHS, LR, TINY_MFSNET, trained_run
 
 #: end-to-end runs of real commands and processes (still run by `make test`)
 pytestmark = pytest.mark.slow
@@ -40,23 +40,37 @@ def _volume_loss(network, cases, loss):
     return float(np.mean(values))
 
 
-def test_training_lowers_the_loss(run):
-    out, result = run
+def _learning(out, seed):
+    """(loss drop on the whole training volumes from the seed's initial weights to best.pt,
+    validation Dice gain from the first epoch to the best) of a run."""
     splits = data.load_splits(out / "splits.json")
-    cases = [c for c in data.find_brats_cases(data.sample_root("brats")) if c.name in
-             splits["train"]]
+    cases = [c for c in data.find_brats_cases(data.sample_root("brats")) if c.name in splits["train"]]
     assert len(cases) == 2
     # The mixed loss's Jaccard share grows with the epoch (a = epoch / N), so the logged
     # values are not comparable across epochs; score both weights with a = 0 instead.
     loss = losses.build("mixed_dice_jaccard")
     loss.set_epoch(0, EPOCHS)
-    torch.manual_seed(0)  # retrain_model's initial weights depend on the seed only
+    torch.manual_seed(seed)  # retrain_model's initial weights depend on the seed only
     initial = models.build("mfsnet", **TINY_MFSNET)
     trained, _ = brats_commands.load_model_checkpoint(out / "best.pt")
-    before, after = _volume_loss(initial, cases, loss), _volume_loss(trained, cases, loss)
-    assert after < before - 0.2, (before, after)
     log = pd.read_csv(out / "log.csv")
-    assert log["train_loss"].iloc[-5:].mean() < log["train_loss"].iloc[0]
+    return (_volume_loss(initial, cases, loss) - _volume_loss(trained, cases, loss),
+            log["val_dice_mean"].max() - log["val_dice_mean"].iloc[0])
+
+
+def test_training_lowers_the_loss_and_raises_the_validation_dice(run, tmp_path):
+    """Where a tiny net on two cases gets to in EPOCHS epochs depends on the seed, and so on the
+    CPU's rounding: at 20 epochs one seed in six barely moved. So: 40 epochs, the median of 3
+    seeds. Measured over seeds 0-5: loss drop 0.37-0.85, validation Dice gain 0.27-0.70."""
+    out, _ = run
+    learnt = [_learning(out, 0)]
+    for seed in (1, 2):
+        brats_commands.retrain_model("mfsnet", out=tmp_path / f"seed{seed}", device="cpu", epochs=EPOCHS,
+                                     batch_size=1, lr=LR, num_workers=0, progress=False,
+                                     model_kwargs=TINY_MFSNET, seed=seed)
+        learnt.append(_learning(tmp_path / f"seed{seed}", seed))
+    loss_drop, dice_gain = np.median(learnt, axis=0)
+    assert loss_drop > 0.2 and dice_gain > 0.2, learnt
 
 
 def test_run_writes_log_checkpoints_and_test_metrics(run):
@@ -69,7 +83,6 @@ def test_run_writes_log_checkpoints_and_test_metrics(run):
     assert {"val_dice_wt", "val_dice_tc", "val_dice_et", "val_dice_mean"} <= set(log.columns)
     mean = log[["val_dice_wt", "val_dice_tc", "val_dice_et"]].mean(axis=1)
     assert np.allclose(mean, log["val_dice_mean"])
-    assert log["val_dice_mean"].max() > log["val_dice_mean"].iloc[0] + 0.2  # it learns
     best = load_checkpoint(out / "best.pt")
     assert best["epoch"] == int(log["val_dice_mean"].idxmax())  # kept by val_dice_mean
     metrics = json.loads((out / "metrics.json").read_text())

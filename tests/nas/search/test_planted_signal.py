@@ -1,7 +1,12 @@
 """Does the search find anything? Planted signals: tasks whose answer one op computes exactly,
 searched over the parameter-free ops (so every genotype costs the same and only the choice of
 ops differs). The search must pick the planted op with a margin well above what gradients of
-random sign reach, and its genotype must beat cost-matched random genotypes once retrained."""
+random sign reach, and its genotype must beat cost-matched random genotypes once retrained.
+
+Everything here runs in float64: which op wins and what a briefly retrained network scores are
+decided by margins far above float64 rounding, so the outcome is the same on every CPU (in float32
+the kernels' rounding, which differs between processors, is enough to move a retrained DSC by
+more than the margins asserted below)."""
 import statistics
 
 import pytest
@@ -17,13 +22,21 @@ pytestmark = pytest.mark.slow
 PARAMETER_FREE = ("skip_connect", "max_pool_3x3", "avg_pool_3x3")
 
 
-def _search(kind, tmp_path, epochs, warmup):
+@pytest.fixture(autouse=True)
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def _search(kind, tmp_path, epochs, warmup, seed=0):
     config = SearchConfig.from_preset(
         "dsb2018", layout="1/0/1", epochs=epochs, warmup_epochs=warmup, channels=8,
         image_size=16, batch_size=4, num_workers=0, progress=False, drop_path=0.0,
-        lambda_params=0.0, lambda_flops=0.0, primitives=PARAMETER_FREE, seed=0)
+        lambda_params=0.0, lambda_flops=0.0, primitives=PARAMETER_FREE, seed=seed)
     return run_search(config, PlantedTask(kind, 32, seed=1), PlantedTask(kind, 32, seed=2),
-                      tmp_path / f"search-{kind}")
+                      tmp_path / f"search-{kind}-{seed}")
 
 
 def test_the_search_picks_the_op_a_task_needs_with_a_clear_margin(tmp_path):
@@ -48,10 +61,13 @@ def _retrained_dsc(genotype, tmp_path, name):
 
 
 def test_the_searched_genotype_beats_cost_matched_random_ones(tmp_path):
-    searched = _search("max", tmp_path, epochs=20, warmup=6)["genotype"]
-    randoms = [cost_matched_genotype(searched, (1, 16, 16), seed=k)[0] for k in range(6)]
-    ours = _retrained_dsc(searched, tmp_path, "searched")
-    theirs = [_retrained_dsc(genotype, tmp_path, f"random{k}")
-              for k, genotype in enumerate(randoms)]
-    # measured on 4 search seeds: ours 0.979-0.988, random mean 0.959 (0.897-0.979)
-    assert ours > statistics.mean(theirs) + 0.01, (ours, theirs)
+    """Over 3 search seeds, so that one search's luck decides nothing: the median retrained DSC
+    of the searched genotypes is above the median of 6 cost-matched random ones. Measured
+    (float64): searched 0.984, 0.992, 0.986; random 0.963-0.984, median 0.981."""
+    searched = [_search("max", tmp_path, epochs=20, warmup=6, seed=seed)["genotype"] for seed in range(3)]
+    ours = statistics.median(_retrained_dsc(genotype, tmp_path, f"searched{seed}")
+                             for seed, genotype in enumerate(searched))
+    # every op is parameter-free, so any draw matches the cost; the seed-0 genotype's shape is all they take
+    randoms = [cost_matched_genotype(searched[0], (1, 16, 16), seed=k)[0] for k in range(6)]
+    theirs = [_retrained_dsc(genotype, tmp_path, f"random{k}") for k, genotype in enumerate(randoms)]
+    assert ours > statistics.median(theirs) + 0.003, (ours, theirs)
