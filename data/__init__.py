@@ -54,7 +54,16 @@ from data.promise12 import find_promise12_cases, preprocess_promise12_case, read
 from data.resize import restore_original_size, restore_probabilities
 from data.sample import is_sample, sample_root, write_sample
 from data.sources import ROOT_SOURCES
-from data.splits import load_splits, make_splits, save_splits, splits_text, without_cases
+from data.splits import (
+    fold_splits,
+    load_splits,
+    make_folds,
+    make_splits,
+    save_splits,
+    splits_text,
+    with_folds,
+    without_cases,
+)
 
 
 def __getattr__(name: str):
@@ -78,7 +87,8 @@ __all__ = [
     "brats_labels_to_regions", "brats_probabilities_to_labels", "brats_regions",
     "brats_regions_to_labels", "build_augment_2d", "cache_root", "check_dataset", "clear_cache",
     "crop", "crop_start", "find_brats_cases", "find_chaos_cases", "find_dsb2018_cases", "find_promise12_cases",
-    "dataset_facts", "get_dataset", "get_preset", "is_sample", "list_datasets", "load_splits", "make_splits",
+    "dataset_facts", "fold_splits", "get_dataset", "get_preset", "is_sample", "list_datasets", "load_splits",
+    "make_folds", "make_splits", "with_folds",
     "preprocess_chaos_case", "preprocess_dsb2018_case", "preprocess_promise12_case", "random_flip",
     "random_intensity", "random_rotate", "read_brats_case", "read_brats_label", "read_chaos_case", "read_dsb2018_case",
     "read_promise12_case", "release_labels", "remove_small_enhancing_tumour", "restore_original_size", "rotate",

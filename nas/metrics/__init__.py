@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .case_overlap import CaseOverlap, overlap_summary
+from .paired import PairedComparison, compare_paired
 from .surface_distance import (
     ArrayLike,
     as_mask,
@@ -44,12 +46,15 @@ from .tables import CumulativeMetric, case_table, summary_table, write_tables
 __all__ = [
     "DEFAULT_METRICS",
     "METRIC_NAMES",
+    "CaseOverlap",
     "ConfusionCounts",
     "CumulativeMetric",
     "SegmentationMetric",
     "average_symmetric_surface_distance",
     "case_table",
+    "PairedComparison",
     "class_mean_iou",
+    "compare_paired",
     "dice",
     "dice_per_case",
     "evaluate_case",
@@ -60,6 +65,7 @@ __all__ = [
     "iou_per_case",
     "jaccard",
     "miou",
+    "overlap_summary",
     "relative_absolute_volume_difference",
     "sensitivity",
     "specificity",

@@ -77,3 +77,51 @@ def test_malformed_splits_file(tmp_path):
     path.write_text("{not json")
     with pytest.raises(data.DataError, match="not valid JSON"):
         data.load_splits(path)
+
+
+def test_folds_partition_the_cases_outside_val_and_are_seeded():
+    cases = [f"case{i:02d}" for i in range(23)]
+    splits = data.make_splits(cases, 0.2, 0.25, seed=0)
+    folded = data.with_folds(splits, 5, seed=1)
+    tests = [fold["test"] for fold in folded["folds"]]
+    tested = [case for fold in tests for case in fold]
+    assert sorted(tested) == sorted(splits["train"] + splits["test"])  # every case once
+    assert len(tested) == len(set(tested))
+    assert max(map(len, tests)) - min(map(len, tests)) <= 1
+    for index, fold in enumerate(folded["folds"]):
+        assert fold["val"] == splits["val"] and not set(fold["test"]) & set(splits["val"])
+        assert sorted(fold["train"] + fold["test"]) == sorted(tested)
+        plain = data.fold_splits(folded, index)
+        assert (plain["train"], plain["val"], plain["test"], plain["fold"]) == (
+            fold["train"], fold["val"], fold["test"], index)
+        assert "folds" not in plain
+    assert data.with_folds(splits, 5, seed=1) == folded
+    assert data.make_folds(list(reversed(tested)), 5, seed=1) == tests
+    assert data.make_folds(tested, 5, seed=2) != tests
+
+
+def test_folds_spread_every_stratum():
+    cases = [f"c{i}" for i in range(12)]
+    strata = {case: ("tumour",) if i < 3 else () for i, case in enumerate(cases)}  # 3 cases hold the class
+    folds = data.make_folds(cases, 3, seed=0, strata=strata)
+    assert [sum(strata[c] == ("tumour",) for c in fold) for fold in folds] == [1, 1, 1]
+    folds = data.make_folds(cases, 3, seed=0, keep_out=["c11"])
+    assert sorted(sum(folds, [])) == sorted(cases[:11])
+
+
+def test_folds_round_trip_and_are_checked(tmp_path):
+    splits = data.with_folds(data.make_splits([str(i) for i in range(10)], 0.2, seed=0), 3)
+    path = data.save_splits(tmp_path / "splits.json", splits)
+    assert data.load_splits(path) == splits
+    assert data.without_cases(splits, {splits["folds"][0]["test"][0]})["folds"][0]["test"] == (
+        splits["folds"][0]["test"][1:])
+    broken = json.loads(path.read_text())
+    broken["folds"][1]["test"].append(broken["folds"][0]["test"][0])
+    broken["folds"][1]["train"].remove(broken["folds"][0]["test"][0])
+    path.write_text(json.dumps(broken))
+    with pytest.raises(data.DataError, match="test folds 0 and 1"):
+        data.load_splits(path)
+    with pytest.raises(ValueError, match="at least 4 cases"):
+        data.make_folds(["a", "b", "c"], 4)
+    with pytest.raises(ValueError, match="no folds"):
+        data.fold_splits(data.make_splits(["a", "b", "c"], 0.3), 0)
