@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from data.errors import checked_labels, data_error, millimetres, require_data_root, require_finite
-from data.intensity import zscore_nonzero
-from data.nifti import nifti_paths, read_nifti, spacing_of
+from data.io.nifti import nifti_paths, read_nifti, spacing_of
+from data.transforms.intensity import zscore_nonzero
 
 # The fixed channel order of every BraTS image tensor.
 MODALITIES = ("flair", "t1", "t1ce", "t2")

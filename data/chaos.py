@@ -15,9 +15,9 @@ import numpy as np
 import pydicom
 
 from data.errors import checked_labels, data_error, reason, require_data_root, require_finite
-from data.intensity import scale_percentiles, window
-from data.png import read_png
-from data.resize import resize_images, resize_labels, resized_affine
+from data.io.png import read_png
+from data.transforms.intensity import scale_percentiles, window
+from data.transforms.resize import resize_images, resize_labels, resized_affine
 
 MODALITIES = ("CT", "MR")
 # Series name -> (DICOM folder, mask folder), relative to the patient folder.

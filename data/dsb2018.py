@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from data.errors import checked_labels, data_error, require_data_root
-from data.png import read_png
-from data.resize import resize_images, resize_labels, resized_affine
+from data.io.png import read_png
+from data.transforms.resize import resize_images, resize_labels, resized_affine
 
 _LAYOUTS = "stage1_train/<id>/images/<id>.png with stage1_train/<id>/masks/*.png, or <id>/images/<id>.png"
 # The label map of a case: the union of the nuclei is label 1.

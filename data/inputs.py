@@ -46,16 +46,16 @@ from data.chaos import (
 )
 from data.dsb2018 import preprocess_dsb2018_image, read_dsb2018_image, read_dsb2018_masks
 from data.errors import DataError, checked_labels, data_error, millimetres, require_finite
-from data.image_io import (
+from data.io.images import (
     PLANAR_ENDINGS,
     VOLUME_ENDINGS,
     ending_of,
     read_image_file,
 )
-from data.intensity import standardise
 from data.nnunet import slice_axis
 from data.nnunet_prepare import prepare_nnunet_arrays
 from data.promise12 import SEGMENTATION_SUFFIX, preprocess_promise12_image, read_promise12_volume
+from data.transforms.intensity import standardise
 
 _CHANNEL_FILE = re.compile(r"^(?P<case>.+)_(?P<index>\d{4})$")
 

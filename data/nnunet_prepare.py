@@ -16,7 +16,7 @@ from data.errors import data_error
 from data.fingerprint import cached_fingerprint, plan_2d_size
 from data.nnunet import read_nnunet_case
 from data.nnunet_spec import NnunetSpec
-from data.resize import resize_images, resize_labels, resized_affine
+from data.transforms.resize import resize_images, resize_labels, resized_affine
 
 if TYPE_CHECKING:
     from data.sources import Source

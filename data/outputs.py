@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.image_io import PLANAR_ENDINGS, ending_of, write_float_tiff, write_like, write_nifti_geometry
 from data.inputs import PredictionInput
+from data.io.images import PLANAR_ENDINGS, ending_of, write_float_tiff, write_like, write_nifti_geometry
 from data.label_maps import probability_names
 from data.nnunet_prepare import volume_from_slices
 

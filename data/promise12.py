@@ -14,7 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from data.errors import checked_labels, data_error, millimetres, reason, require_data_root, require_finite
-from data.intensity import scale_percentiles
+from data.transforms.intensity import scale_percentiles
 
 _CASE = re.compile(r"Case\d{2}\.mhd")
 _LAYOUTS = "CaseNN.mhd with CaseNN_segmentation.mhd, flat or under TrainingData_Part1/2/3"

@@ -28,7 +28,7 @@ from data.chaos import (
 from data.dsb2018 import LABEL_NAMES as DSB2018_LABELS
 from data.dsb2018 import find_dsb2018_cases, preprocess_dsb2018_case, read_dsb2018_case
 from data.errors import data_error
-from data.image_io import companion_files
+from data.io.images import companion_files
 from data.label_maps import class_label_map, region_label_map
 from data.nnunet import dataset_problems, find_nnunet_cases, inspect_nnunet_case, read_nnunet_case
 from data.nnunet_prepare import label_targets, normalisation_of, plan_nnunet, prepare_nnunet_case

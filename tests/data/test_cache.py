@@ -13,8 +13,8 @@ import torch
 
 import data
 import data.chaos
-import data.nifti
-import data.png
+import data.io.nifti
+import data.io.png
 from data.cache import CaseCache, partial_name
 from data.sample.brats import write_brats
 from data.sample.chaos import write_chaos
@@ -36,7 +36,7 @@ def test_second_epoch_and_second_run_read_no_dicom_or_png(chaos_root, tmp_path, 
     first = data.get_dataset("chaos", chaos_root, "train", image_size=16, cache_dir=tmp_path / "cache")
     epoch_one = [first[i]["label"] for i in range(len(first))]
     forbid(monkeypatch, data.chaos.pydicom, "dcmread")
-    forbid(monkeypatch, data.png.sitk, "ReadImage")
+    forbid(monkeypatch, data.io.png.sitk, "ReadImage")
     epoch_two = [first[i]["label"] for i in range(len(first))]  # memory maps only
     again = data.get_dataset("chaos", chaos_root, "train", image_size=16, cache_dir=tmp_path / "cache")
     assert again.cases == first.cases and len(epoch_two) == len(epoch_one) > 0
@@ -47,7 +47,7 @@ def test_second_run_reads_no_nifti(tmp_path, monkeypatch):
     root = write_brats(tmp_path / "brats", cases=3, shape=(12, 12, 10))
     first = data.get_dataset("brats", root, "test", cache_dir=tmp_path / "cache")
     reference = first[0]["image"]
-    forbid(monkeypatch, data.nifti.nib, "load")
+    forbid(monkeypatch, data.io.nifti.nib, "load")
     again = data.get_dataset("brats", root, "test", cache_dir=tmp_path / "cache")
     torch.testing.assert_close(again[0]["image"], reference)
 

@@ -15,7 +15,7 @@ from PIL import Image
 import data
 import data.check
 from data.fingerprint import extract_fingerprint
-from data.image_io import read_image_file, write_like
+from data.io.images import read_image_file, write_like
 from data.nnunet_prepare import normalise
 from tests.data.nnunet_files import (
     LABELS,

@@ -28,7 +28,7 @@ import SimpleITK as sitk
 from PIL import Image, UnidentifiedImageError
 
 from data.errors import DataError, data_error, reason
-from data.nifti import load_nifti_header, write_nifti_like
+from data.io.nifti import load_nifti_header, write_nifti_like
 
 # Each ending nnU-Net reads, with the library that reads it here. The one list of endings.
 ENDINGS: dict[str, str] = {
