@@ -31,7 +31,6 @@ from data.describe import check_preprocessing, describe_dataset, jsonable, label
 from data.dsb2018 import find_dsb2018_cases, preprocess_dsb2018_case, read_dsb2018_case
 from data.errors import DataError
 from data.factory import DatasetFacts, dataset_facts, get_dataset
-from data.fingerprint import extract_fingerprint, plan_2d_size
 from data.inputs import (
     PredictionInput,
     find_prediction_inputs,
@@ -42,14 +41,15 @@ from data.inputs import (
 from data.io.images import ENDINGS, read_image_file, write_like, write_nifti_geometry
 from data.io.nifti import write_nifti_like
 from data.label_maps import check_label_map, output_channels, probabilities_to_labels, probability_names
-from data.nnunet import find_nnunet_cases, inspect_nnunet_case, read_nnunet_case
-from data.nnunet_prepare import LabelTargets, prepare_nnunet_case, regions_to_labels, volume_from_slices
-from data.nnunet_spec import NnunetSpec, read_dataset_json
+from data.nnunet.fingerprint import plan_2d_size
+from data.nnunet.prepare import LabelTargets, prepare_nnunet_case, regions_to_labels, volume_from_slices
+from data.nnunet.reader import find_nnunet_cases, inspect_nnunet_case, read_nnunet_case
+from data.nnunet.spec import NnunetSpec, read_dataset_json
 from data.outputs import in_output_order, write_prediction, write_probabilities
 from data.presets import PRESETS, get_preset, list_datasets
 from data.promise12 import find_promise12_cases, preprocess_promise12_case, read_promise12_case
 from data.sample import is_sample, sample_root, write_sample
-from data.sources import ROOT_SOURCES
+from data.sources import ROOT_SOURCES, extract_fingerprint
 from data.splits import load_splits, make_splits, save_splits, splits_text, without_cases
 from data.transforms.augment2d import apply_augment_2d, build_augment_2d
 from data.transforms.augment3d import (

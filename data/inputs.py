@@ -52,8 +52,8 @@ from data.io.images import (
     ending_of,
     read_image_file,
 )
-from data.nnunet import slice_axis
-from data.nnunet_prepare import prepare_nnunet_arrays
+from data.nnunet.prepare import prepare_nnunet_arrays
+from data.nnunet.reader import slice_axis
 from data.promise12 import SEGMENTATION_SUFFIX, preprocess_promise12_image, read_promise12_volume
 from data.transforms.intensity import standardise
 

@@ -12,7 +12,7 @@ import numpy as np
 from data.inputs import PredictionInput
 from data.io.images import PLANAR_ENDINGS, ending_of, write_float_tiff, write_like, write_nifti_geometry
 from data.label_maps import probability_names
-from data.nnunet_prepare import volume_from_slices
+from data.nnunet.prepare import volume_from_slices
 
 
 def in_output_order(stack: np.ndarray, meta: dict) -> np.ndarray:

@@ -14,9 +14,9 @@ from PIL import Image
 
 import data
 import data.check
-from data.fingerprint import extract_fingerprint
 from data.io.images import read_image_file, write_like
-from data.nnunet_prepare import normalise
+from data.nnunet.prepare import normalise
+from data.sources import extract_fingerprint
 from tests.data.nnunet_files import (
     LABELS,
     PLANAR_ENDINGS,

@@ -7,19 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from data.errors import data_error
-from data.fingerprint import cached_fingerprint, plan_2d_size
-from data.nnunet import read_nnunet_case
-from data.nnunet_spec import NnunetSpec
+from data.interfaces import Source
+from data.nnunet.fingerprint import cached_fingerprint, plan_2d_size
+from data.nnunet.reader import read_nnunet_case
+from data.nnunet.spec import NnunetSpec
 from data.transforms.resize import resize_images, resize_labels, resized_affine
-
-if TYPE_CHECKING:
-    from data.sources import Source
 
 # nnU-Net's channel names that select a normalisation (compared casefolded); any other name
 # is z-scored per image.

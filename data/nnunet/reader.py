@@ -1,4 +1,4 @@
-"""Users' own data read: the cases of an nnU-Net v2 or Decathlon data set (`data.nnunet_spec`).
+"""Users' own data read: the cases of an nnU-Net v2 or Decathlon data set (`data.nnunet.spec`).
 
 A case reads to image (C, *spatial) float32, label (*spatial) uint8 (the label values
 themselves) and meta, in the canonical axis order of `data.io.images`. `inspect_nnunet_case`
@@ -13,7 +13,7 @@ import numpy as np
 
 from data.errors import DataError, checked_labels, data_error, millimetres, require_finite
 from data.io.images import ending_of, read_image_file
-from data.nnunet_spec import (
+from data.nnunet.spec import (
     DATASET_JSON,
     DECATHLON,
     NNUNET_V2,
