@@ -18,34 +18,44 @@ from data.brats import (
     brats_labels_to_index,
     brats_labels_to_regions,
     brats_regions,
-    brats_regions_to_labels,
     find_brats_cases,
     read_brats_case,
     read_brats_label,
 )
-from data.brats_predictions import brats_probabilities_to_labels, release_labels, remove_small_enhancing_tumour
 from data.cache import cache_root, clear_cache
 from data.chaos import find_chaos_cases, preprocess_chaos_case, read_chaos_case
 from data.datasets import CaseDataset, SliceDataset, VolumeDataset
-from data.describe import check_preprocessing, describe_dataset, jsonable, label_spec, preprocessing_spec
 from data.dsb2018 import find_dsb2018_cases, preprocess_dsb2018_case, read_dsb2018_case
 from data.errors import DataError
 from data.factory import DatasetFacts, dataset_facts, get_dataset
-from data.inputs import (
+from data.io.images import ENDINGS, read_image_file, write_like, write_nifti_geometry
+from data.io.nifti import write_nifti_like
+from data.nnunet.fingerprint import plan_2d_size
+from data.nnunet.prepare import LabelTargets, prepare_nnunet_case, regions_to_labels, volume_from_slices
+from data.nnunet.reader import find_nnunet_cases, inspect_nnunet_case, read_nnunet_case
+from data.nnunet.spec import NnunetSpec, read_dataset_json
+from data.prediction.brats import (
+    brats_probabilities_to_labels,
+    brats_regions_to_labels,
+    release_labels,
+    remove_small_enhancing_tumour,
+)
+from data.prediction.describe import check_preprocessing, describe_dataset, jsonable, label_spec, preprocessing_spec
+from data.prediction.inputs import (
     PredictionInput,
     find_prediction_inputs,
     input_formats,
     read_prediction_input,
     read_prediction_label,
 )
-from data.io.images import ENDINGS, read_image_file, write_like, write_nifti_geometry
-from data.io.nifti import write_nifti_like
-from data.label_maps import check_label_map, output_channels, probabilities_to_labels, probability_names
-from data.nnunet.fingerprint import plan_2d_size
-from data.nnunet.prepare import LabelTargets, prepare_nnunet_case, regions_to_labels, volume_from_slices
-from data.nnunet.reader import find_nnunet_cases, inspect_nnunet_case, read_nnunet_case
-from data.nnunet.spec import NnunetSpec, read_dataset_json
-from data.outputs import in_output_order, write_prediction, write_probabilities
+from data.prediction.label_maps import (
+    check_label_map,
+    output_channels,
+    paint_regions,
+    probabilities_to_labels,
+    probability_names,
+)
+from data.prediction.outputs import in_output_order, write_prediction, write_probabilities
 from data.presets import PRESETS, get_preset, list_datasets
 from data.promise12 import find_promise12_cases, preprocess_promise12_case, read_promise12_case
 from data.sample import is_sample, sample_root, write_sample
@@ -94,7 +104,8 @@ __all__ = [
     "window", "write_nifti_like", "write_sample", "zscore_nonzero",
     "PredictionInput", "check_label_map", "check_preprocessing", "describe_dataset", "find_prediction_inputs",
     "in_output_order",
-    "input_formats", "jsonable", "label_spec", "output_channels", "preprocessing_spec", "probabilities_to_labels",
+    "input_formats", "jsonable", "label_spec", "output_channels", "paint_regions", "preprocessing_spec",
+    "probabilities_to_labels",
     "probability_names", "read_prediction_input", "read_prediction_label", "restore_probabilities",
     "write_nifti_geometry", "write_prediction", "write_probabilities",
 ]

@@ -1,20 +1,30 @@
-"""One adapter per dataset: how to find its cases, name them, list their files,
-read them as stored (for `data.check`) and preprocess them (for the cache).
+"""The registry of data sets: per data set, how it is trained on (its `Source`: how to find its
+cases, name them, list their files, read them as stored for `data.check` and preprocess them for
+the cache) and how new images of it are read for a trained network (its `InputReader`).
 
-The dataset classes and the checker only talk to these adapters, so adding a
-dataset means one reader module and one entry here. Data sets that describe
-themselves (nnunet: its dataset.json) get an adapter built for their data root
-(`source_for`).
+The dataset classes, the checker, the fingerprint and prediction only talk to these, so adding a
+data set means one reader module and one entry in `DATA_SETS`. Data sets that describe
+themselves (nnunet: its dataset.json) get an adapter built for their data root (`source_for`).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from data.brats import BRATS_REGIONS, LABELS, MODALITIES, brats_case_files, find_brats_cases, read_brats_case
+from data.brats import (
+    BRATS_LABEL_NAMES,
+    BRATS_REGIONS,
+    LABELS,
+    MODALITIES,
+    brats_case_files,
+    find_brats_cases,
+    read_brats_case,
+)
 from data.chaos import (
+    CHAOS_INPUTS,
     ORGANS,
     SERIES,
     chaos_case_files,
@@ -23,16 +33,23 @@ from data.chaos import (
     read_chaos_case,
     series_of,
 )
+from data.dsb2018 import DSB2018_INPUTS, find_dsb2018_cases, preprocess_dsb2018_case, read_dsb2018_case
 from data.dsb2018 import LABEL_NAMES as DSB2018_LABELS
-from data.dsb2018 import find_dsb2018_cases, preprocess_dsb2018_case, read_dsb2018_case
 from data.errors import data_error
-from data.interfaces import Arrays, Source
-from data.label_maps import class_label_map, region_label_map
+from data.interfaces import Arrays, InputReader, Source
 from data.nnunet.fingerprint import FOREGROUND_SAMPLES, fingerprint_of
+from data.nnunet.inputs import NNUNET_INPUTS
 from data.nnunet.source import nnunet_source
+from data.prediction.label_maps import class_label_map, region_label_map
 from data.presets import get_preset
 from data.promise12 import LABEL_NAMES as PROMISE12_LABELS
-from data.promise12 import find_promise12_cases, preprocess_promise12_case, read_promise12_case, segmentation_path
+from data.promise12 import (
+    PROMISE12_INPUTS,
+    find_promise12_cases,
+    preprocess_promise12_case,
+    read_promise12_case,
+    segmentation_path,
+)
 from data.sample import sample_root
 from data.transforms.resize import RESIZE_DESCRIPTION
 
@@ -57,7 +74,6 @@ def _dsb2018_files(case: Path, options: dict) -> list[Path]:
     return [case / "images" / f"{case.name}.png"] + sorted((case / "masks").glob("*.png"))
 
 
-BRATS_LABEL_NAMES = ("background", "necrosis / non-enhancing core", "oedema", "enhancing tumour")
 
 
 def _chaos_label_map(options: dict) -> dict:
@@ -70,7 +86,7 @@ def _chaos_prediction(options: dict) -> dict:
     series = series_of(options["modality"], options["sequence"])
     intensity = (f"Hounsfield units (RescaleSlope/Intercept) windowed {list(options['hu_window'])} onto [0, 1]"
                  if options["modality"] == "CT" else "scanner units, per-series percentiles 0.5/99.5 onto [0, 1]")
-    return {"inputs": "dicom", "series_folder": SERIES[series][0], "mask_folder": SERIES[series][1],
+    return {"inputs": CHAOS_INPUTS.name, "series_folder": SERIES[series][0], "mask_folder": SERIES[series][1],
             "slice_axis": "files", "slice_axis_rule": "one slice per DICOM file, in natural order of the file names",
             "steps": [f"read the {series} DICOM series ({options['modality']} modality checked)", intensity,
                       "each slice " + RESIZE_DESCRIPTION]}
@@ -87,73 +103,6 @@ def _dsb2018_prepare(case: Path, options: dict) -> Arrays:
     return image[None], label[None], meta  # a stack of one slice
 
 
-SOURCES: dict[str, Source] = {
-    "dsb2018": Source(
-        kind="images",
-        find=lambda root, options: find_dsb2018_cases(root),
-        case_id=lambda case: case.name,
-        files=_dsb2018_files,
-        read=lambda case, options: read_dsb2018_case(case),
-        prepare=_dsb2018_prepare,
-        channels=lambda options: ("red", "green", "blue"),
-        num_classes=lambda options: 1,
-        label_map=lambda options: class_label_map(DSB2018_LABELS, num_classes=1),
-        prediction=lambda options: {
-            "inputs": "images", "slice_axis": None,
-            "steps": ["read the image (PNG, TIFF, BMP)", "grey repeated to RGB, alpha dropped",
-                      "integer pixels divided by their type's maximum onto [0, 1]", RESIZE_DESCRIPTION]},
-    ),
-    "chaos": Source(
-        kind="slices",
-        find=lambda root, options: find_chaos_cases(root, options["modality"], options["sequence"]),
-        case_id=lambda case: case.name,
-        files=_chaos_files,
-        read=lambda case, options: read_chaos_case(case, options["modality"], options["sequence"]),
-        prepare=lambda case, options: preprocess_chaos_case(
-            case, options["image_size"], options["modality"], options["sequence"], tuple(options["hu_window"])),
-        channels=lambda options: (series_of(options["modality"], options["sequence"]),),
-        num_classes=lambda options: len(ORGANS) if options["modality"] == "MR" and options["organs"] else 1,
-        label_map=_chaos_label_map,
-        prediction=_chaos_prediction,
-    ),
-    "promise12": Source(
-        kind="slices",
-        find=lambda root, options: find_promise12_cases(root),
-        case_id=lambda case: case.stem,
-        files=_promise12_files,
-        read=lambda case, options: read_promise12_case(case),
-        prepare=lambda case, options: _promise12_prepare(case, options),
-        channels=lambda options: ("T2",),
-        num_classes=lambda options: 1,
-        label_map=lambda options: class_label_map(PROMISE12_LABELS, num_classes=1),
-        prediction=lambda options: {
-            "inputs": "volumes", "slice_axis": "first",
-            "slice_axis_rule": "axis 0 of the (z, y, x) array: one slice per z",
-            "steps": ["read the volume (MetaImage, NIfTI, MHA, NRRD) as float32",
-                      "SimpleITK CurvatureFlow denoising" if options["denoise"] else "no denoising",
-                      "resampled in-plane to image_size x image_size over the same extent (linear)",
-                      f"percentiles {list(options['intensity_percentiles'])} of the volume onto [0, 1]"]},
-    ),
-    "brats": Source(
-        kind="volumes",
-        find=lambda root, options: find_brats_cases(root),
-        case_id=lambda case: case.name,
-        files=_brats_files,
-        read=lambda case, options: read_brats_case(case, normalise=False, require_label=True),
-        prepare=lambda case, options: read_brats_case(case, normalise=True, require_label=True),
-        channels=lambda options: MODALITIES,
-        # "regions": WT/TC/ET sigmoid channels; "labels"/"index": 4 classes.
-        num_classes=lambda options: 3 if options["target"] == "regions" else 4,
-        label_map=_brats_label_map,
-        prediction=lambda options: {
-            "inputs": "brats", "slice_axis": None,
-            "steps": ["read the four modalities " + ", ".join(MODALITIES) + " of a case folder",
-                      "z-score per modality over the nonzero (brain) voxels",
-                      "sliding windows of the training crop"]},
-    ),
-}
-
-
 def _promise12_prepare(case: Path, options: dict) -> Arrays:
     image, label, meta = preprocess_promise12_case(
         case, options["image_size"], options["denoise"], options["denoise_time_step"],
@@ -161,15 +110,104 @@ def _promise12_prepare(case: Path, options: dict) -> Arrays:
     return image[:, None], label, meta
 
 
+DSB2018 = Source(
+    kind="images",
+    find=lambda root, options: find_dsb2018_cases(root),
+    case_id=lambda case: case.name,
+    files=_dsb2018_files,
+    read=lambda case, options: read_dsb2018_case(case),
+    prepare=_dsb2018_prepare,
+    channels=lambda options: ("red", "green", "blue"),
+    num_classes=lambda options: 1,
+    label_map=lambda options: class_label_map(DSB2018_LABELS, num_classes=1),
+    prediction=lambda options: {
+        "inputs": DSB2018_INPUTS.name, "slice_axis": None,
+        "steps": ["read the image (PNG, TIFF, BMP)", "grey repeated to RGB, alpha dropped",
+                  "integer pixels divided by their type's maximum onto [0, 1]", RESIZE_DESCRIPTION]},
+)
+
+CHAOS = Source(
+    kind="slices",
+    find=lambda root, options: find_chaos_cases(root, options["modality"], options["sequence"]),
+    case_id=lambda case: case.name,
+    files=_chaos_files,
+    read=lambda case, options: read_chaos_case(case, options["modality"], options["sequence"]),
+    prepare=lambda case, options: preprocess_chaos_case(
+        case, options["image_size"], options["modality"], options["sequence"], tuple(options["hu_window"])),
+    channels=lambda options: (series_of(options["modality"], options["sequence"]),),
+    num_classes=lambda options: len(ORGANS) if options["modality"] == "MR" and options["organs"] else 1,
+    label_map=_chaos_label_map,
+    prediction=_chaos_prediction,
+)
+
+PROMISE12 = Source(
+    kind="slices",
+    find=lambda root, options: find_promise12_cases(root),
+    case_id=lambda case: case.stem,
+    files=_promise12_files,
+    read=lambda case, options: read_promise12_case(case),
+    prepare=_promise12_prepare,
+    channels=lambda options: ("T2",),
+    num_classes=lambda options: 1,
+    label_map=lambda options: class_label_map(PROMISE12_LABELS, num_classes=1),
+    prediction=lambda options: {
+        "inputs": PROMISE12_INPUTS.name, "slice_axis": "first",
+        "slice_axis_rule": "axis 0 of the (z, y, x) array: one slice per z",
+        "steps": ["read the volume (MetaImage, NIfTI, MHA, NRRD) as float32",
+                  "SimpleITK CurvatureFlow denoising" if options["denoise"] else "no denoising",
+                  "resampled in-plane to image_size x image_size over the same extent (linear)",
+                  f"percentiles {list(options['intensity_percentiles'])} of the volume onto [0, 1]"]},
+)
+
+BRATS = Source(
+    kind="volumes",
+    find=lambda root, options: find_brats_cases(root),
+    case_id=lambda case: case.name,
+    files=_brats_files,
+    read=lambda case, options: read_brats_case(case, normalise=False, require_label=True),
+    prepare=lambda case, options: read_brats_case(case, normalise=True, require_label=True),
+    channels=lambda options: MODALITIES,
+    # "regions": WT/TC/ET sigmoid channels; "labels"/"index": 4 classes.
+    num_classes=lambda options: 3 if options["target"] == "regions" else 4,
+    label_map=_brats_label_map,
+    prediction=lambda options: {
+        "inputs": "brats", "slice_axis": None,
+        "steps": ["read the four modalities " + ", ".join(MODALITIES) + " of a case folder",
+                  "z-score per modality over the nonzero (brain) voxels",
+                  "sliding windows of the training crop"]},
+)
+
+
+@dataclass(frozen=True)
+class DataSetEntry:
+    """One data set: how it is trained on and how new images of it are read."""
+
+    # Its adapter, the same for every data root ...
+    source: Source | None
+    # ... or, for a data set that describes itself, the adapter built for a data root.
+    root_source: Callable[[Path, dict], Source] | None
+    # How new images are found and read for a network trained on it; None: not as 2D inputs (BraTS
+    # case folders are read whole by the 3D predictor).
+    inputs: InputReader | None
+
+
+DATA_SETS: dict[str, DataSetEntry] = {
+    "dsb2018": DataSetEntry(DSB2018, None, DSB2018_INPUTS),
+    "chaos": DataSetEntry(CHAOS, None, CHAOS_INPUTS),
+    "promise12": DataSetEntry(PROMISE12, None, PROMISE12_INPUTS),
+    "brats": DataSetEntry(BRATS, None, None),
+    "nnunet": DataSetEntry(None, nnunet_source, NNUNET_INPUTS),
+}
+
 # Data sets whose adapter depends on the data root (it reads the data set's own description).
-ROOT_SOURCES: dict[str, Callable[[Path, dict], Source]] = {"nnunet": nnunet_source}
+ROOT_SOURCES: dict[str, Callable[[Path, dict], Source]] = {
+    name: entry.root_source for name, entry in DATA_SETS.items() if entry.root_source is not None}
 
 
 def source_for(name: str, root: Path, options: dict) -> Source:
     """The adapter of data set `name` at `root` with these options."""
-    if name in ROOT_SOURCES:
-        return ROOT_SOURCES[name](Path(root), options)
-    return SOURCES[name]
+    entry = DATA_SETS[name]
+    return entry.source if entry.root_source is None else entry.root_source(Path(root), options)
 
 
 def extract_fingerprint(

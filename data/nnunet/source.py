@@ -9,10 +9,11 @@ from pathlib import Path
 from data.errors import data_error
 from data.interfaces import Source
 from data.io.images import companion_files
-from data.label_maps import class_label_map, region_label_map
+from data.nnunet.inputs import NNUNET_INPUTS
 from data.nnunet.prepare import label_targets, normalisation_of, plan_nnunet, prepare_nnunet_case
 from data.nnunet.reader import dataset_problems, find_nnunet_cases, inspect_nnunet_case, read_nnunet_case
 from data.nnunet.spec import NnunetSpec, read_dataset_json
+from data.prediction.label_maps import class_label_map, region_label_map
 from data.transforms.resize import RESIZE_DESCRIPTION
 
 
@@ -63,7 +64,7 @@ def _prediction(spec: NnunetSpec, kind: str, options: dict) -> dict:
     described = {"slice_axis": "coarsest",
                  "slice_axis_rule": "the axis of the coarsest spacing (the first on ties), per volume"
                  } if kind == "slices" else {"slice_axis": None}
-    return {"inputs": "nnunet", "file_ending": spec.file_ending, "layout": spec.layout, **described,
+    return {"inputs": NNUNET_INPUTS.name, "file_ending": spec.file_ending, "layout": spec.layout, **described,
             "label_values": list(spec.label_values),
             "normalisation": schemes,
             "steps": [f"read {len(spec.channels)} channel(s) {', '.join(spec.channels)} ({spec.file_ending}; "

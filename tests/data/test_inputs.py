@@ -1,4 +1,4 @@
-"""New images for a trained 2D network (data.inputs): found in each layout, preprocessed into
+"""New images for a trained 2D network (data.prediction.inputs): found in each layout, preprocessed into
 exactly the training items (the readers' own functions, the same options), and predictions
 written back in the input's geometry: a stub prediction equal to the data set's own labels must
 come back as those label files."""
@@ -12,7 +12,7 @@ import SimpleITK as sitk
 from PIL import Image
 
 import data
-from data.inputs import PredictionInput
+from data.interfaces import PredictionInput
 
 
 def _training_items(name, root=None, **options):
@@ -204,7 +204,7 @@ def test_label_maps_turn_probabilities_into_label_values():
     p = np.zeros((4, 1, 4))
     p[[0, 1, 2, 3], 0, [0, 1, 2, 3]] = 1
     assert data.probabilities_to_labels(p, classes).tolist() == [[0, 1, 2, 4]]
-    regions = data.label_maps.region_label_map(["background", "a", "b"], [0, 1, 2], {"ab": [1, 2], "b": [2]},
+    regions = data.prediction.label_maps.region_label_map(["background", "a", "b"], [0, 1, 2], {"ab": [1, 2], "b": [2]},
                                                order=[1, 2])
     p = np.array([[[0.9, 0.9, 0.1]], [[0.1, 0.8, 0.9]]])  # the later region paints over the earlier
     assert data.probabilities_to_labels(p, regions).tolist() == [[1, 2, 2]]

@@ -1,0 +1,9 @@
+"""A trained network given new images: how its data set's new images are found and read
+(`inputs`, through each data set's reader in the registry `data.sources`), its outputs turned
+into label values (`label_maps`; BraTS' own conventions in `brats`), the predictions written
+back in each input's geometry and format (`outputs`), and the descriptions a checkpoint
+carries so that prediction needs nothing else (`describe`).
+
+The public names are re-exported by `data`; this file imports nothing, so that a data set's
+module can use the label maps without loading the registry.
+"""
