@@ -1,6 +1,6 @@
 """Preprocessed-array cache: the second pass reads no source file; edits and
-settings invalidate; the loader serves batches from it; writers on several hosts never
-share a partial folder and the first complete one wins."""
+settings invalidate; writers on several hosts never share a partial folder and the first
+complete one wins. (The loader serving batches from it: tests/nas/train/test_loader.py.)"""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import data.io.png
 from data.cache import CaseCache, partial_name
 from data.sample.brats import write_brats
 from data.sample.chaos import write_chaos
-from nas.train.loader import make_loader
 
 
 def forbid(monkeypatch, module, name):
@@ -77,22 +76,6 @@ def test_cache_lives_under_lwnas_cache_not_the_data_root(chaos_root, tmp_path, m
     assert list((tmp_path / "env-cache" / "preprocessed" / "chaos").glob("*/image.npy"))
     data.clear_cache("chaos")
     assert not (tmp_path / "env-cache" / "preprocessed" / "chaos").exists()
-
-
-def test_loader_collates_items_and_seeds_workers(chaos_root, tmp_path):
-    dataset = data.get_dataset("chaos", chaos_root, "train", image_size=16, cache_dir=tmp_path / "cache")
-
-    def first_batch(seed, workers):
-        loader = make_loader(dataset, batch_size=2, shuffle=True, num_workers=workers, seed=seed)
-        return next(iter(loader))
-
-    batch = first_batch(0, 2)
-    assert batch["image"].shape == (2, 1, 16, 16) and batch["label"].shape == (2, 1, 16, 16)
-    assert batch["meta"]["affine"].shape == (2, 4, 4) and len(batch["meta"]["source"]) == 2
-    assert batch["meta"]["slice_index"].dtype == torch.int64
-    # Same seed, same batch (order and augmentation); another seed, another batch.
-    torch.testing.assert_close(first_batch(0, 2)["image"], batch["image"])
-    assert not torch.equal(first_batch(1, 2)["image"], batch["image"])
 
 
 def test_cache_partial_names_are_unique_across_hosts_and_first_writer_wins(tmp_path):

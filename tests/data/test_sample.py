@@ -9,10 +9,10 @@ import pydicom
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
 
 import data
 from data.sample.__main__ import main as sample_main
-from nas.train.loader import make_loader
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,10 @@ def test_learnable_in_a_few_cpu_epochs(samples, tmp_path, one_thread, name, step
         assert train[0]["image"].shape[-1] == 64
     model = tiny_net(train.in_channels, train.num_classes, train.spatial_dims)
     optimiser = torch.optim.Adam(model.parameters(), 1e-2)
-    loader = make_loader(train, batch_size=4 if train.spatial_dims == 2 else 2, shuffle=True, num_workers=0)
+    # the batches of training's loader (nas.train.loader.make_loader): seed 0, one replica, no partial batch
+    sampler = DistributedSampler(train, num_replicas=1, rank=0, shuffle=True, seed=0, drop_last=True)
+    loader = DataLoader(train, batch_size=4 if train.spatial_dims == 2 else 2, sampler=sampler, drop_last=True,
+                        generator=torch.Generator().manual_seed(0))
     done = 0
     while done < steps:
         for batch in loader:

@@ -10,7 +10,7 @@ import pytest
 import data
 from data.nnunet.fingerprint import evenly_spaced, plan_2d_size
 from data.sources import extract_fingerprint
-from tests.data.nnunet_files import write_nnunet_v2
+from tests.data.nnunet.writers import write_nnunet_v2
 
 
 def known_cases():
