@@ -19,6 +19,9 @@ Arrays = tuple[np.ndarray, np.ndarray | None, dict]
 
 @dataclass(frozen=True)
 class Source:
+    """How a data set is trained on: its cases found, named, listed, read as stored (for
+    `data.check`) and preprocessed (for the cache), its channels, classes and label map."""
+
     # "slices": 2D items from 3D cases, cached per case as (S, C, H, W)
     # stacks; "images": one 2D item per case, cached as a stack of one;
     # "volumes": 3D items cached as (C, *spatial).

@@ -1,10 +1,11 @@
-"""The registry of data sets: per data set, how it is trained on (its `Source`: how to find its
-cases, name them, list their files, read them as stored for `data.check` and preprocess them for
-the cache) and how new images of it are read for a trained network (its `InputReader`).
+"""The registry of data sets, `DATA_SETS`: per data set, how it is trained on (its `Source`: how to
+find its cases, name them, list their files, read them as stored for `data.check` and preprocess
+them for the cache) and how new images of it are read for a trained network (its `InputReader`).
 
 The dataset classes, the checker, the fingerprint and prediction only talk to these, so adding a
-data set means one reader module and one entry in `DATA_SETS`. Data sets that describe
-themselves (nnunet: its dataset.json) get an adapter built for their data root (`source_for`).
+data set means one reader module and one entry here. Data sets that describe themselves (nnunet:
+its dataset.json) get an adapter built for their data root (`source_for`). `extract_fingerprint`
+reads the cases of a data set given by name.
 """
 
 from __future__ import annotations
@@ -52,6 +53,19 @@ from data.promise12 import (
 )
 from data.sample import sample_root
 from data.transforms.resize import RESIZE_DESCRIPTION
+
+
+@dataclass(frozen=True)
+class DataSetEntry:
+    """One data set: how it is trained on and how new images of it are read."""
+
+    # Its adapter, the same for every data root ...
+    source: Source | None
+    # ... or, for a data set that describes itself, the adapter built for a data root.
+    root_source: Callable[[Path, dict], Source] | None
+    # How new images are found and read for a network trained on it; None: not as 2D inputs (BraTS
+    # case folders are read whole by the 3D predictor).
+    inputs: InputReader | None
 
 
 def _chaos_files(case: Path, options: dict) -> list[Path]:
@@ -176,19 +190,6 @@ BRATS = Source(
                   "z-score per modality over the nonzero (brain) voxels",
                   "sliding windows of the training crop"]},
 )
-
-
-@dataclass(frozen=True)
-class DataSetEntry:
-    """One data set: how it is trained on and how new images of it are read."""
-
-    # Its adapter, the same for every data root ...
-    source: Source | None
-    # ... or, for a data set that describes itself, the adapter built for a data root.
-    root_source: Callable[[Path, dict], Source] | None
-    # How new images are found and read for a network trained on it; None: not as 2D inputs (BraTS
-    # case folders are read whole by the 3D predictor).
-    inputs: InputReader | None
 
 
 DATA_SETS: dict[str, DataSetEntry] = {
