@@ -2,7 +2,9 @@
 released layouts and for users' own data in the nnU-Net v2 raw or Decathlon
 layout (`nnunet`), preprocessing with an on-disk cache, 2D/3D augmentation,
 case-level splits, data set fingerprints, bundled sample data and a dataset
-checker.
+checker; new images read for a trained network and its predictions written back.
+One registry (`data.sources`) says per data set how it is trained on and how its
+new images are read; the layout: docs/data.md, "Where the code is".
 
 Stands alone: numpy, torch, nibabel, SimpleITK, pillow, pydicom,
 albumentations, scipy, pandas and tqdm only; no other project package.
