@@ -4,6 +4,7 @@ into label values (`label_maps`; BraTS' own conventions in `brats`), the predict
 back in each input's geometry and format (`outputs`), and the descriptions a checkpoint
 carries so that prediction needs nothing else (`describe`).
 
-The public names are re-exported by `data`; this file imports nothing, so that a data set's
-module can use the label maps without loading the registry.
+The public names are re-exported by `data`; this file imports nothing, so that the registry and
+the data sets' modules can use the label maps and outputs without loading `inputs`, which loads
+the registry (an import cycle otherwise).
 """
