@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import data  # noqa: E402
 from bench.common import BENCHMARKS, append_section, cpu_model  # noqa: E402
 from data.sample.brats import write_brats  # noqa: E402
-from nas.train.loader import make_loader  # noqa: E402
+from nas.train.loader import default_workers, make_loader  # noqa: E402
 
 DATASETS = ("dsb2018", "chaos", "promise12", "brats")
 
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     roots = dict(item.split("=", 1) for item in args.data_root)
-    workers = data.loader.default_workers() if args.workers is None else args.workers
+    workers = default_workers() if args.workers is None else args.workers
     rows = []
     with tempfile.TemporaryDirectory(prefix="lwnas-bench-") as scratch:
         scratch = Path(scratch)

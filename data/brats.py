@@ -1,6 +1,7 @@
 """BraTS readers and label facts: the 2018-2023 folder layouts, four modalities
-in a fixed order, labels 0/1/2/4 (ET 3 from 2023), the regions WT/TC/ET, the
-region/index conversions and the post-processing of a prediction's labels.
+in a fixed order, labels 0/1/2/4 (ET 3 from 2023) and their names, the regions
+WT/TC/ET and the order they are painted back in, the label/region/index
+conversions of training targets. A prediction's labels: `data.prediction.brats`.
 
 Spatial axes stay in the NIfTI voxel order (i, j, k), so a prediction can be
 written back with the reference file's affine without any transposition.
@@ -16,16 +17,22 @@ from pathlib import Path
 import numpy as np
 
 from data.errors import checked_labels, data_error, millimetres, require_data_root, require_finite
-from data.intensity import zscore_nonzero
-from data.nifti import nifti_paths, read_nifti, spacing_of
+from data.io.nifti import nifti_paths, read_nifti, spacing_of
+from data.transforms.intensity import zscore_nonzero
 
 # The fixed channel order of every BraTS image tensor.
 MODALITIES = ("flair", "t1", "t1ce", "t2")
-LABELS = (0, 1, 2, 4)  # background, necrosis / non-enhancing core, oedema, enhancing tumour
+# The label values of a served label map, and their names.
+LABELS = (0, 1, 2, 4)
+BRATS_LABEL_NAMES = ("background", "necrosis / non-enhancing core", "oedema", "enhancing tumour")
 # Arrays are served with ET = 4 whatever the release; 2023+ files store it as 3.
 ENHANCING_LABEL = 4
 # Labels per region in the official BraTS data (seed 004's "TC = label 1" is wrong).
 BRATS_REGIONS: dict[str, tuple[int, ...]] = {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)}
+# The label each region is painted with when region channels become labels again, in
+# BRATS_REGIONS' order, later over earlier (nnU-Net's regions_class_order): the one label of the
+# region that no later region holds, so the regions read back from the labels are nested.
+BRATS_REGION_ORDER = (2, 1, ENHANCING_LABEL)
 # Seed 000: a predicted enhancing tumour of fewer voxels is merged into the core.
 ET_THRESHOLD = 400
 
@@ -193,20 +200,6 @@ def brats_regions(labels: np.ndarray, enhancing_label: int = ENHANCING_LABEL) ->
 def brats_labels_to_regions(labels: np.ndarray) -> np.ndarray:
     """Labels 0/1/2/4 (any shape) -> float32 (3, *shape) channels WT={1,2,4}, TC={1,4}, ET={4}."""
     return np.stack(list(brats_regions(labels).values())).astype(np.float32)
-
-
-def brats_regions_to_labels(regions: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Region channels (3, ...) WT/TC/ET (probabilities or masks) -> uint8 labels 0/1/2/4.
-
-    Nested by construction: ET wins over TC, TC over WT, as in the challenge's
-    own conversion.
-    """
-    regions = np.asarray(regions) > threshold
-    labels = np.zeros(regions.shape[1:], dtype=np.uint8)
-    labels[regions[0]] = 2
-    labels[regions[1]] = 1
-    labels[regions[2]] = 4
-    return labels
 
 
 def brats_labels_to_index(labels: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""CHAOS readers: DICOM series paired with their PNG masks.
+"""CHAOS readers: DICOM series paired with their PNG masks; new series read for a trained
+network (`CHAOS_INPUTS`).
 
 Slice k's DICOM pairs with slice k's mask by the natural sort of the file
 NAMES. Sorting by ImagePositionPatient would reverse many CT cases (their z
@@ -14,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from data.errors import checked_labels, data_error, reason, require_data_root, require_finite
-from data.intensity import scale_percentiles, window
-from data.png import read_png
-from data.resize import resize_images, resize_labels, resized_affine
+from data.errors import DataError, checked_labels, data_error, reason, require_data_root, require_finite
+from data.interfaces import InputReader, PredictionInput
+from data.io.png import read_png
+from data.transforms.intensity import scale_percentiles, standardise, window
+from data.transforms.resize import resize_images, resize_labels, resized_affine
 
 MODALITIES = ("CT", "MR")
 # Series name -> (DICOM folder, mask folder), relative to the patient folder.
@@ -248,3 +250,57 @@ def _geometry(dicoms: list[Path], headers: tuple[dict, ...], shape: tuple[int, i
         "original_shape": np.array([len(dicoms), *shape], dtype=np.int64),
         "source": [str(path) for path in dicoms],
     }
+
+
+# -- new series for a trained network ----------------------------------------------------------
+
+
+def _series_item(patient: Path, series_folder: str, mask_folder: str) -> PredictionInput:
+    masks = patient / mask_folder
+    return PredictionInput(patient.name, (patient / series_folder,), f"{patient.name}.nii.gz",
+                           label=masks if mask_files(masks) else None)
+
+
+def _find_inputs(path: Path, preprocessing: dict) -> list[PredictionInput]:
+    if path.is_file():
+        return []
+    series_folder, mask_folder = preprocessing["series_folder"], preprocessing["mask_folder"]
+    if any(path.glob("*.dcm")):
+        depth = len(Path(series_folder).parts)
+        if path.parts[-depth:] == Path(series_folder).parts and len(path.parts) > depth:
+            return [_series_item(path.parents[depth - 1], series_folder, mask_folder)]  # a patient's series
+        return [PredictionInput(path.name, (path,), f"{path.name}.nii.gz")]
+    if (path / series_folder).is_dir():
+        return [_series_item(path, series_folder, mask_folder)]
+    options = preprocessing["options"]
+    try:
+        patients = find_chaos_cases(path, options["modality"], options["sequence"])
+    except DataError:
+        return []
+    return [_series_item(patient, series_folder, mask_folder) for patient in patients]
+
+
+def _read_input(item: PredictionInput, preprocessing: dict) -> tuple[np.ndarray, dict]:
+    options = preprocessing["options"]
+    dicoms = dicom_series_files(item.source)
+    image, meta = read_chaos_series(dicoms, options["modality"])
+    stack, _ = preprocess_chaos_image(image, meta, preprocessing["image_size"], options["modality"],
+                                      tuple(options["hu_window"]))
+    return standardise(stack, preprocessing["mean"], preprocessing["std"]), {
+        "served_shape": list(image.shape), "to_output": "stack", "spacing": meta["spacing"].tolist(),
+        "reference": None, "affine": meta["affine"].tolist(), "slices": [str(path) for path in dicoms]}
+
+
+def _read_input_label(item: PredictionInput, preprocessing: dict, meta: dict) -> np.ndarray:
+    masks = mask_files(item.label)
+    slices = [Path(path) for path in meta["slices"]]
+    if len(masks) != len(slices):
+        raise data_error(item.label, f"{len(masks)} mask PNGs for {len(slices)} DICOM files in {item.source.name}/; "
+                         "expected one mask per slice")
+    return read_chaos_masks(masks, preprocessing["options"]["modality"], tuple(meta["served_shape"][1:]), slices)
+
+
+CHAOS_INPUTS = InputReader(
+    "dicom", _find_inputs, _read_input, _read_input_label,
+    lambda preprocessing: f"a folder of .dcm files, a patient folder with {preprocessing['series_folder']}/, "
+                          "or a folder of such patients")

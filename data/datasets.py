@@ -17,14 +17,14 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from data.augment2d import apply_augment_2d, build_augment_2d
-from data.augment3d import RandomAugment3D
 from data.brats import brats_labels_to_index, brats_labels_to_regions
 from data.cache import CaseCache
 from data.errors import DataError
-from data.intensity import standardise
+from data.interfaces import Source
 from data.presets import Augment2D, Augment3D
-from data.sources import Source
+from data.transforms.augment2d import apply_augment_2d, build_augment_2d
+from data.transforms.augment3d import RandomAugment3D
+from data.transforms.intensity import standardise
 
 
 def _progress_disabled() -> bool | None:

@@ -1,5 +1,7 @@
 """DSB2018 (Kaggle Data Science Bowl nuclei) readers: one RGB(A) image per
-case and one binary PNG per nucleus, merged into a single foreground mask."""
+case and one binary PNG per nucleus, merged into a single foreground mask; new
+images (PNG, TIFF, BMP files or a DSB2018 tree) read for a trained network
+(`DSB2018_INPUTS`)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from data.errors import checked_labels, data_error, require_data_root
-from data.png import read_png
-from data.resize import resize_images, resize_labels, resized_affine
+from data.interfaces import InputReader, PredictionInput
+from data.io.images import PLANAR_ENDINGS, ending_of, listed_files, stem_of
+from data.io.png import read_png
+from data.transforms.intensity import standardise
+from data.transforms.resize import resize_images, resize_labels, resized_affine
 
 _LAYOUTS = "stage1_train/<id>/images/<id>.png with stage1_train/<id>/masks/*.png, or <id>/images/<id>.png"
 # The label map of a case: the union of the nuclei is label 1.
@@ -103,3 +108,58 @@ def _to_rgb(path: Path, pixels: np.ndarray) -> np.ndarray:
         raise data_error(path, f"{channels} channels; expected a grey, RGB or RGBA PNG")
     scale = float(np.iinfo(pixels.dtype).max) if pixels.dtype.kind in "ui" else 1.0
     return np.ascontiguousarray(np.moveaxis(pixels, -1, 0), dtype=np.float32) / scale
+
+
+# -- new images for a trained network ----------------------------------------------------------
+
+
+def _image_item(path: Path) -> PredictionInput:
+    return PredictionInput(stem_of(path), (path,), f"{stem_of(path)}{ending_of(path)}")
+
+
+def _tree_items(path: Path) -> list[PredictionInput]:
+    """The cases of a DSB2018 tree at `path` (a case, or a folder of cases, also under
+    `stage1_test/` or `stage1_train/`), with their masks where they have some."""
+    def case_of(folder: Path) -> Path | None:
+        image = folder / "images" / f"{folder.name}.png"
+        return image if image.is_file() else None
+
+    if case_of(path) is not None:
+        cases = [path]
+    else:
+        cases = []
+        for parent in (path, path / "stage1_test", path / "stage1_train"):
+            if parent.is_dir():
+                cases = sorted((d for d in parent.iterdir() if d.is_dir() and case_of(d) is not None),
+                               key=lambda d: d.name)
+                if cases:
+                    break
+    return [PredictionInput(case.name, (case_of(case),), f"{case.name}.png",
+                            label=case / "masks" if _has_masks(case) else None) for case in cases]
+
+
+def _has_masks(case: Path) -> bool:
+    masks = case / "masks"
+    return masks.is_dir() and any(masks.glob("*.png"))
+
+
+def _find_inputs(path: Path, preprocessing: dict) -> list[PredictionInput]:
+    if path.is_file():
+        return [_image_item(path)] if ending_of(path) in PLANAR_ENDINGS else []
+    return _tree_items(path) or [_image_item(file) for file in listed_files(path, PLANAR_ENDINGS)]
+
+
+def _read_input(item: PredictionInput, preprocessing: dict) -> tuple[np.ndarray, dict]:
+    image = read_dsb2018_image(item.source)
+    stack = preprocess_dsb2018_image(image, preprocessing["image_size"])[None]
+    return standardise(stack, preprocessing["mean"], preprocessing["std"]), {
+        "served_shape": [1, *image.shape[1:]], "to_output": "first", "spacing": [1.0, 1.0],
+        "reference": str(item.source)}
+
+
+def _read_input_label(item: PredictionInput, preprocessing: dict, meta: dict) -> np.ndarray:
+    return read_dsb2018_masks(item.label.parent, tuple(meta["served_shape"][1:]))
+
+
+DSB2018_INPUTS = InputReader("images", _find_inputs, _read_input, _read_input_label,
+                             lambda preprocessing: "PNG/TIFF/BMP files, or a DSB2018 tree <id>/images/<id>.png")

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from data.cache import CaseCache, cache_root
 from data.datasets import SliceDataset, VolumeDataset
 from data.errors import data_error
-from data.label_maps import metric_class_names, target_kind
+from data.prediction.label_maps import metric_class_names, target_kind
 from data.presets import get_preset
 from data.sample import is_sample, sample_root
 from data.sources import ROOT_SOURCES, source_for

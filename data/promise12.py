@@ -1,5 +1,5 @@
 """PROMISE12 readers: MetaImage (.mhd/.raw) cases read, denoised and resampled
-with SimpleITK.
+with SimpleITK; new volumes read for a trained network (`PROMISE12_INPUTS`).
 
 Arrays come out in SimpleITK's (z, y, x) order: slice, row, column.
 """
@@ -14,7 +14,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from data.errors import checked_labels, data_error, millimetres, reason, require_data_root, require_finite
-from data.intensity import scale_percentiles
+from data.interfaces import InputReader, PredictionInput
+from data.io.images import VOLUME_ENDINGS, ending_of, listed_files, read_label_file, stem_of
+from data.transforms.intensity import scale_percentiles, standardise
 
 _CASE = re.compile(r"Case\d{2}\.mhd")
 _LAYOUTS = "CaseNN.mhd with CaseNN_segmentation.mhd, flat or under TrainingData_Part1/2/3"
@@ -67,8 +69,7 @@ def load_promise12_images(case_path: str | os.PathLike) -> tuple[sitk.Image, sit
 def read_promise12_case(case_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict]:
     """Read one case as stored: image (S, H, W) float32, label (S, H, W) uint8 in {0, 1}, meta."""
     image, label = load_promise12_images(case_path)
-    labels = checked_labels(segmentation_path(case_path), sitk.GetArrayViewFromImage(label), {0, 1},
-                            "0 and 1 (prostate)")
+    labels = _checked_labels(segmentation_path(case_path), sitk.GetArrayViewFromImage(label))
     return sitk.GetArrayFromImage(image), labels, geometry(image, case_path)
 
 
@@ -86,7 +87,7 @@ def preprocess_promise12_case(
     (uint8 0/1) and the meta of the resampled grid.
     """
     image, label = load_promise12_images(case_path)
-    checked_labels(segmentation_path(case_path), sitk.GetArrayViewFromImage(label), {0, 1}, "0 and 1 (prostate)")
+    _checked_labels(segmentation_path(case_path), sitk.GetArrayViewFromImage(label))
     array, meta = preprocess_promise12_image(image, case_path, image_size, denoise, denoise_time_step,
                                              denoise_iterations, intensity_percentiles)
     label = _resample_in_plane(label, image_size, sitk.sitkNearestNeighbor)
@@ -143,6 +144,10 @@ def geometry(image: sitk.Image, case_path: str | os.PathLike) -> dict:
     }
 
 
+def _checked_labels(path: str | os.PathLike, labels: np.ndarray) -> np.ndarray:
+    return checked_labels(path, labels, set(range(len(LABEL_NAMES))), "0 and 1 (prostate)")
+
+
 def _resample_in_plane(image: sitk.Image, size: int, interpolator: int) -> sitk.Image:
     """Resample x and y to `size` pixels over the same physical extent; z unchanged."""
     old_size = np.asarray(image.GetSize())
@@ -164,3 +169,42 @@ def _read_mhd(path: Path, pixel_type: int) -> sitk.Image:
     except RuntimeError as exc:
         what = "MetaImage" if path.suffix.lower() == ".mhd" else "image"
         raise data_error(path, f"unreadable or truncated {what} ({reason(exc)})") from None
+
+
+# -- new volumes for a trained network ---------------------------------------------------------
+
+
+def _segmentation_beside(path: Path) -> Path | None:
+    case, ending = stem_of(path), ending_of(path)
+    for candidate in (path.with_name(f"{case}{SEGMENTATION_SUFFIX}{ending}"),
+                      path.with_name(f"{case}{SEGMENTATION_SUFFIX}.mhd")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _find_inputs(path: Path, preprocessing: dict) -> list[PredictionInput]:
+    files = [path] if path.is_file() else listed_files(path, VOLUME_ENDINGS)
+    return [PredictionInput(stem_of(file), (file,), f"{stem_of(file)}{ending_of(file)}", _segmentation_beside(file))
+            for file in files if ending_of(file) in VOLUME_ENDINGS and not stem_of(file).endswith(SEGMENTATION_SUFFIX)]
+
+
+def _read_input(item: PredictionInput, preprocessing: dict) -> tuple[np.ndarray, dict]:
+    options = preprocessing["options"]
+    image = read_promise12_volume(item.source)
+    array, meta = preprocess_promise12_image(
+        image, item.source, preprocessing["image_size"], options["denoise"], options["denoise_time_step"],
+        options["denoise_iterations"], tuple(options["intensity_percentiles"]))
+    return standardise(array[:, None], preprocessing["mean"], preprocessing["std"]), {
+        "served_shape": meta["original_shape"].tolist(), "to_output": "stack",
+        "spacing": meta["original_spacing"].tolist(), "reference": str(item.source)}
+
+
+def _read_input_label(item: PredictionInput, preprocessing: dict, meta: dict) -> np.ndarray:
+    # "stack": the written volume has the served shape
+    labels = read_label_file(item.label, tuple(meta["served_shape"]))
+    return _checked_labels(item.label, labels)
+
+
+PROMISE12_INPUTS = InputReader("volumes", _find_inputs, _read_input, _read_input_label,
+                               lambda preprocessing: "volumes ending in " + ", ".join(VOLUME_ENDINGS))

@@ -3,10 +3,14 @@ source, function-level imports included:
 
     ops <- supernet <- nas.search <- nas.run <- search.py, retrain.py, lwnas (nas.cli)
     ops <- models <- nas.run;  data (stands alone) <- nas.run
+
+and no import cycle inside any package, subpackages included; the tests of a package that
+stands alone import no package it may not.
 """
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -20,6 +24,11 @@ ALLOWED = {
     "supernet": {"ops"},
     "models": {"ops"},
     "data": set(),
+    # inside data: the interfaces a data set implements are a leaf; files and arrays know nothing
+    # of data sets (augmentation reads its settings' dataclasses)
+    "data.interfaces": set(),
+    "data.io": {"data.errors"},
+    "data.transforms": {"data.presets"},
     "nas.losses": set(),
     "nas.metrics": set(),
     "nas.inference": set(),
@@ -73,11 +82,107 @@ def test_imports_run_one_way(module, path):
     key, allowed = _rule(module)
     own = key.rsplit(".", 1)[0] if key.endswith(("__init__", "__main__")) else key
     for name in _imports(path):
-        if _within(name, own) or name.split(".")[0] == own.split(".")[0] == "data":
+        if _within(name, own):
             continue
         assert any(_within(name, package) for package in allowed), (
             f"{module} imports {name}; {key} may import only {sorted(allowed) or 'nothing'} "
             "of the project")
+
+
+@pytest.mark.parametrize("package", ["ops", "supernet", "data"])
+def test_the_tests_of_a_package_that_stands_alone_import_what_it_may(package):
+    allowed = ALLOWED[package] | {package}
+    for path in sorted((ROOT / "tests" / package).rglob("*.py")):
+        for name in _imports(path):
+            assert any(_within(name, other) for other in allowed), (
+                f"{path.relative_to(ROOT)} imports {name}; a test of {package} may import only "
+                f"{sorted(allowed)} of the project (a test that needs more belongs under tests/ of that package)")
+
+
+# -- no import cycle inside a package ------------------------------------------------------------
+
+
+@functools.cache
+def _module_files() -> dict[str, Path]:
+    """Every project module by dotted name; a package by its own name (its __init__.py)."""
+    files = {}
+    for package in ("ops", "supernet", "models", "data", "nas"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return files
+
+
+@functools.cache
+def _runs(module: str) -> frozenset[str]:
+    """The project modules importing `module` runs: each module or package it imports (function-level
+    and relative imports included), and the packages whose __init__.py runs first, but for its
+    own packages (they are running already when it is imported)."""
+    files = _module_files()
+    path = files[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    named = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            named |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([node.module] if node.module else []))
+            # ``from data.io import png`` imports the module data.io.png; ``from data import X`` the package
+            named |= {f"{base}.{alias.name}" if f"{base}.{alias.name}" in files else base for alias in node.names}
+    runs = set()
+    for name in named:
+        while name and name not in files:  # ``import data.check`` names a module; a name in it is not one
+            name = name.rpartition(".")[0]
+        if not name:
+            continue
+        parts = name.split(".")
+        runs |= {name} | {".".join(parts[:i]) for i in range(1, len(parts))
+                          if not _within(module, ".".join(parts[:i]))}
+    return frozenset(runs - {module})
+
+
+def _cycle(modules: set[str], runs=_runs) -> list[str]:
+    """One import cycle among `modules` (its modules in import order, the first repeated), or [];
+    `runs(module)`: what importing it runs."""
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> list[str]:
+        if module in path:
+            return path[path.index(module):] + [module]
+        if module in done:
+            return []
+        for imported in sorted(runs(module) & modules):
+            cycle = visit(imported, path + [module])
+            if cycle:
+                return cycle
+        done.add(module)
+        return []
+
+    for module in sorted(modules):
+        cycle = visit(module, [])
+        if cycle:
+            return cycle
+    return []
+
+
+@pytest.mark.parametrize("package", sorted(name for name, path in _module_files().items()
+                                           if path.name == "__init__.py"))
+def test_no_import_cycle_inside_a_package(package):
+    cycle = _cycle({module for module in _module_files() if _within(module, package)})
+    assert not cycle, f"import cycle inside {package}: {' -> '.join(cycle)}; move the shared part below both"
+
+
+def test_the_cycle_check_finds_a_cycle_and_what_imports_run():
+    graph = {"p": frozenset(), "p.a": frozenset({"p.b"}), "p.b": frozenset({"p.c"}), "p.c": frozenset({"p.a"})}
+    assert _cycle(set(graph), graph.__getitem__) == ["p.a", "p.b", "p.c", "p.a"]
+    assert _cycle({"p", "p.a", "p.b"}, graph.__getitem__) == []
+    # a package's __init__ runs before its module; relative imports resolve
+    assert {"data.nnunet", "data.nnunet.source"} <= _runs("data.sources")
+    assert "data.nnunet" not in _runs("data.nnunet.reader")  # its own package runs already
+    assert "nas.complexity.counting" in _runs("nas.complexity")
 
 
 def test_nothing_imports_the_entry_scripts():

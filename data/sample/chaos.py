@@ -14,7 +14,7 @@ import pydicom
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
-from data.png import write_png, write_png_1bit
+from data.io.png import write_png, write_png_1bit
 from data.sample.shapes import ellipsoid, texture
 
 CT_PATIENTS = ("1", "2", "5", "6", "8", "10")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from data.png import write_png
+from data.io.png import write_png
 from data.sample.shapes import ellipsoid, texture
 
 SIZES = ((64, 64), (80, 96), (96, 96), (72, 88))  # the real images vary in size too

@@ -4,7 +4,7 @@ in its input's geometry.
 
 The network, its preprocessing and its label map come from the checkpoint's inference
 description alone (``nas.run.network_spec``); finding, reading and writing the inputs is the data
-layer's (``data.inputs``), with the training readers' own functions. Here: batches of slices
+layer's (``data.prediction.inputs``), with the training readers' own functions. Here: batches of slices
 through the network (bf16 autocast on CUDA, optional flip TTA), probabilities resampled back to
 each input's own size, labels, scores where labels lie beside the inputs.
 
@@ -86,7 +86,7 @@ def predict_images(checkpoint: str | Path, input_path: str | Path, output_dir: s
                    device: str = "auto", tta: bool = False, probabilities: bool = False, batch_size: int = 8,
                    precision: str = "auto", model: str | None = None, progress: bool = True,
                    roi_size: int | Sequence[int] | None = None, overlap: float = 0.5) -> PredictionReport:
-    """Segment every case under ``input_path`` (formats: ``data.inputs``) with a 2D checkpoint, or a
+    """Segment every case under ``input_path`` (formats: ``data.prediction.inputs``) with a 2D checkpoint, or a
     3D one of nnU-Net volumes, into ``output_dir``: a mask per case in the input's geometry and
     format, ``--probabilities`` the probability maps beside it, and where labels lie beside the
     inputs ``metrics_cases.csv`` and ``metrics_summary.csv`` (Dice, IoU, HD95 per foreground class).

@@ -1,6 +1,6 @@
 """Preprocessed-array cache: the second pass reads no source file; edits and
-settings invalidate; the loader serves batches from it; writers on several hosts never
-share a partial folder and the first complete one wins."""
+settings invalidate; writers on several hosts never share a partial folder and the first
+complete one wins. (The loader serving batches from it: tests/nas/train/test_loader.py.)"""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ import torch
 
 import data
 import data.chaos
-import data.nifti
-import data.png
+import data.io.nifti
+import data.io.png
 from data.cache import CaseCache, partial_name
 from data.sample.brats import write_brats
 from data.sample.chaos import write_chaos
-from nas.train.loader import make_loader
 
 
 def forbid(monkeypatch, module, name):
@@ -36,7 +35,7 @@ def test_second_epoch_and_second_run_read_no_dicom_or_png(chaos_root, tmp_path, 
     first = data.get_dataset("chaos", chaos_root, "train", image_size=16, cache_dir=tmp_path / "cache")
     epoch_one = [first[i]["label"] for i in range(len(first))]
     forbid(monkeypatch, data.chaos.pydicom, "dcmread")
-    forbid(monkeypatch, data.png.sitk, "ReadImage")
+    forbid(monkeypatch, data.io.png.sitk, "ReadImage")
     epoch_two = [first[i]["label"] for i in range(len(first))]  # memory maps only
     again = data.get_dataset("chaos", chaos_root, "train", image_size=16, cache_dir=tmp_path / "cache")
     assert again.cases == first.cases and len(epoch_two) == len(epoch_one) > 0
@@ -47,7 +46,7 @@ def test_second_run_reads_no_nifti(tmp_path, monkeypatch):
     root = write_brats(tmp_path / "brats", cases=3, shape=(12, 12, 10))
     first = data.get_dataset("brats", root, "test", cache_dir=tmp_path / "cache")
     reference = first[0]["image"]
-    forbid(monkeypatch, data.nifti.nib, "load")
+    forbid(monkeypatch, data.io.nifti.nib, "load")
     again = data.get_dataset("brats", root, "test", cache_dir=tmp_path / "cache")
     torch.testing.assert_close(again[0]["image"], reference)
 
@@ -77,22 +76,6 @@ def test_cache_lives_under_lwnas_cache_not_the_data_root(chaos_root, tmp_path, m
     assert list((tmp_path / "env-cache" / "preprocessed" / "chaos").glob("*/image.npy"))
     data.clear_cache("chaos")
     assert not (tmp_path / "env-cache" / "preprocessed" / "chaos").exists()
-
-
-def test_loader_collates_items_and_seeds_workers(chaos_root, tmp_path):
-    dataset = data.get_dataset("chaos", chaos_root, "train", image_size=16, cache_dir=tmp_path / "cache")
-
-    def first_batch(seed, workers):
-        loader = make_loader(dataset, batch_size=2, shuffle=True, num_workers=workers, seed=seed)
-        return next(iter(loader))
-
-    batch = first_batch(0, 2)
-    assert batch["image"].shape == (2, 1, 16, 16) and batch["label"].shape == (2, 1, 16, 16)
-    assert batch["meta"]["affine"].shape == (2, 4, 4) and len(batch["meta"]["source"]) == 2
-    assert batch["meta"]["slice_index"].dtype == torch.int64
-    # Same seed, same batch (order and augmentation); another seed, another batch.
-    torch.testing.assert_close(first_batch(0, 2)["image"], batch["image"])
-    assert not torch.equal(first_batch(1, 2)["image"], batch["image"])
 
 
 def test_cache_partial_names_are_unique_across_hosts_and_first_writer_wins(tmp_path):

@@ -7,7 +7,7 @@ import pydicom
 import pytest
 
 import data
-from data.png import read_png, write_png, write_png_1bit
+from data.io.png import read_png, write_png, write_png_1bit
 from data.sample.chaos import dicom_image, write_chaos, write_ct_patient
 
 

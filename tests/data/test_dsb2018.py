@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import data
-from data.png import write_png
+from data.io.png import write_png
 
 
 def write_case(root, name="abc123", shape=(12, 16), channels=4):

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 
 import data
-from data.png import read_png, write_png
+from data.io.png import read_png, write_png
 from data.sample.brats import write_brats
 from nas.run.common import prepare_splits, run_directory
 from nas.search import SearchConfig, run_search

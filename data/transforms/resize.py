@@ -7,6 +7,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# What `resize_images` and `resize_labels` do to a 2D item, in words (a checkpoint's description
+# of its preprocessing, for people).
+RESIZE_DESCRIPTION = "resized to image_size x image_size (bilinear, antialiased; labels nearest)"
+
 
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:
     """Resize (N, C, H, W) float images to (N, C, size, size), bilinear with antialiasing."""

@@ -3,7 +3,7 @@
 the reader options that decide them) and the label map (values, names, how outputs become them).
 
 Both are JSON-ready dicts built from the data set's own adapter (`data.sources`) and preset, so a
-checkpoint can carry them and prediction (`data.inputs`) re-runs exactly the training readers'
+checkpoint can carry them and prediction (`data.prediction.inputs`) re-runs exactly the training readers'
 functions with exactly these options; no number is written twice.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from data.label_maps import check_label_map
+from data.prediction.label_maps import check_label_map
 from data.presets import get_preset
 from data.sample import sample_root
 from data.sources import ROOT_SOURCES, source_for
@@ -68,7 +68,7 @@ def preprocessing_spec(name: str, root: str | os.PathLike | None = None, **optio
 
 
 def label_spec(name: str, root: str | os.PathLike | None = None, **options: Any) -> dict:
-    """The label map (`data.label_maps`) of data set `name`'s served target with these options."""
+    """The label map (`data.prediction.label_maps`) of data set `name`'s served target with these options."""
     _, options, source = _source(name, root, options)
     if source.label_map is None:
         raise ValueError(f"data set {name!r} describes no label map")

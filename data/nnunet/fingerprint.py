@@ -1,7 +1,8 @@
 """The data set fingerprint (what nnU-Net extracts before planning) and the 2D size planned from it.
 
-`extract_fingerprint` reads the chosen cases with a data set's reader (raw intensities, before
-any normalisation) and gathers, as a JSON-serialisable dict:
+`fingerprint_of` reads the given cases with a data set's reader (raw intensities, before any
+normalisation; `data.extract_fingerprint` picks the cases of a data set by name) and gathers, as
+a JSON-serialisable dict:
 
 - `foreground_intensity_properties_per_channel`: {"0": {mean, std, median, min, max,
   percentile_00_5, percentile_99_5, samples}, ...} over foreground voxels (label > 0),
@@ -21,16 +22,13 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from data.cache import digest, file_signature
-from data.errors import DataError, data_error
-from data.nnunet import slice_axis
-
-if TYPE_CHECKING:
-    from data.sources import Source
+from data.errors import DataError
+from data.interfaces import Source
+from data.nnunet.reader import slice_axis
 
 FINGERPRINT_VERSION = 1
 # Foreground voxels sampled per case for the intensity statistics (nnU-Net: 10,000).
@@ -38,40 +36,6 @@ FOREGROUND_SAMPLES = 10_000
 PERCENTILES = (0.5, 99.5)
 # Below this a 2D network with four poolings has nothing left to pool.
 MIN_2D_SIZE = 16
-
-
-def extract_fingerprint(
-    dataset: str | Source,
-    root: str | os.PathLike | None = None,
-    cases: list[str] | None = None,
-    *,
-    options: dict | None = None,
-    samples_per_case: int = FOREGROUND_SAMPLES,
-    skip_bad: bool = False,
-) -> dict:
-    """The fingerprint of `cases` (None: every case) of a data set given by name (its preset's
-    options updated by `options`) or by its source adapter. A bad case raises its DataError,
-    or with `skip_bad` is left out and listed under "skipped"."""
-    from data.presets import get_preset  # here: data.sources imports this module's users
-    from data.sample import sample_root
-    from data.sources import source_for
-
-    if isinstance(dataset, str):
-        options = {**get_preset(dataset).options, **(options or {})}
-        root = sample_root(dataset) if root is None else Path(root).expanduser()
-        source = source_for(dataset, root, options)
-    else:
-        source, options = dataset, dict(options or {})
-        if root is None:
-            raise ValueError("extract_fingerprint needs the data root when given a source")
-        root = Path(root).expanduser()
-    found = {source.case_id(path): path for path in source.find(root, options)}
-    chosen = sorted(found) if cases is None else list(cases)
-    unknown = [case for case in chosen if case not in found]
-    if unknown:
-        raise data_error(root, f"case {unknown[0]} ({len(unknown)} in all) is not in the data set; "
-                         "expected case ids of this data root")
-    return fingerprint_of(source, {case: found[case] for case in chosen}, options, samples_per_case, skip_bad)
 
 
 def fingerprint_of(source: Source, case_paths: dict[str, Path], options: dict,

@@ -28,7 +28,7 @@ import SimpleITK as sitk
 from PIL import Image, UnidentifiedImageError
 
 from data.errors import DataError, data_error, reason
-from data.nifti import load_nifti_header, write_nifti_like
+from data.io.nifti import load_nifti_header, write_nifti_like
 
 # Each ending nnU-Net reads, with the library that reads it here. The one list of endings.
 ENDINGS: dict[str, str] = {
@@ -79,6 +79,19 @@ def companion_files(path: str | os.PathLike) -> list[Path]:
     return [data_file] if data_file.is_file() else []
 
 
+def stem_of(path: str | os.PathLike) -> str:
+    """The file name without its ENDINGS entry (or, for other files, its last suffix)."""
+    path = Path(path)
+    ending = ending_of(path) or path.suffix
+    return path.name[: len(path.name) - len(ending)]
+
+
+def listed_files(folder: str | os.PathLike, endings: tuple[str, ...]) -> list[Path]:
+    """Visible files of `folder` with one of `endings`, sorted by name (macOS `._*` files skipped)."""
+    return sorted((path for path in Path(folder).iterdir() if path.is_file() and not path.name.startswith(".")
+                   and ending_of(path) in endings), key=lambda path: path.name)
+
+
 def image_dimension(path: str | os.PathLike) -> int:
     """Spatial dimensions (2 or 3) of an image file, from its header only."""
     path = Path(path)
@@ -103,6 +116,17 @@ def read_image_file(path: str | os.PathLike, dtype: type | None = np.float32) ->
     if dtype is not None:
         array = array.astype(dtype, copy=False)
     return array, {"spacing": spacing, "affine": affine, "shape": np.asarray(array.shape[1:], dtype=np.int64)}
+
+
+def read_label_file(path: str | os.PathLike, shape: tuple[int, ...]) -> np.ndarray:
+    """A label map file (one channel, values as stored) that must lie on a grid of `shape`."""
+    array, _ = read_image_file(path, dtype=None)
+    if len(array) != 1:
+        raise data_error(path, f"holds {len(array)} channels; expected one label map")
+    shape = tuple(shape)
+    if array.shape[1:] != shape:
+        raise data_error(path, f"shape {array.shape[1:]} differs from the image's {shape}; expected the image's grid")
+    return array[0]
 
 
 def _read_nibabel(path: Path, dtype: type | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

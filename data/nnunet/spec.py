@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.errors import DataError, data_error, require_data_root
-from data.image_io import ENDINGS, PLANAR_ENDINGS, ending_of, endings_text, image_dimension
+from data.io.images import ENDINGS, PLANAR_ENDINGS, ending_of, endings_text, image_dimension
 
 DATASET_JSON = "dataset.json"
 NNUNET_V2 = "nnU-Net v2"

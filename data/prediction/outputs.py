@@ -1,4 +1,4 @@
-"""Predictions of new inputs (`data.inputs`) written back in each input's geometry and format:
+"""Predictions of new inputs (`data.prediction.inputs`) written back in each input's geometry and format:
 label values (binary masks of PNG/BMP/TIFF inputs as 0/255) and, on request, float32
 probability maps, in the input's own array order."""
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from data.image_io import PLANAR_ENDINGS, ending_of, write_float_tiff, write_like, write_nifti_geometry
-from data.inputs import PredictionInput
-from data.label_maps import probability_names
-from data.nnunet_prepare import volume_from_slices
+from data.interfaces import PredictionInput
+from data.io.images import PLANAR_ENDINGS, ending_of, write_float_tiff, write_like, write_nifti_geometry
+from data.nnunet.prepare import volume_from_slices
+from data.prediction.label_maps import probability_names
 
 
 def in_output_order(stack: np.ndarray, meta: dict) -> np.ndarray:
@@ -23,6 +23,16 @@ def in_output_order(stack: np.ndarray, meta: dict) -> np.ndarray:
     if meta["to_output"] == "axes":
         return volume_from_slices(stack, meta)
     return np.asarray(stack)
+
+
+def output_shape(meta: dict) -> list[int]:
+    """The array shape of the written file: `in_output_order` of a stack of `served_shape`."""
+    served = list(meta["served_shape"])
+    if meta["to_output"] == "first":
+        return served[1:]
+    if meta["to_output"] == "axes":
+        return [served[index] for index in np.argsort(meta["axes"])]
+    return served
 
 
 def _write(array: np.ndarray, meta: dict, out: Path) -> Path:
@@ -57,4 +67,4 @@ def write_probabilities(probabilities: np.ndarray, item: PredictionInput, meta: 
     return paths
 
 
-__all__ = ["in_output_order", "write_prediction", "write_probabilities"]
+__all__ = ["in_output_order", "output_shape", "write_prediction", "write_probabilities"]

@@ -1,6 +1,7 @@
 """Label maps: which label values a data set's networks predict, under which names, and how a
 network's output becomes those values. One description per data set (its source adapter builds
 it, `data.label_spec` reads it), stored in every checkpoint, so prediction needs nothing else.
+`paint_regions` is the one rule that turns region channels back into label values.
 
 A label map is a JSON-ready dict:
 
@@ -12,22 +13,25 @@ A label map is a JSON-ready dict:
   - "argmax" (softmax over classes): class index i becomes `values[i]`;
   - "regions" (one sigmoid channel per region, `regions`: name -> the values it unites): regions
     above `threshold` painted with `order[r]` in order, later over earlier (nnU-Net's rule), or
-    with BraTS' nested rule (`painting: "brats"`).
+    with BraTS' nested order (`painting: "brats"`, `data.brats.BRATS_REGION_ORDER`).
 - `png_foreground`: the grey level binary masks are written with in PNG files (255).
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, Union
 
 import numpy as np
+import torch
 
-from data.brats import brats_regions_to_labels
+from data.brats import BRATS_REGION_ORDER
 
 DECISIONS = ("threshold", "argmax", "regions")
 #: Binary masks in PNG files are 0/255, the convention of the data sets' own mask files.
 PNG_FOREGROUND = 255
 THRESHOLD = 0.5
+
+ArrayLike = Union[torch.Tensor, np.ndarray]
 
 
 def class_label_map(names: Sequence[str], values: Sequence[int] | None = None, num_classes: int | None = None
@@ -108,11 +112,25 @@ def probabilities_to_labels(probabilities: np.ndarray, label_map: Mapping) -> np
         return np.where(foreground, label_map["foreground"], label_map["values"][0]).astype(np.uint8)
     if decision == "argmax":
         return np.asarray(label_map["values"], dtype=np.uint8)[probabilities.argmax(axis=0)]
-    if label_map.get("painting") == "brats":
-        return brats_regions_to_labels(probabilities, label_map["threshold"]).astype(np.uint8)
-    labels = np.zeros(probabilities.shape[1:], dtype=np.uint8)
-    for region, value in zip(probabilities > label_map["threshold"], label_map["order"]):
-        labels[region] = value
+    order = BRATS_REGION_ORDER if label_map.get("painting") == "brats" else label_map["order"]
+    return paint_regions(probabilities, order, label_map["threshold"])
+
+
+def paint_regions(regions: ArrayLike, order: Sequence[int], threshold: float = THRESHOLD) -> ArrayLike:
+    """Region channels (R, *spatial) (probabilities or masks) -> uint8 label values (*spatial):
+    region r, where above `threshold`, painted with `order[r]`, in order, later regions over
+    earlier ones (nnU-Net's regions_class_order; BraTS' nested WT/TC/ET alike). A torch tensor
+    comes back as a tensor on its device, anything else as a numpy array."""
+    if isinstance(regions, torch.Tensor):
+        masks = regions > threshold
+        labels = torch.zeros(masks.shape[1:], dtype=torch.uint8, device=regions.device)
+    else:
+        masks = np.asarray(regions) > threshold
+        labels = np.zeros(masks.shape[1:], dtype=np.uint8)
+    if len(masks) != len(order):
+        raise ValueError(f"{len(masks)} region channels but {len(order)} values to paint them with")
+    for mask, value in zip(masks, order):
+        labels[mask] = value
     return labels
 
 
@@ -138,4 +156,4 @@ def check_label_map(label_map: object, source: str) -> list[str]:
 
 
 __all__ = ["DECISIONS", "PNG_FOREGROUND", "THRESHOLD", "check_label_map", "class_label_map", "output_channels",
-           "probabilities_to_labels", "probability_names", "region_label_map"]
+           "paint_regions", "probabilities_to_labels", "probability_names", "region_label_map"]

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import data
-from data.fingerprint import evenly_spaced, extract_fingerprint, plan_2d_size
-from tests.data.nnunet_files import write_nnunet_v2
+from data.nnunet.fingerprint import evenly_spaced, plan_2d_size
+from data.sources import extract_fingerprint
+from tests.data.nnunet.writers import write_nnunet_v2
 
 
 def known_cases():

@@ -7,19 +7,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from data.errors import data_error
-from data.fingerprint import cached_fingerprint, plan_2d_size
-from data.nnunet import read_nnunet_case
-from data.nnunet_spec import NnunetSpec
-from data.resize import resize_images, resize_labels, resized_affine
-
-if TYPE_CHECKING:
-    from data.sources import Source
+from data.interfaces import Source
+from data.nnunet.fingerprint import cached_fingerprint, plan_2d_size
+from data.nnunet.reader import read_nnunet_case
+from data.nnunet.spec import NnunetSpec
+from data.prediction.label_maps import THRESHOLD, paint_regions
+from data.transforms.resize import resize_images, resize_labels, resized_affine
 
 # nnU-Net's channel names that select a normalisation (compared casefolded); any other name
 # is z-scored per image.
@@ -142,13 +140,11 @@ def label_targets(spec: NnunetSpec) -> LabelTargets:
     return LabelTargets("binary" if spec.num_classes == 1 else "index")
 
 
-def regions_to_labels(regions: np.ndarray, spec: NnunetSpec, threshold: float = 0.5) -> np.ndarray:
+def regions_to_labels(regions: np.ndarray, spec: NnunetSpec, threshold: float = THRESHOLD) -> np.ndarray:
     """Region channels (R, ...) (probabilities or masks) -> uint8 label values, painting region r with
-    regions_class_order[r] in order, later regions over earlier ones (nnU-Net's conversion)."""
-    labels = np.zeros(np.asarray(regions).shape[1:], dtype=np.uint8)
-    for region, value in zip(np.asarray(regions) > threshold, spec.regions_class_order):
-        labels[region] = value
-    return labels
+    regions_class_order[r] in order, later regions over earlier ones (nnU-Net's conversion): the
+    inverse of the "regions" `LabelTargets`."""
+    return paint_regions(np.asarray(regions), spec.regions_class_order, threshold)
 
 
 def plan_nnunet(spec: NnunetSpec, source: Source, case_paths: dict[str, Path], options: dict, folder: Path,

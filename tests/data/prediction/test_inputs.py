@@ -1,8 +1,7 @@
-"""New images for a trained 2D network (data.inputs): found in each layout, preprocessed into
-exactly the training items (the readers' own functions, the same options), and predictions
+"""New images for a trained 2D network (data.prediction.inputs): found in each layout, preprocessed
+into exactly the training items (the readers' own functions, the same options), and predictions
 written back in the input's geometry: a stub prediction equal to the data set's own labels must
 come back as those label files."""
-import json
 import shutil
 
 import nibabel as nib
@@ -12,7 +11,7 @@ import SimpleITK as sitk
 from PIL import Image
 
 import data
-from data.inputs import PredictionInput
+from data.interfaces import PredictionInput
 
 
 def _training_items(name, root=None, **options):
@@ -194,39 +193,3 @@ def test_what_is_not_there_is_one_line_naming_the_path(tmp_path):
     _, brats, _ = _training_items("brats")
     with pytest.raises(ValueError, match="networks trained on brats take no 2D image inputs"):
         data.find_prediction_inputs(tmp_path, brats)
-
-
-def test_label_maps_turn_probabilities_into_label_values():
-    binary = data.label_spec("dsb2018")
-    p = np.array([[[0.2, 0.7], [0.5, 0.51]]])
-    assert data.probabilities_to_labels(p, binary).tolist() == [[0, 1], [0, 1]]
-    classes = data.label_spec("brats", target="index")  # softmax over 0, 1, 2, 4
-    p = np.zeros((4, 1, 4))
-    p[[0, 1, 2, 3], 0, [0, 1, 2, 3]] = 1
-    assert data.probabilities_to_labels(p, classes).tolist() == [[0, 1, 2, 4]]
-    regions = data.label_maps.region_label_map(["background", "a", "b"], [0, 1, 2], {"ab": [1, 2], "b": [2]},
-                                               order=[1, 2])
-    p = np.array([[[0.9, 0.9, 0.1]], [[0.1, 0.8, 0.9]]])  # the later region paints over the earlier
-    assert data.probabilities_to_labels(p, regions).tolist() == [[1, 2, 2]]
-    nested = data.label_spec("brats", target="regions")  # WT / TC / ET, BraTS' nesting
-    p = np.array([[[0.9, 0.9, 0.9, 0.1]], [[0.1, 0.9, 0.9, 0.1]], [[0.1, 0.1, 0.9, 0.1]]])
-    assert data.probabilities_to_labels(p, nested).tolist() == [[2, 1, 4, 0]]
-    with pytest.raises(ValueError, match="2 probability channels; the label map's threshold decision needs 1"):
-        data.probabilities_to_labels(np.zeros((2, 3)), binary)
-    assert data.probability_names(classes) == classes["names"] and data.output_channels(nested) == 3
-
-
-def test_preprocessing_descriptions_are_json_ready_and_carry_the_readers_options():
-    dataset, nnunet, labels = _training_items("nnunet")
-    assert json.loads(json.dumps(nnunet)) == nnunet
-    assert set(nnunet["options"]["ct_intensities"]) == {"0"}  # planned from the training cases
-    assert nnunet["options"]["ct_intensities"] == json.loads(json.dumps(dataset.options["ct_intensities"]))
-    assert nnunet["normalisation"] == {"CT": "ct", "PET": "zscore"} and nnunet["slice_axis"] == "coarsest"
-    assert labels == {"values": [0, 1, 2], "names": ["background", "liver", "spleen"], "activation": "softmax",
-                      "decision": "argmax"}
-    chaos = data.preprocessing_spec("chaos", image_size=64)
-    assert chaos["mean"] == data.get_preset("chaos").mean and chaos["steps"][-1] == "(x - 0.3667) / 0.3533"
-    assert chaos["options"]["hu_window"] == [-1024.0, 1024.0] and chaos["slice_axis"] == "files"
-    assert data.label_spec("chaos", modality="MR")["names"] == ["background", "liver", "right kidney",
-                                                                 "left kidney", "spleen"]
-    assert data.check_preprocessing(chaos, "x") == [] and data.check_label_map(labels, "x") == []

@@ -1,7 +1,7 @@
-"""Users' own data read: the cases of an nnU-Net v2 or Decathlon data set (`data.nnunet_spec`).
+"""Users' own data read: the cases of an nnU-Net v2 or Decathlon data set (`data.nnunet.spec`).
 
 A case reads to image (C, *spatial) float32, label (*spatial) uint8 (the label values
-themselves) and meta, in the canonical axis order of `data.image_io`. `inspect_nnunet_case`
+themselves) and meta, in the canonical axis order of `data.io.images`. `inspect_nnunet_case`
 collects every problem of a case, one line each naming the file, for `data.check`.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from data.errors import DataError, checked_labels, data_error, millimetres, require_finite
-from data.image_io import ending_of, read_image_file
-from data.nnunet_spec import (
+from data.io.images import ending_of, read_image_file
+from data.nnunet.spec import (
     DATASET_JSON,
     DECATHLON,
     NNUNET_V2,

@@ -1,5 +1,6 @@
-"""A network's output as BraTS labels: probabilities -> labels 0/1/2/4, seed 000's removal of
-small enhancing tumours, and labels written in a release's own convention (ET 3 from 2023)."""
+"""A network's output as BraTS labels: probabilities or region channels -> labels 0/1/2/4, seed
+000's removal of small enhancing tumours, and labels written in a release's own convention (ET 3
+from 2023)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Union
 import numpy as np
 import torch
 
-from data.brats import ENHANCING_LABEL, ET_THRESHOLD, LAYOUTS
+from data.brats import BRATS_REGION_ORDER, ENHANCING_LABEL, ET_THRESHOLD, LAYOUTS
+from data.prediction.label_maps import THRESHOLD, paint_regions
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
 
@@ -23,8 +25,17 @@ def _like_input(labels: torch.Tensor, was_numpy: bool) -> ArrayLike:
     return labels.cpu().numpy() if was_numpy else labels
 
 
+def brats_regions_to_labels(regions: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
+    """Region channels (3, ...) WT/TC/ET (probabilities or masks) -> uint8 labels 0/1/2/4.
+
+    Nested by construction: ET wins over TC, TC over WT, as in the challenge's
+    own conversion (`BRATS_REGION_ORDER`).
+    """
+    return paint_regions(np.asarray(regions), BRATS_REGION_ORDER, threshold)
+
+
 def brats_probabilities_to_labels(probabilities: ArrayLike, activation: str = "softmax",
-                                  channel_dim: int = 0, threshold: float = 0.5,
+                                  channel_dim: int = 0, threshold: float = THRESHOLD,
                                   enhancing_label: int = ENHANCING_LABEL) -> ArrayLike:
     """BraTS label map (uint8) from a network's per-channel output; the channel axis goes.
 
@@ -50,12 +61,8 @@ def brats_probabilities_to_labels(probabilities: ArrayLike, activation: str = "s
         if probabilities.shape[channel_dim] != 3:
             raise ValueError(f"sigmoid output needs 3 region channels (WT, TC, ET), got "
                              f"{probabilities.shape[channel_dim]}")
-        whole, core, enhancing = (channel > threshold for channel in
-                                  probabilities.unbind(dim=channel_dim))
-        labels = torch.zeros(whole.shape, dtype=torch.uint8, device=probabilities.device)
-        labels[whole] = 2
-        labels[core] = 1
-        labels[enhancing] = enhancing_label
+        order = tuple(enhancing_label if value == ENHANCING_LABEL else value for value in BRATS_REGION_ORDER)
+        labels = paint_regions(probabilities.movedim(channel_dim, 0), order, threshold)
     else:
         raise ValueError(f"activation must be 'softmax' or 'sigmoid', got {activation!r}")
     return _like_input(labels, was_numpy)
