@@ -3,7 +3,9 @@ network (`CHAOS_INPUTS`).
 
 Slice k's DICOM pairs with slice k's mask by the natural sort of the file
 NAMES. Sorting by ImagePositionPatient would reverse many CT cases (their z
-decreases with the file index) and silently misalign every mask.
+decreases with the file index) and silently misalign every mask. The series are read
+through `data.io.dicom`, whose rule (one series of one patient per folder, uniform slice
+steps) training, `lwnas check` and prediction share.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pydicom
 
-from data.errors import DataError, checked_labels, data_error, reason, require_data_root, require_finite
+from data.errors import DataError, checked_labels, data_error, require_data_root
 from data.interfaces import InputReader, PredictionInput
+from data.io.dicom import read_dicom_series
 from data.io.png import read_png
 from data.transforms.intensity import scale_percentiles, standardise, window
 from data.transforms.resize import resize_images, resize_labels, resized_affine
@@ -73,16 +75,23 @@ def find_chaos_cases(root: str | os.PathLike, modality: str = "CT", sequence: st
 
 def chaos_case_files(patient_dir: str | os.PathLike, series: str = "CT") -> tuple[list[Path], list[Path]]:
     """DICOM files and mask PNGs of one series, paired by index (natural sort of names)."""
+    dicoms, masks = _listed_series(patient_dir, series)
+    _check_pairs(patient_dir, series, dicoms, masks)
+    return dicoms, masks
+
+
+def _listed_series(patient_dir: str | os.PathLike, series: str) -> tuple[list[Path], list[Path]]:
     patient_dir = Path(patient_dir)
     dicom_folder, mask_folder = (patient_dir / part for part in SERIES[series])
     if not dicom_folder.is_dir():
         raise data_error(patient_dir, f"missing {SERIES[series][0]}/; expected the {series} DICOM folder")
-    dicoms = dicom_series_files(dicom_folder)
-    masks = mask_files(mask_folder)
+    return dicom_series_files(dicom_folder), mask_files(mask_folder)
+
+
+def _check_pairs(patient_dir: str | os.PathLike, series: str, dicoms: list[Path], masks: list[Path]) -> None:
     if len(dicoms) != len(masks):
         raise data_error(patient_dir, f"{len(dicoms)} DICOM files in {SERIES[series][0]}/ but {len(masks)} "
                          f"mask PNGs in {SERIES[series][1]}/; expected one mask per slice")
-    return dicoms, masks
 
 
 def dicom_series_files(folder: str | os.PathLike) -> list[Path]:
@@ -98,20 +107,6 @@ def mask_files(folder: str | os.PathLike) -> list[Path]:
     """The mask PNGs of a series (a `Ground/` folder) in slice order; none if there is no folder."""
     folder = Path(folder)
     return sorted(folder.glob("*.png"), key=natural_key) if folder.is_dir() else []
-
-
-def read_chaos_series(dicoms: list[Path], modality: str = "CT") -> tuple[np.ndarray, dict]:
-    """Read one DICOM series (files in slice order): image (S, H, W) float32 (CT in Hounsfield
-    units, MR in scanner units) and meta: spacing (slice, row, column) in mm, affine from
-    (slice, row, column) indices to DICOM patient coordinates (LPS), original_shape, source
-    (per-slice DICOM paths)."""
-    slices, headers = zip(*(_read_dicom(path, modality) for path in dicoms))
-    first_shape = slices[0].shape
-    for path, pixels in zip(dicoms, slices):
-        if pixels.shape != first_shape:
-            raise data_error(path, f"slice shape {pixels.shape} differs from {dicoms[0].name} {first_shape}; "
-                             "expected one in-plane size per series")
-    return np.stack(slices).astype(np.float32), _geometry(dicoms, headers, first_shape)
 
 
 def read_chaos_masks(masks: list[Path], modality: str, shape: tuple[int, int],
@@ -141,8 +136,10 @@ def read_chaos_case(
     coordinates (LPS), original_shape, source (per-slice DICOM paths).
     """
     series = series_of(modality, sequence)
-    dicoms, masks = chaos_case_files(patient_dir, series)
-    image, meta = read_chaos_series(dicoms, modality)
+    dicoms, masks = _listed_series(patient_dir, series)
+    # the series rule first: two series in one folder also break the mask count, less clearly
+    image, meta = read_dicom_series(dicoms, modality)
+    _check_pairs(patient_dir, series, dicoms, masks)
     return image, read_chaos_masks(masks, modality, image.shape[1:], dicoms), meta
 
 
@@ -176,32 +173,6 @@ def preprocess_chaos_case(
     return image, resize_labels(label, image_size), meta
 
 
-# Header fields kept per slice for the geometry; the rest (and the pixel
-# bytes) is let go so a 250-slice series does not hold two copies.
-_GEOMETRY_TAGS = ("PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient", "SliceThickness")
-
-
-def _read_dicom(path: Path, modality: str) -> tuple[np.ndarray, dict]:
-    try:
-        header = pydicom.dcmread(str(path))
-        pixels = header.pixel_array
-    except Exception as exc:  # pydicom raises many types for broken files
-        raise data_error(path, f"unreadable or truncated DICOM ({reason(exc)})") from None
-    found = str(getattr(header, "Modality", modality))
-    if found != modality:
-        raise data_error(path, f"DICOM modality {found}; expected {modality}")
-    if pixels.ndim != 2:
-        raise data_error(path, f"pixel data of shape {pixels.shape}; expected one 2D slice per file")
-    pixels = pixels.astype(np.float32)
-    if modality == "CT":
-        # Stored values to Hounsfield units.
-        slope = float(getattr(header, "RescaleSlope", 1.0))
-        intercept = float(getattr(header, "RescaleIntercept", 0.0))
-        pixels = pixels * slope + intercept
-    require_finite(path, pixels, f"{modality} slice")
-    return pixels, {tag: header.get(tag) for tag in _GEOMETRY_TAGS}
-
-
 def _ct_mask(path: Path, mask: np.ndarray) -> np.ndarray:
     # 1-bit masks read as 0/255; some exports use 0/1.
     return (checked_labels(path, mask, {0, 1, 255}, "0 and 255 (liver > 0)") > 0).astype(np.uint8)
@@ -218,38 +189,6 @@ def _mr_mask(path: Path, mask: np.ndarray) -> np.ndarray:
         raise data_error(path, f"unknown label values {', '.join(map(str, unknown))}; expected 0 and the "
                          "organ grey levels 63, 126, 189, 252")
     return labels
-
-
-def _geometry(dicoms: list[Path], headers: tuple[dict, ...], shape: tuple[int, int]) -> dict:
-    first = headers[0]
-    if first["PixelSpacing"] is None:
-        raise data_error(dicoms[0], "missing PixelSpacing; expected a DICOM image header")
-    row_spacing, column_spacing = (float(v) for v in first["PixelSpacing"])
-    orientation = np.asarray(first["ImageOrientationPatient"] or [1, 0, 0, 0, 1, 0], dtype=np.float64)
-    along_row, along_column = orientation[:3], orientation[3:]
-    normal = np.cross(along_row, along_column)
-    positions = [h["ImagePositionPatient"] for h in headers]
-    if all(p is not None for p in positions) and len(positions) > 1:
-        positions = np.asarray(positions, dtype=np.float64)
-        # Slice spacing from the positions (SliceThickness may differ from it).
-        step = float(np.median(np.diff(positions @ normal)))
-        slice_vector = normal * step
-        origin = positions[0]
-    else:
-        step = float(first["SliceThickness"] or 1.0)
-        slice_vector = normal * step
-        origin = np.asarray(first["ImagePositionPatient"] or [0, 0, 0], dtype=np.float64)
-    affine = np.eye(4)
-    affine[:3, 0] = slice_vector
-    affine[:3, 1] = along_column * row_spacing  # one row down moves along the column direction
-    affine[:3, 2] = along_row * column_spacing
-    affine[:3, 3] = origin
-    return {
-        "spacing": np.array([abs(step), row_spacing, column_spacing]),
-        "affine": affine,
-        "original_shape": np.array([len(dicoms), *shape], dtype=np.int64),
-        "source": [str(path) for path in dicoms],
-    }
 
 
 # -- new series for a trained network ----------------------------------------------------------
@@ -283,7 +222,7 @@ def _find_inputs(path: Path, preprocessing: dict) -> list[PredictionInput]:
 def _read_input(item: PredictionInput, preprocessing: dict) -> tuple[np.ndarray, dict]:
     options = preprocessing["options"]
     dicoms = dicom_series_files(item.source)
-    image, meta = read_chaos_series(dicoms, options["modality"])
+    image, meta = read_dicom_series(dicoms, options["modality"])
     stack, _ = preprocess_chaos_image(image, meta, preprocessing["image_size"], options["modality"],
                                       tuple(options["hu_window"]))
     return standardise(stack, preprocessing["mean"], preprocessing["std"]), {

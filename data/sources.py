@@ -102,7 +102,8 @@ def _chaos_prediction(options: dict) -> dict:
                  if options["modality"] == "CT" else "scanner units, per-series percentiles 0.5/99.5 onto [0, 1]")
     return {"inputs": CHAOS_INPUTS.name, "series_folder": SERIES[series][0], "mask_folder": SERIES[series][1],
             "slice_axis": "files", "slice_axis_rule": "one slice per DICOM file, in natural order of the file names",
-            "steps": [f"read the {series} DICOM series ({options['modality']} modality checked)", intensity,
+            "steps": [f"read the {series} DICOM series ({options['modality']} modality checked; one series "
+                      "per folder, uniform slice steps)", intensity,
                       "each slice " + RESIZE_DESCRIPTION]}
 
 

@@ -13,6 +13,7 @@ import torch
 
 import data
 import data.chaos
+import data.io.dicom
 import data.io.nifti
 import data.io.png
 from data.cache import CaseCache, partial_name
@@ -34,7 +35,7 @@ def chaos_root(tmp_path):
 def test_second_epoch_and_second_run_read_no_dicom_or_png(chaos_root, tmp_path, monkeypatch):
     first = data.get_dataset("chaos", chaos_root, "train", image_size=16, cache_dir=tmp_path / "cache")
     epoch_one = [first[i]["label"] for i in range(len(first))]
-    forbid(monkeypatch, data.chaos.pydicom, "dcmread")
+    forbid(monkeypatch, data.io.dicom.pydicom, "dcmread")
     forbid(monkeypatch, data.io.png.sitk, "ReadImage")
     epoch_two = [first[i]["label"] for i in range(len(first))]  # memory maps only
     again = data.get_dataset("chaos", chaos_root, "train", image_size=16, cache_dir=tmp_path / "cache")
