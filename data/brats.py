@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.errors import checked_labels, data_error, millimetres, require_data_root, require_finite
+from data.errors import checked_labels, data_error, require_data_root, require_finite
+from data.io.geometry import grid_difference
 from data.io.nifti import nifti_paths, read_nifti, spacing_of
 from data.transforms.intensity import zscore_nonzero
 
@@ -148,23 +149,23 @@ def read_brats_case(
         raise data_error(case_dir, f"missing segmentation; expected "
                          f"{case_dir.name}{layout.separator}{layout.segmentation}.nii.gz")
     channels = []
-    reference = None
+    reference = None  # (path, geometry) of the flair file
     for modality, path in zip(MODALITIES, image_paths):
         array, image = read_nifti(path)
         require_finite(path, array, f"modality {modality}")
-        if reference is None:
-            reference = (path, array.shape, spacing_of(image), image.affine)
-        _check_same_grid(path, array.shape, spacing_of(image), reference)
+        reference = reference or (path, _grid(array, image))
+        _check_same_grid(path, _grid(array, image), reference)
         channels.append(array)
     image = np.stack(channels)
     label = _read_label(label_path, reference, layout) if read_label and label_path is not None else None
     if normalise:
         image = zscore_nonzero(image)
+    source, grid = reference
     meta = {
-        "spacing": reference[2].astype(np.float64),
-        "affine": np.asarray(reference[3], dtype=np.float64),
-        "original_shape": np.asarray(reference[1], dtype=np.int64),
-        "source": str(reference[0]),
+        "spacing": grid["spacing"],
+        "affine": grid["affine"],
+        "original_shape": np.asarray(grid["shape"], dtype=np.int64),
+        "source": str(source),
         "layout": layout.name,
     }
     return image, label, meta
@@ -178,13 +179,14 @@ def read_brats_label(case_dir: str | os.PathLike, meta: dict) -> np.ndarray | No
     _, label_path = brats_case_files(case_dir)
     if label_path is None:
         return None
-    reference = (Path(meta["source"]), tuple(meta["original_shape"]), meta["spacing"], meta["affine"])
+    reference = (Path(meta["source"]), {"shape": tuple(meta["original_shape"]), "spacing": meta["spacing"],
+                                        "affine": meta["affine"]})
     return _read_label(label_path, reference, layout_of(case_dir))
 
 
 def _read_label(label_path: Path, reference: tuple, layout: BratsLayout) -> np.ndarray:
     raw, label_image = read_nifti(label_path, dtype=np.float32)
-    _check_same_grid(label_path, raw.shape, spacing_of(label_image), reference)
+    _check_same_grid(label_path, _grid(raw, label_image), reference)
     return _canonical_labels(label_path, raw, layout)
 
 
@@ -226,12 +228,16 @@ def _canonical_labels(path: Path, raw: np.ndarray, layout: BratsLayout) -> np.nd
     return labels
 
 
-def _check_same_grid(path: Path, shape: tuple, spacing: np.ndarray, reference: tuple) -> None:
-    ref_path, ref_shape, ref_spacing, _ = reference
-    if tuple(shape) != tuple(ref_shape):
-        raise data_error(path, f"shape {tuple(shape)} differs from {ref_path.name} {tuple(ref_shape)}; "
-                         "expected all modalities and the segmentation on one grid")
-    if not np.allclose(spacing, ref_spacing, rtol=1e-3, atol=1e-4):
-        raise data_error(path, f"spacing {millimetres(spacing)} differs from {ref_path.name} "
-                         f"{millimetres(ref_spacing)}; "
-                         "expected all modalities and the segmentation on one grid")
+def _grid(array: np.ndarray, image) -> dict:
+    """The voxel grid of a NIfTI file as read (voxel order i, j, k; its RAS affine)."""
+    return {"shape": array.shape, "spacing": spacing_of(image).astype(np.float64),
+            "affine": np.asarray(image.affine, dtype=np.float64)}
+
+
+def _check_same_grid(path: Path, grid: dict, reference: tuple) -> None:
+    """nnU-Net's check: every modality and the segmentation on the first modality's grid (shape,
+    spacing, origin, direction)."""
+    reference_path, reference_grid = reference
+    difference = grid_difference(grid, reference_grid, reference_path.name)
+    if difference is not None:
+        raise data_error(path, f"{difference}; expected all modalities and the segmentation on one grid")

@@ -202,7 +202,7 @@ def _read_input(item: PredictionInput, preprocessing: dict) -> tuple[np.ndarray,
 
 def _read_input_label(item: PredictionInput, preprocessing: dict, meta: dict) -> np.ndarray:
     # "stack": the written volume has the served shape
-    labels = read_label_file(item.label, tuple(meta["served_shape"]))
+    labels, _ = read_label_file(item.label, tuple(meta["served_shape"]))
     return _checked_labels(item.label, labels)
 
 

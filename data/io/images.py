@@ -118,15 +118,16 @@ def read_image_file(path: str | os.PathLike, dtype: type | None = np.float32) ->
     return array, {"spacing": spacing, "affine": affine, "shape": np.asarray(array.shape[1:], dtype=np.int64)}
 
 
-def read_label_file(path: str | os.PathLike, shape: tuple[int, ...]) -> np.ndarray:
-    """A label map file (one channel, values as stored) that must lie on a grid of `shape`."""
-    array, _ = read_image_file(path, dtype=None)
+def read_label_file(path: str | os.PathLike, shape: tuple[int, ...]) -> tuple[np.ndarray, dict]:
+    """A label map file (one channel, values as stored) that must lie on a grid of `shape`, and its
+    geometry (`read_image_file`'s)."""
+    array, geometry = read_image_file(path, dtype=None)
     if len(array) != 1:
         raise data_error(path, f"holds {len(array)} channels; expected one label map")
     shape = tuple(shape)
     if array.shape[1:] != shape:
         raise data_error(path, f"shape {array.shape[1:]} differs from the image's {shape}; expected the image's grid")
-    return array[0]
+    return array[0], geometry
 
 
 def _read_nibabel(path: Path, dtype: type | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

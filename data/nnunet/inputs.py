@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from data.errors import checked_labels, data_error, millimetres, require_finite
+from data.errors import checked_labels, data_error, require_finite
 from data.interfaces import InputReader, PredictionInput
+from data.io.geometry import grid_difference
 from data.io.images import listed_files, read_image_file, read_label_file
 from data.nnunet.prepare import prepare_nnunet_arrays
-from data.nnunet.reader import slice_axis
+from data.nnunet.reader import ONE_GRID, slice_axis
 from data.prediction.outputs import output_shape
 
 _CHANNEL_FILE = re.compile(r"^(?P<case>.+)_(?P<index>\d{4})$")
@@ -64,13 +65,10 @@ def _read_input(item: PredictionInput, preprocessing: dict) -> tuple[np.ndarray,
     arrays, reference = [], None
     for file in item.files:
         array, geometry = read_image_file(file)
-        if reference is None:
-            reference = geometry
-        elif tuple(geometry["shape"]) != tuple(reference["shape"]) or not np.allclose(
-                geometry["spacing"], reference["spacing"], rtol=1e-3):
-            raise data_error(file, f"grid {tuple(geometry['shape'])} at {millimetres(geometry['spacing'])} differs "
-                             f"from {item.source.name} {tuple(reference['shape'])} at "
-                             f"{millimetres(reference['spacing'])}; expected the channels on one grid")
+        reference = reference or geometry
+        difference = grid_difference(geometry, reference, item.source.name)
+        if difference is not None:
+            raise data_error(file, f"{difference}; {ONE_GRID}")
         arrays.append(array)
     image = np.concatenate(arrays)
     if len(image) != len(channels):
@@ -79,25 +77,29 @@ def _read_input(item: PredictionInput, preprocessing: dict) -> tuple[np.ndarray,
     for index, values in enumerate(image):
         require_finite(item.source, values, f"channel {index} ({channels[index]})")
     meta = {"spacing": np.asarray(reference["spacing"]), "affine": np.asarray(reference["affine"])}
+    # the first channel's grid, which the label beside is checked against
+    grid = {"spacing": meta["spacing"].tolist(), "affine": meta["affine"].tolist(), "reference": str(item.source)}
     volume = image.ndim == 4
     if volume and options.get("spatial_dims") == 3:  # a 3D network: the whole volume, as read
         volume_image, _, _ = prepare_nnunet_arrays(image, None, meta, channels, options)
-        return volume_image, {"served_shape": list(image.shape[1:]), "to_output": "volume",
-                              "spacing": np.asarray(reference["spacing"]).tolist(),
-                              "reference": str(item.source)}
+        return volume_image, {"served_shape": list(image.shape[1:]), "to_output": "volume", **grid}
     if volume:
         meta["slice_axis"] = slice_axis(reference["spacing"])
     stack, _, served = prepare_nnunet_arrays(image, None, meta, channels, options)
     shape = served["original_shape"].tolist()
     return stack, {"served_shape": shape if volume else [1, *shape], "to_output": "axes" if volume else "first",
-                   "axes": served["axes"], "spacing": np.asarray(reference["spacing"]).tolist(),
-                   "reference": str(item.source)}
+                   "axes": served["axes"], **grid}
 
 
 def _read_input_label(item: PredictionInput, preprocessing: dict, meta: dict) -> np.ndarray:
     values = preprocessing["label_values"]
-    return checked_labels(item.label, read_label_file(item.label, tuple(output_shape(meta))), set(values),
-                          ", ".join(map(str, values)) + " (the data set's labels)")
+    shape = tuple(output_shape(meta))
+    labels, geometry = read_label_file(item.label, shape)
+    difference = grid_difference(geometry, {"shape": shape, "spacing": meta["spacing"], "affine": meta["affine"]},
+                                 Path(meta["reference"]).name)
+    if difference is not None:
+        raise data_error(item.label, f"{difference}; {ONE_GRID}")
+    return checked_labels(item.label, labels, set(values), ", ".join(map(str, values)) + " (the data set's labels)")
 
 
 NNUNET_INPUTS = InputReader(

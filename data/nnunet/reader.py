@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.errors import DataError, checked_labels, data_error, millimetres, require_finite
+from data.errors import DataError, checked_labels, data_error, require_finite
+from data.io.geometry import grid_difference
 from data.io.images import ending_of, read_image_file
 from data.nnunet.spec import (
     DATASET_JSON,
@@ -19,6 +20,9 @@ from data.nnunet.spec import (
     NNUNET_V2,
     NnunetSpec,
 )
+
+# What a file off its case's grid is expected to be (training cases and new images alike).
+ONE_GRID = "expected every channel and the label on one grid"
 
 
 def find_nnunet_cases(spec: NnunetSpec) -> list[Path]:
@@ -49,7 +53,7 @@ def inspect_nnunet_case(spec: NnunetSpec, case: str) -> tuple[tuple | None, list
     files = spec.cases[case]
     problems: list[str] = []
     channels: list[np.ndarray] = []
-    reference: tuple | None = None  # (path, shape, spacing, affine) of the first readable file
+    reference: tuple | None = None  # (path, geometry) of the first readable file
     expected, found = len(spec.channels), 0
     last_index = max([*files.images, expected - 1]) if spec.layout == NNUNET_V2 else 0
     for index in range(last_index + 1):
@@ -80,12 +84,12 @@ def inspect_nnunet_case(spec: NnunetSpec, case: str) -> tuple[tuple | None, list
                                            f"({_channel_rule(spec)})")))
             found += 1
             continue
-        problem = _grid_problem(path, array.shape[1:], geometry, reference, spec.dims)
+        problem = _grid_problem(path, geometry, reference, spec.dims)
         if problem:
             problems.append(problem)
             found += count
             continue
-        reference = reference or (path, array.shape[1:], geometry["spacing"], geometry["affine"])
+        reference = reference or (path, geometry)
         for offset, values in enumerate(array):
             try:
                 require_finite(path, values, f"channel {found + offset} ({spec.channels[found + offset]})")
@@ -96,10 +100,11 @@ def inspect_nnunet_case(spec: NnunetSpec, case: str) -> tuple[tuple | None, list
     label = _read_label(spec, case, files.label, reference, problems)
     if problems:
         return None, problems
-    source, shape, spacing, affine = reference
+    source, geometry = reference
+    shape, spacing = tuple(geometry["shape"]), geometry["spacing"]
     meta = {
         "spacing": np.asarray(spacing, dtype=np.float64),
-        "affine": np.asarray(affine, dtype=np.float64),
+        "affine": np.asarray(geometry["affine"], dtype=np.float64),
         "original_shape": np.asarray(shape, dtype=np.int64),
         "source": str(source),
         "channels": list(spec.channels),
@@ -146,7 +151,7 @@ def _read_label(spec: NnunetSpec, case: str, path: Path, reference, problems: li
     if len(array) != 1:
         problems.append(str(data_error(path, f"holds {len(array)} channels; expected one label map")))
         return None
-    problem = _grid_problem(path, array.shape[1:], geometry, reference, spec.dims)
+    problem = _grid_problem(path, geometry, reference, spec.dims)
     if problem:
         problems.append(problem)
         return None
@@ -159,19 +164,16 @@ def _read_label(spec: NnunetSpec, case: str, path: Path, reference, problems: li
         return None
 
 
-def _grid_problem(path: Path, shape: tuple, geometry: dict, reference, dims: int) -> str | None:
-    if len(shape) != dims:
-        return str(data_error(path, f"is a {len(shape)}D image; expected {dims}D like the data set's other files"))
+def _grid_problem(path: Path, geometry: dict, reference: tuple | None, dims: int) -> str | None:
+    """A one-line problem when `path` is not on the grid of the case's first file (nnU-Net's check)."""
+    spatial = len(geometry["shape"])
+    if spatial != dims:
+        return str(data_error(path, f"is a {spatial}D image; expected {dims}D like the data set's other files"))
     if reference is None:
         return None
-    ref_path, ref_shape, ref_spacing, _ = reference
-    if tuple(shape) != tuple(ref_shape):
-        return str(data_error(path, f"shape {'x'.join(map(str, shape))} differs from {ref_path.name} "
-                              f"{'x'.join(map(str, ref_shape))}; expected every channel and the label on one grid"))
-    if not np.allclose(geometry["spacing"], ref_spacing, rtol=1e-3, atol=1e-4):
-        return str(data_error(path, f"spacing {millimetres(geometry['spacing'])} differs from {ref_path.name} "
-                              f"{millimetres(ref_spacing)}; expected every channel and the label on one grid"))
-    return None
+    reference_path, reference_geometry = reference
+    difference = grid_difference(geometry, reference_geometry, reference_path.name)
+    return None if difference is None else str(data_error(path, f"{difference}; {ONE_GRID}"))
 
 
 def _channel_rule(spec: NnunetSpec) -> str:

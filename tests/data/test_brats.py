@@ -149,7 +149,7 @@ def test_shape_mismatch(tmp_path):
     case = _case(tmp_path)
     path = case / f"{case.name}_t2.nii.gz"
     _rewrite(path, np.zeros((12, 14, 9), np.int16))
-    message = assert_one_line_error(lambda: data.read_brats_case(case), str(path), "shape (12, 14, 9)")
+    message = assert_one_line_error(lambda: data.read_brats_case(case), str(path), "shape 12x14x9")
     assert message.startswith(str(path))
 
 
@@ -165,6 +165,38 @@ def test_spacing_mismatch(tmp_path):
     path = case / f"{case.name}_t1.nii.gz"
     _rewrite(path, np.asarray(nib.load(path).dataobj), zooms=(1.0, 1.0, 2.0))
     assert_one_line_error(lambda: data.read_brats_case(case), str(path), "spacing 1x1x2 mm")
+
+
+def _moved(path, shift=(0.0, 0.0, 0.0), flip_axis=None):
+    """Rewrite `path` with its origin moved by `shift` mm, or one voxel axis mirrored."""
+    image = nib.load(path)
+    affine = image.affine.copy()
+    affine[:3, 3] += shift
+    if flip_axis is not None:
+        affine[:3, flip_axis] *= -1
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj), affine), str(path))
+
+
+def test_modalities_and_segmentation_off_the_first_modality_grid(tmp_path):
+    """Channels of one case on different grids (nnU-Net's check: origin, direction and spacing
+    against the first channel's) are refused in training, `lwnas check` and prediction alike."""
+    root = write(tmp_path, "2021", cases=3)
+    cases = data.find_brats_cases(root)
+    shifted = cases[0] / f"{cases[0].name}_t1.nii.gz"
+    _moved(shifted, shift=(100.0, 0.0, 0.0))
+    mirrored = cases[1] / f"{cases[1].name}_seg.nii.gz"
+    _moved(mirrored, flip_axis=2)
+    expected = {
+        cases[0].name: f"{shifted}: origin differs from {cases[0].name}_flair.nii.gz's by 100 mm; expected all "
+                       "modalities and the segmentation on one grid",
+        cases[1].name: f"{mirrored}: direction differs from {cases[1].name}_flair.nii.gz's (an axis turned by 180°); "
+                       "expected all modalities and the segmentation on one grid",
+    }
+    report = data.check_dataset("brats", root, progress=False)
+    assert dict(report.problems) == expected and report.cases["case"].tolist() == [cases[2].name]
+    assert_one_line_error(lambda: data.read_brats_case(cases[0], read_label=False), expected[cases[0].name])
+    _, _, meta = data.read_brats_case(cases[1], read_label=False)  # prediction reads the label apart
+    assert_one_line_error(lambda: data.read_brats_label(cases[1], meta), expected[cases[1].name])
 
 
 def test_unknown_label_values(tmp_path):

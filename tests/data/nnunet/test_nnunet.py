@@ -4,6 +4,7 @@ what get_dataset("nnunet") serves, and its sample data. (Reading each ending: te
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -13,6 +14,7 @@ from PIL import Image
 
 import data
 import data.check
+from data.io.geometry import GRID_TOLERANCE
 from data.io.images import read_image_file
 from data.nnunet.prepare import normalise
 from data.sources import extract_fingerprint
@@ -24,7 +26,7 @@ from tests.data.closed_form import (
     shuffled_pixels,
     split_arrays,
 )
-from tests.data.io.writers import SPACING_ZYX, VOLUME_ENDINGS, write_image
+from tests.data.io.writers import DIRECTION, ORIGIN, SPACING_ZYX, VOLUME_ENDINGS, write_image
 from tests.data.nnunet.writers import LABELS, synthetic_case, write_decathlon, write_nnunet_v2
 
 
@@ -126,6 +128,35 @@ def test_check_reports_every_problem_in_one_line_naming_the_file(broken):
         "cases"]
     assert report.failing == [str(broken), "case_00", "case_01", "case_02", "case_03", "case_04", "case_06"]
     assert report.cases["case"].tolist() == ["case_05", "case_07"]
+
+
+@pytest.mark.parametrize("ending", [".nii.gz", ".mha"])
+def test_channels_and_label_off_the_first_channels_grid_are_problems_naming_both_files(tmp_path, ending):
+    """nnU-Net's check: every channel's and the label's origin, direction and spacing against the
+    first channel's. An origin 100 mm away or a mirrored axis is a problem; header rounding is not."""
+    root = write_nnunet_v2(tmp_path / "d", cases(4), ending, channels=("T1", "T2"))
+    images, labels = root / "imagesTr", root / "labelsTr"
+    shifted = write_image(images / f"case_00_0001{ending}", synthetic_case(0)[0][1],
+                          origin=(ORIGIN[0] + 100.0, *ORIGIN[1:]))
+    mirrored = write_image(images / f"case_01_0001{ending}", synthetic_case(1)[0][1], direction=DIRECTION * [1, 1, -1])
+    label = write_image(labels / f"case_02{ending}", synthetic_case(2)[1],
+                        origin=(ORIGIN[0], ORIGIN[1] - 100, ORIGIN[2]))
+    rounding = GRID_TOLERANCE * min(SPACING_ZYX) / 2  # far below a voxel: float32 header rounding
+    write_image(images / f"case_03_0001{ending}", synthetic_case(3)[0][1], origin=(ORIGIN[0] + rounding, *ORIGIN[1:]))
+    grid = "expected every channel and the label on one grid"
+    expected = {
+        "case_00": f"{shifted}: origin differs from case_00_0000{ending}'s by 100 mm; {grid}",
+        "case_01": f"{mirrored}: direction differs from case_01_0000{ending}'s (an axis turned by 180°); {grid}",
+        "case_02": f"{label}: origin differs from case_02_0000{ending}'s by 100 mm; {grid}",
+    }
+    report = data.check_dataset("nnunet", root, progress=False)
+    assert dict(report.problems) == expected and report.cases["case"].tolist() == ["case_03"]
+    spec = data.read_dataset_json(root)
+    for case, message in expected.items():  # what search and retraining read
+        with pytest.raises(data.DataError, match=f"^{re.escape(message)}$"):
+            data.read_nnunet_case(spec, case)
+    with pytest.raises(data.DataError, match=r"3 problem\(s\) in 3 case\(s\) \(case_00, case_01, case_02\)"):
+        data.verify_dataset("nnunet", root)
 
 
 def test_check_command_exit_status_and_listing(broken, capsys):

@@ -12,6 +12,8 @@ from PIL import Image
 
 import data
 from data.interfaces import PredictionInput
+from tests.data.io.writers import ORIGIN, write_image
+from tests.data.nnunet.writers import synthetic_case, write_nnunet_v2
 
 
 def _training_items(name, root=None, **options):
@@ -139,6 +141,28 @@ def test_nnunet_images_ts_group_channel_files_and_come_back_like_the_labels(tmp_
     assert one.files == item.files
     training = data.find_prediction_inputs(dataset.root / "imagesTr", preprocessing)
     assert all(i.label == dataset.root / "labelsTr" / f"{i.case}.nii.gz" for i in training)
+
+
+def test_nnunet_channels_and_label_on_another_grid_are_refused_naming_both_files(tmp_path):
+    root = write_nnunet_v2(tmp_path / "d", {"case_00": synthetic_case(0)}, channels=("T1", "T2"))
+    image, label = synthetic_case(1)
+    first = write_image(root / "imagesTs" / "new_0000.nii.gz", image[0])
+    shifted = write_image(root / "imagesTs" / "new_0001.nii.gz", image[1], origin=(ORIGIN[0] + 100.0, *ORIGIN[1:]))
+    preprocessing = data.preprocessing_spec("nnunet", root, image_size=16)
+    (item,) = data.find_prediction_inputs(root / "imagesTs", preprocessing)
+    with pytest.raises(data.DataError) as caught:
+        data.read_prediction_input(item, preprocessing)
+    assert str(caught.value) == (f"{shifted}: origin differs from {first.name}'s by 100 mm; expected every "
+                                 "channel and the label on one grid")
+    write_image(shifted, image[1])
+    truth = write_image(root / "labelsTs" / "new.nii.gz", label, origin=(ORIGIN[0], ORIGIN[1] + 100.0, ORIGIN[2]))
+    (item,) = data.find_prediction_inputs(root / "imagesTs", preprocessing)
+    _, meta = data.read_prediction_input(item, preprocessing)
+    labels = data.label_spec("nnunet", root)
+    with pytest.raises(data.DataError) as caught:
+        data.read_prediction_label(item, preprocessing, labels, meta)
+    assert str(caught.value) == (f"{truth}: origin differs from {first.name}'s by 100 mm; expected every "
+                                 "channel and the label on one grid")
 
 
 def test_probability_maps_are_float_files_in_the_input_geometry(tmp_path):
