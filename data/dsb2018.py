@@ -12,7 +12,7 @@ import numpy as np
 
 from data.errors import checked_labels, data_error, require_data_root
 from data.interfaces import InputReader, PredictionInput
-from data.io.images import PLANAR_ENDINGS, ending_of, listed_files, stem_of
+from data.io.images import PLANAR_ENDINGS, ending_of, listed_files, stem_of, unit_range
 from data.io.png import read_png
 from data.transforms.intensity import standardise
 from data.transforms.resize import resize_images, resize_labels, resized_affine
@@ -76,7 +76,8 @@ def read_dsb2018_masks(case_dir: str | os.PathLike, shape: tuple[int, int]) -> n
 
 def read_dsb2018_image(path: str | os.PathLike) -> np.ndarray:
     """One image file as the cases serve it: (3, H, W) float32 in [0, 1] (grey repeated to RGB,
-    alpha dropped, integer pixels divided by their type's maximum). Reads PNG, TIFF and BMP."""
+    alpha dropped, `UNIT_RANGE_RULE`: a float image outside [0, 1] is refused). Reads PNG, TIFF
+    and BMP."""
     return _to_rgb(Path(path), read_png(path))
 
 
@@ -106,8 +107,7 @@ def _to_rgb(path: Path, pixels: np.ndarray) -> np.ndarray:
         pixels = pixels[..., :3]
     else:
         raise data_error(path, f"{channels} channels; expected a grey, RGB or RGBA PNG")
-    scale = float(np.iinfo(pixels.dtype).max) if pixels.dtype.kind in "ui" else 1.0
-    return np.ascontiguousarray(np.moveaxis(pixels, -1, 0), dtype=np.float32) / scale
+    return np.ascontiguousarray(np.moveaxis(unit_range(path, pixels), -1, 0))
 
 
 # -- new images for a trained network ----------------------------------------------------------

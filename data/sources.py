@@ -38,6 +38,7 @@ from data.dsb2018 import DSB2018_INPUTS, find_dsb2018_cases, preprocess_dsb2018_
 from data.dsb2018 import LABEL_NAMES as DSB2018_LABELS
 from data.errors import data_error
 from data.interfaces import Arrays, InputReader, Source
+from data.io.images import UNIT_RANGE_RULE
 from data.nnunet.fingerprint import FOREGROUND_SAMPLES, fingerprint_of
 from data.nnunet.inputs import NNUNET_INPUTS
 from data.nnunet.source import nnunet_source
@@ -138,7 +139,7 @@ DSB2018 = Source(
     prediction=lambda options: {
         "inputs": DSB2018_INPUTS.name, "slice_axis": None,
         "steps": ["read the image (PNG, TIFF, BMP)", "grey repeated to RGB, alpha dropped",
-                  "integer pixels divided by their type's maximum onto [0, 1]", RESIZE_DESCRIPTION]},
+                  f"onto [0, 1]: {UNIT_RANGE_RULE}", RESIZE_DESCRIPTION]},
 )
 
 CHAOS = Source(

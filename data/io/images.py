@@ -214,6 +214,29 @@ def _read_pil(path: Path, dtype: type | None) -> tuple[np.ndarray, np.ndarray, n
     return np.ascontiguousarray(array), np.ones(2), np.eye(4)
 
 
+# How the pixels of a natural image (PNG, TIFF, BMP) become intensities in [0, 1], one rule for
+# training and prediction: integers over their type's maximum; floats as they are, so they must
+# lie in [0, 1] already (a float TIFF of 0..255 would reach the network 255 times too bright).
+UNIT_RANGE_RULE = "integer pixels divided by their type's maximum, float pixels kept (refused outside [0, 1])"
+
+
+def unit_range(path: str | os.PathLike, pixels: np.ndarray) -> np.ndarray:
+    """`pixels` of the image file `path` as float32 intensities in [0, 1] (`UNIT_RANGE_RULE`), or a
+    DataError naming the file and the range of float pixels outside it."""
+    pixels = np.asarray(pixels)
+    if pixels.dtype.kind in "ui":
+        return pixels.astype(np.float32) / np.float32(np.iinfo(pixels.dtype).max)
+    if pixels.dtype == bool:
+        return pixels.astype(np.float32)
+    if pixels.size:
+        low, high = float(np.nanmin(pixels)), float(np.nanmax(pixels))
+        if low < 0.0 or high > 1.0:
+            raise data_error(path, f"{pixels.dtype} pixels in {low:.4g}..{high:.4g}; expected float pixels in [0, 1] "
+                             "(integer pixels are divided by their type's maximum): rescale the image or save it "
+                             "with integer pixels")
+    return pixels.astype(np.float32)
+
+
 def write_like(array: np.ndarray, reference: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Write a spatial array in canonical order (`(*spatial)`, e.g. a prediction) with the geometry
     of `reference`, in the reference's format; `out` must have the reference's ending.
@@ -290,5 +313,6 @@ def write_float_tiff(array: np.ndarray, out: str | os.PathLike) -> Path:
     return out
 
 
-__all__ = ["ENDINGS", "PLANAR_ENDINGS", "VOLUME_ENDINGS", "companion_files", "ending_of", "image_dimension",
-           "itk_affine", "read_image_file", "write_float_tiff", "write_like", "write_nifti_geometry"]
+__all__ = ["ENDINGS", "PLANAR_ENDINGS", "UNIT_RANGE_RULE", "VOLUME_ENDINGS", "companion_files", "ending_of",
+           "image_dimension", "itk_affine", "read_image_file", "unit_range", "write_float_tiff", "write_like",
+           "write_nifti_geometry"]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
+from PIL import Image
 
 import data
+from data.dsb2018 import read_dsb2018_image
 from data.io.png import write_png
 
 
@@ -92,3 +95,27 @@ def test_truncated_image(tmp_path):
 def test_wrong_layout(tmp_path):
     (tmp_path / "stage1_train" / "x" / "pictures").mkdir(parents=True)
     assert "stage1_train/<id>/images/<id>.png" in error(lambda: data.find_dsb2018_cases(tmp_path))
+
+
+def test_float_images_outside_0_1_are_refused_naming_the_file_and_range(tmp_path):
+    """A float32 TIFF holding 0..255 would reach a network trained on [0, 1] unscaled. One rule
+    for float pixels in training and prediction: kept as they are, refused outside [0, 1]."""
+    ramp = np.linspace(0.0, 255.0, 12 * 16, dtype=np.float32).reshape(12, 16)
+    grey = tmp_path / "grey.tif"
+    Image.fromarray(ramp).save(grey)
+    colour = tmp_path / "colour.tif"
+    sitk.WriteImage(sitk.GetImageFromArray(np.stack([ramp, ramp / 2, ramp / 4], -1), isVector=True), str(colour))
+    preprocessing = data.preprocessing_spec("dsb2018")
+    for path in (grey, colour):
+        expected = (f"{path}: float32 pixels in 0..255; expected float pixels in [0, 1] (integer pixels are "
+                    "divided by their type's maximum): rescale the image or save it with integer pixels")
+        with pytest.raises(data.DataError) as caught:
+            read_dsb2018_image(path)  # what the training cases are read with
+        assert str(caught.value) == expected
+        (item,) = data.find_prediction_inputs(path, preprocessing)
+        with pytest.raises(data.DataError) as caught:
+            data.read_prediction_input(item, preprocessing)
+        assert str(caught.value) == expected
+    unit = tmp_path / "unit.tif"
+    Image.fromarray(ramp / 255).save(unit)
+    np.testing.assert_array_equal(read_dsb2018_image(unit), np.repeat((ramp / 255)[None], 3, axis=0))
