@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from data.errors import checked_labels, data_error, require_finite
+from data.errors import DataError, checked_labels, data_error, require_finite
 from data.interfaces import InputReader, PredictionInput
 from data.io.geometry import grid_difference
-from data.io.images import listed_files, read_image_file, read_label_file
+from data.io.images import PLANAR_ENDINGS, listed_files, read_image_file, read_label_file
 from data.nnunet.prepare import prepare_nnunet_arrays
-from data.nnunet.reader import ONE_GRID, slice_axis
+from data.nnunet.reader import ONE_GRID, fewer_channels, slice_axis
 from data.prediction.outputs import output_shape
 
 _CHANNEL_FILE = re.compile(r"^(?P<case>.+)_(?P<index>\d{4})$")
@@ -71,6 +71,9 @@ def _read_input(item: PredictionInput, preprocessing: dict) -> tuple[np.ndarray,
             raise data_error(file, f"{difference}; {ONE_GRID}")
         arrays.append(array)
     image = np.concatenate(arrays)
+    if len(item.files) == 1 and ending.lower() in PLANAR_ENDINGS and len(image) < len(channels):
+        raise DataError(fewer_channels(item.source, len(image), channels,
+                                       [f"{item.case}_{index:04d}{ending}" for index in range(len(channels))]))
     if len(image) != len(channels):
         raise data_error(item.source, f"case {item.case} holds {len(image)} channel(s); expected {len(channels)} "
                          f"({', '.join(channels)})")

@@ -77,6 +77,12 @@ def inspect_nnunet_case(spec: NnunetSpec, case: str) -> tuple[tuple | None, list
             found += 1
             continue
         count = len(array)
+        if spec.planar and len(files.images) == 1 and count < expected:
+            # a grey image where RGB is declared: one problem, not "missing channel G, B"
+            names = [spec.channel_file(case, i).name for i in range(expected)]
+            problems.append(fewer_channels(path, count, spec.channels, names))
+            found = expected
+            continue
         wanted = expected if spec.layout == DECATHLON else (
             count if spec.planar and count <= expected - found else 1)
         if count != wanted:
@@ -128,6 +134,14 @@ def dataset_problems(spec: NnunetSpec) -> list[str]:
                                        f"case(s) were found; expected numTraining to count the cases of "
                                        f"{_layout_text(spec)}")))
     return problems
+
+
+def fewer_channels(path: Path, count: int, channels: tuple[str, ...], channel_files: list[str]) -> str:
+    """The problem of a 2D image that is its case's only file but holds fewer than the data set's
+    channels (a grey PNG where RGB is declared), naming the two layouts that hold them all."""
+    what = "grey image" if count == 1 else f"holds {count} channels"
+    return str(data_error(path, f"{what}; expected {len(channels)} channels ({', '.join(channels)}): one image "
+                          f"holding them (RGB), or one file per channel ({', '.join(channel_files)})"))
 
 
 def slice_axis(spacing: np.ndarray | tuple[float, ...]) -> int:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.errors import DataError, data_error, require_data_root
-from data.io.images import ENDINGS, PLANAR_ENDINGS, ending_of, endings_text, image_dimension
+from data.io.images import ENDINGS, PLANAR_ENDINGS, ending_of, endings_text, image_dimension, stem_of
 
 DATASET_JSON = "dataset.json"
 NNUNET_V2 = "nnU-Net v2"
@@ -148,6 +148,11 @@ def _nnunet_v2(root: Path, path: Path, content: dict):
             continue
         images.setdefault(file.name[: match.start()], {})[int(match.group(1))] = file
     labelled = {file.name[: -len(ending)] for file in _listed(root / "labelsTr", ending)}
+    # files of another ending are not read: name them, or their case is only a count that is off
+    stray += [str(data_error(file, f"ending {file.name[len(stem_of(file)):]} is not the file_ending {ending} of "
+                             f"{DATASET_JSON}; expected {stem_of(file)}{ending} (a file with another ending is not "
+                             "read)"))
+              for folder in ("imagesTr", "labelsTr") for file in _other_endings(root / folder, ending)]
     cases = {case: CaseFiles(dict(sorted(images.get(case, {}).items())), root / "labelsTr" / f"{case}{ending}")
              for case in sorted(set(images) | labelled)}
     return channels, labels, ending, cases, tuple(stray)
@@ -248,6 +253,14 @@ def _listed(folder: Path, ending: str) -> list[Path]:
         return []
     return sorted(p for p in folder.iterdir() if p.name.endswith(ending) and not p.name.startswith(".")
                   and p.is_file())
+
+
+def _other_endings(folder: Path, ending: str) -> list[Path]:
+    """Image files of `folder` (an ENDINGS entry) that do not end in `ending`, hidden files left out."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if not p.name.endswith(ending) and not p.name.startswith(".")
+                  and ending_of(p) is not None and p.is_file())
 
 
 def _dimension(cases: dict[str, CaseFiles], ending: str) -> int:

@@ -213,6 +213,51 @@ def test_wrong_file_ending_hints_at_the_files_found(tmp_path):
     assert "imagesTr holds .nii files; is file_ending right?" in report.problems[0][1]
 
 
+def test_a_case_with_another_file_ending_is_named_not_only_counted(tmp_path):
+    root = write_nnunet_v2(tmp_path / "d", cases(3))
+    image, label = synthetic_case(1)
+    for path in [*(root / "imagesTr").glob("case_01_*"), root / "labelsTr" / "case_01.nii.gz"]:
+        path.unlink()
+    others = [write_image(root / "imagesTr" / f"case_01_{index:04d}.nii", values) for index, values in enumerate(image)]
+    others.append(write_image(root / "labelsTr" / "case_01.nii", label))
+    messages = [message for _, message in data.check_dataset("nnunet", root, progress=False).problems]
+    assert messages[:3] == [f"{path}: ending .nii is not the file_ending .nii.gz of dataset.json; expected "
+                            f"{path.name}.gz (a file with another ending is not read)" for path in others]
+    assert messages[3].startswith(f"{root / 'dataset.json'}: numTraining is 3 but 2 training case(s) were found")
+    assert len(messages) == 4
+
+
+def rgb_set(tmp_path, grey_case: bool = True):
+    """A PNG data set declaring R, G, B whose first case is a grey image (where RGB is declared)."""
+    root = write_nnunet_v2(tmp_path / "png", {}, ending=".png", channels=("R", "G", "B"), numTraining=2)
+    for n in range(2):
+        label = np.zeros((20, 30), np.uint8)
+        label[5:12, 4:14] = 1
+        rgb = np.stack([label * 80, label * 40, 255 - label], -1)
+        write_image(root / "imagesTr" / f"img{n}_0000.png", rgb[..., 0] if n == 0 and grey_case else rgb)
+        write_image(root / "labelsTr" / f"img{n}.png", label)
+    return root
+
+
+GREY = ("grey image; expected 3 channels (R, G, B): one image holding them (RGB), or one file per channel "
+        "(img0_0000.png, img0_0001.png, img0_0002.png)")
+
+
+def test_a_grey_png_where_rgb_is_declared_is_called_grey(tmp_path):
+    root = rgb_set(tmp_path)
+    report = data.check_dataset("nnunet", root, progress=False)
+    assert report.problems == [("img0", f"{root / 'imagesTr' / 'img0_0000.png'}: {GREY}")]
+    preprocessing = data.preprocessing_spec("nnunet", root, image_size=16)
+    item = next(item for item in data.find_prediction_inputs(root / "imagesTr", preprocessing) if item.case == "img0")
+    with pytest.raises(data.DataError) as caught:
+        data.read_prediction_input(item, preprocessing)
+    assert str(caught.value) == f"{item.source}: {GREY}"
+    # three grey files, one per channel, are the other layout nnU-Net reads
+    for index in (1, 2):
+        shutil.copy(root / "imagesTr" / "img0_0000.png", root / "imagesTr" / f"img0_{index:04d}.png")
+    assert data.check_dataset("nnunet", root, progress=False).ok
+
+
 # -- get_dataset: slices along the coarsest axis, targets, 3D, normalisation --------------------
 
 
