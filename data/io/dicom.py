@@ -16,6 +16,7 @@ import numpy as np
 import pydicom
 
 from data.errors import data_error, reason, require_finite
+from data.io.geometry import GRID_TOLERANCE
 
 # How far an ImagePositionPatient step along the slice normal may stray from the series' median
 # step, as a fraction of it. Scanners write positions to about 0.01 mm, under 1 % of any slice
@@ -61,7 +62,7 @@ def series_geometry(files: list[Path], headers: list[dict] | tuple[dict, ...], s
     orientation = np.asarray(first["ImageOrientationPatient"] or _AXIAL, dtype=np.float64)
     for path, header in zip(files, headers):
         other = np.asarray(header["ImageOrientationPatient"] or _AXIAL, dtype=np.float64)
-        if not np.allclose(other, orientation, atol=1e-4):
+        if np.abs(other - orientation).max() > GRID_TOLERANCE:
             raise data_error(folder, f"{path.name} is oriented otherwise than {files[0].name} (ImageOrientationPatient "
                              f"{_numbers(other)} against {_numbers(orientation)}); expected one orientation per series")
     along_row, along_column = orientation[:3], orientation[3:]
@@ -97,7 +98,7 @@ def _uniform_step(folder: Path, files: list[Path], heights: np.ndarray) -> float
     """The step between slices along the normal, or a DataError naming the step that strays."""
     steps = np.diff(heights)
     median = float(np.median(steps))
-    if abs(median) < 1e-6:
+    if abs(median) < 1e-6:  # positions are written to about 0.01 mm: a step this small is none
         raise data_error(folder, f"the slices lie at one position ({len(files)} files, median step 0 mm along the "
                          "slice normal); expected one slice per position")
     strays = np.abs(steps - median) > SLICE_STEP_TOLERANCE * abs(median)

@@ -49,6 +49,17 @@ def test_uniform_steps_within_the_tolerance_pass_and_a_gap_fails():
     assert "one position" in rule_error([5, 5, 5])
 
 
+def test_a_slice_of_another_orientation_or_without_position_is_refused():
+    tilted = headers([0, 3, 6])
+    tilted[1]["ImageOrientationPatient"] = [1.0, 0.0, 0.0, 0.0, 0.0, 1.0]  # a coronal slice among axial ones
+    with pytest.raises(data.DataError, match=r"^series: i1.dcm is oriented otherwise than i0.dcm"):
+        series_geometry(files(3), tilted, (4, 4))
+    unplaced = headers([0, 3, 6])
+    unplaced[2]["ImagePositionPatient"] = None
+    with pytest.raises(data.DataError, match=r"^series/i2.dcm: missing ImagePositionPatient"):
+        series_geometry(files(3), unplaced, (4, 4))
+
+
 @pytest.fixture
 def chaos(tmp_path):
     return write_chaos(tmp_path / "chaos", ct_patients=("1", "2", "5"), mr_patients=(), slices=6, ct_size=16)
