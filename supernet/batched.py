@@ -28,11 +28,11 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import ops
 from ops import LayerSpec
+from ops.sync_batchnorm import batch_norm_channels
 
 from .cells import CellBase, SearchCell, drop_path, edges_from
 from .fused_ops import (
@@ -97,27 +97,7 @@ class StackedBatchNorm(nn.Module):
         flat = x.flatten(1, 2)
         if len(present) == self.members:
             return self.norm(flat).view_as(x)
-        norm = self.norm
-        if hasattr(norm, "_synchronised") and norm._synchronised():
-            raise NotImplementedError("a synchronised batch norm over a pruned group")
-        index = self._index(tuple(present), x.device)
-        momentum = 0.0 if norm.momentum is None else norm.momentum
-        tracking = norm.training and norm.track_running_stats
-        if tracking and norm.num_batches_tracked is not None:
-            norm.num_batches_tracked.add_(1)
-            if norm.momentum is None:  # cumulative average, as _BatchNorm.forward does
-                momentum = 1.0 / float(norm.num_batches_tracked)
-        mean = var = None
-        if norm.track_running_stats:
-            mean, var = norm.running_mean[index], norm.running_var[index]
-        weight = None if norm.weight is None else norm.weight[index]
-        bias = None if norm.bias is None else norm.bias[index]
-        out = F.batch_norm(flat, mean, var, weight, bias,
-                           norm.training or not norm.track_running_stats, momentum, norm.eps)
-        if tracking:
-            with torch.no_grad():
-                norm.running_mean.index_copy_(0, index, mean)
-                norm.running_var.index_copy_(0, index, var)
+        out = batch_norm_channels(self.norm, flat, self._index(tuple(present), x.device))
         return out.view_as(x)
 
 
