@@ -28,7 +28,39 @@ def test_search_step_bench_compares_variants_with_the_reference(reference, tmp_p
                               "--variants", "reference", "ours, fused edges"])
     assert list(frame["variant"]) == ["reference", "ours, fused edges"]
     assert (frame["step_ms"] > 0).all() and frame.loc[0, "speedup"] == 1.0
-    assert "## search_step" in output.read_text()
+    # kernels per step: the fused cells launch fewer than the reference's per-edge ops
+    assert frame.loc[0, "kernel_ratio"] == 1.0 and frame.loc[1, "kernel_ratio"] < 1.0
+    text = output.read_text()
+    assert "## search_step" in text and "| reference |" in text and "| ours, fused edges |" in text
+
+
+def test_search_step_bench_writes_each_row_when_its_variant_ends(reference, tmp_path,
+                                                                  monkeypatch):
+    """A run cut short keeps the rows it finished; a variant past its time limit gets a row
+    saying so."""
+    output = tmp_path / "bench.md"
+    finished = []
+
+    def run_one(name, passthrough, timeout):
+        if finished:  # the machine is taken back during the second variant
+            raise KeyboardInterrupt
+        finished.append(name)
+        return {"variant": name, "step_ms": 10.0, "peak_MB": 5.0, "kernels": 100}
+
+    monkeypatch.setattr(search_step, "_run_one", run_one)
+    with pytest.raises(KeyboardInterrupt):
+        search_step.main(["--reference", str(reference), "--device", "cpu", "--output",
+                          str(output), "--variants", "reference", "ours, fused edges"])
+    text = output.read_text()
+    assert "## search_step" in text and "| reference | 10 | 1 | 5 | 1 | 100 | 1 |" in text
+    monkeypatch.undo()
+    # a limit no process can meet (starting Python and torch takes longer): every row says so
+    output.unlink()
+    frame = search_step.main(["--reference", str(reference), "--device", "cpu", "--size", "16",
+                              "--channels", "16", "--layout", "1/0/1", "--variants", "reference",
+                              "--variant-timeout", "0.01", "--output", str(output)])
+    assert frame.loc[0, "note"] == "over the 0.01 s limit: stopped"
+    assert "over the 0.01 s limit" in output.read_text()
 
 
 def test_ddp_bench_measures_one_and_two_processes(tmp_path):
