@@ -254,15 +254,16 @@ def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
         peak = torch.cuda.max_memory_allocated(device)
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - start_rss
-    kernels, note = float("nan"), ""
+    kernels, casts, note = float("nan"), float("nan"), ""
     if compile_mode:
         note = "compiled: kernels not counted"
     else:  # one more eager step under the counter (a graph variant: what its graph holds)
-        kernels = count_ops(lambda: step(*batch)).kernels
+        counter = count_ops(lambda: step(*batch))
+        kernels, casts = counter.kernels, counter.casts
         if graphed:
             note = f"{runner.captures} graph capture(s), 1 launch per step"
     return {"variant": name, "step_ms": seconds * 1000, "first_step_s": first,
-            "peak_MB": peak / 2**20, "kernels": kernels, "note": note}
+            "peak_MB": peak / 2**20, "kernels": kernels, "casts": casts, "note": note}
 
 
 def _current_rss() -> int:
@@ -310,7 +311,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 COLUMNS = ["variant", "step_ms", "speedup", "peak_MB", "memory_ratio", "kernels",
-           "kernel_ratio", "first_step_s", "note"]
+           "kernel_ratio", "casts", "first_step_s", "note"]
 
 
 def _run_one(name: str, passthrough: list[str], timeout: float | None) -> dict[str, Any]:
@@ -368,7 +369,8 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame | None:
         f"steps after {args.warmup} warm-up (first_step_s: the first step alone){limit}. Memory: "
         f"{memory}. speedup = {base} time / variant time; memory_ratio = variant / {base}; "
         f"kernels: aten ops of one step that launch a kernel (bench.dispatch), kernel_ratio = "
-        f"variant / {base}. Rows are written as each variant finishes."])
+        f"variant / {base}; casts: the dtype conversions among them (autocast's). Rows are "
+        "written as each variant finishes."])
     table = MarkdownRows(heading, COLUMNS, args.no_write, args.output)
     reference: dict[str, Any] = {}
     for name in names:

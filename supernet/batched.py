@@ -277,6 +277,10 @@ class BatchedGroup(nn.Module):
                     stacked = torch.stack(tensors, dim=1).unflatten(2, (self.states, 1, c))
                     op_weights = op_weights.view(count, self.states, self.edges_per_state, 1,
                                                  *ones)
+                # in the terms' dtype: under autocast the per-edge mixed op's 0-dim weights
+                # keep its sums in bf16, where (edges, ...) fp32 weights would promote them to
+                # fp32 and make every conv reading a node cast its input back
+                op_weights = op_weights.to(stacked.dtype)
                 mixed = (stacked * op_weights).sum(dim=1).reshape(n, self.edges, c, *spatial)
                 out = mixed if out is None else out + mixed
         if self.partial_channels > 1:

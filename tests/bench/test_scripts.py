@@ -52,7 +52,7 @@ def test_search_step_bench_writes_each_row_when_its_variant_ends(reference, tmp_
         search_step.main(["--reference", str(reference), "--device", "cpu", "--output",
                           str(output), "--variants", "reference", "ours, fused edges"])
     text = output.read_text()
-    assert "## search_step" in text and "| reference | 10 | 1 | 5 | 1 | 100 | 1 |" in text
+    assert "## search_step" in text and "| reference | 10 | 1 | 5 | 1 | 100 | 1 | " in text
     monkeypatch.undo()
     # a limit no process can meet (starting Python and torch takes longer): every row says so
     output.unlink()
@@ -118,3 +118,24 @@ def test_search_margins_bench_records_margins_and_gradients_per_variant(tmp_path
     # that does not (the same seed, so the same data and initial weights)
     dropped, kept = frame.set_index("variant").loc[["paths-dropped", "preset"], "gradient_snr"]
     assert dropped != kept
+
+
+def test_op_latency_compares_precisions_per_op(tmp_path):
+    """Forward + backward of every op, fused op, source, group and kernel under fp32 and bf16
+    (CPU autocast here): time ratios, kernels, and the casts bf16 adds."""
+    from bench import op_latency
+
+    output = tmp_path / "bench.md"
+    frame = op_latency.main(["--device", "cpu", "--precision", "fp32", "bf16", "--size", "8",
+                             "--channels", "8", "--repeats", "1", "--warmup", "1", "--threads",
+                             "1", "--output", str(output)]).set_index("entry")
+    assert "op sep_conv_3x3" in frame.index and "fused sk (E edges)" in frame.index
+    assert "batched group: all ops, 2 x E edges" in frame.index
+    assert (frame["bf16/fp32"] > 0).all()
+    assert frame.loc["op skip_connect", "bf16_casts"] == 0  # nothing to cast
+    # a conv under autocast: input and weight down, and back for the gradients
+    assert frame.loc["kernel depthwise 3x3, C", "bf16_casts"] >= 4
+    assert (frame["bf16_kernels"] >= frame["fp32_kernels"]).all()
+    text = output.read_text()
+    assert "## op_latency: forward + backward per op, fp32 vs bf16" in text
+    assert text.count("| op ") == 7  # the seven search ops that run (none never does)
