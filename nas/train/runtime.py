@@ -70,6 +70,18 @@ def configure_backends(device: torch.device, deterministic: bool = False) -> Non
         torch.backends.cudnn.benchmark = True
 
 
+def autotuning_note(device: torch.device, deterministic: bool = False) -> str:
+    """What a run's first progress line says about cuDNN autotuning: on CUDA without
+    ``--deterministic`` (:func:`configure_backends`) the first steps time every new convolution
+    shape, which took most of a 29 s first search step on an H200 (issue 26)."""
+    if device.type != "cuda":
+        return ""
+    if deterministic:
+        return "; cuDNN autotuning off (--deterministic)"
+    return ("; cuDNN autotuning: the first steps time each new convolution shape and are slow "
+            "(--deterministic skips it)")
+
+
 def to_channels_last(module: nn.Module, spatial_dims: int) -> nn.Module:
     """NHWC / NDHWC weights: faster convs for bf16 on tensor cores."""
     return module.to(memory_format=torch.channels_last if spatial_dims == 2

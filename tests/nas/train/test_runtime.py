@@ -63,3 +63,25 @@ def test_grouped_convolution_detection():
     assert uses_grouped_convolutions(nn.Sequential(nn.Conv3d(4, 4, 3, groups=2)))
     assert uses_grouped_convolutions(nn.Conv2d(4, 4, 3, groups=4))  # depthwise
     assert uses_grouped_convolutions(nn.ConvTranspose2d(4, 4, 2, groups=2))
+
+
+def test_the_first_progress_line_says_when_cudnn_autotunes():
+    from nas.train.runtime import autotuning_note
+
+    assert "cuDNN autotuning" in autotuning_note(CUDA) and "--deterministic" in autotuning_note(CUDA)
+    assert autotuning_note(CUDA, deterministic=True) == "; cuDNN autotuning off (--deterministic)"
+    assert autotuning_note(torch.device("cpu")) == ""  # nothing is tuned on CPU
+
+
+def test_search_prints_the_note_in_its_first_line(monkeypatch, tmp_path, capsys):
+    """The note reaches the search's first progress line (the device is the CPU here, so the
+    note is faked; on CUDA it is the real one)."""
+    from nas.run import searching
+
+    monkeypatch.setattr(searching, "autotuning_note",
+                        lambda device, deterministic: f"; NOTE deterministic={deterministic}")
+    searching.search("dsb2018", None, tmp_path / "run", epochs=1, image_size=16, channels=4,
+                     layout="1/0/1", num_workers=0, progress=False, pictures=False,
+                     deterministic=True)
+    first = capsys.readouterr().out.strip().splitlines()[0]
+    assert first.startswith("search dsb2018:") and first.endswith("; NOTE deterministic=True")
