@@ -369,8 +369,8 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame | None:
         f"steps after {args.warmup} warm-up (first_step_s: the first step alone){limit}. Memory: "
         f"{memory}. speedup = {base} time / variant time; memory_ratio = variant / {base}; "
         f"kernels: aten ops of one step that launch a kernel (bench.dispatch), kernel_ratio = "
-        f"variant / {base}; casts: the dtype conversions among them (autocast's). Rows are "
-        "written as each variant finishes."])
+        f"variant / {base}; casts: the dtype conversions among them (aten._to_copy: autocast's "
+        "under bf16). Rows are written as each variant finishes."])
     table = MarkdownRows(heading, COLUMNS, args.no_write, args.output)
     reference: dict[str, Any] = {}
     for name in names:

@@ -139,3 +139,21 @@ def test_op_latency_compares_precisions_per_op(tmp_path):
     text = output.read_text()
     assert "## op_latency: forward + backward per op, fp32 vs bf16" in text
     assert text.count("| op ") == 7  # the seven search ops that run (none never does)
+
+
+def test_the_device_script_names_only_variants_and_files_that_exist():
+    """bench/device_run.sh is run once, on a GPU lent for minutes: a misspelt variant or test
+    file must fail here, not there."""
+    import re
+
+    from bench import search_first_steps
+
+    root = Path(__file__).resolve().parents[2]
+    script = (root / "bench" / "device_run.sh").read_text()
+    quoted = set(re.findall(r'"(ours[^"]*|reference)"', script))
+    assert quoted and quoted <= set(search_step.VARIANTS), quoted - set(search_step.VARIANTS)
+    for path in re.findall(r"tests/[\w/]+\.py", script):
+        assert (root / path).is_file(), path
+    assert "--variant-timeout" in script and set(search_first_steps.VARIANTS)
+    for module in re.findall(r"-m (bench\.\w+)", script):
+        assert (root / (module.replace(".", "/") + ".py")).is_file(), module
