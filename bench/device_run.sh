@@ -26,7 +26,8 @@
 # (default 540; the device tool stops a command at 600):
 #   1. environment (GPU, driver, torch, which packages are missing)
 #   2. bench.search_step at the issue configuration (b2, 256x256, C16, 2/3/2, 8 ops, first
-#      order): reference, fused, batched, batched K=4, and the three CUDA-graph variants
+#      order): reference, fused, batched, batched K=4, and the four CUDA-graph variants
+#      (fused, batched, batched K=4, batched with checkpointed cells: the memory target)
 #   3. bench.op_latency --precision fp32 bf16: per op, fused op and kernel, cuDNN autotuning
 #      on and off: names what makes the bf16 search slow
 #   4. pytest -m cuda (the cuda test files)
@@ -116,7 +117,8 @@ SEARCH_STEP=(-m bench.search_step --device "$DEVICE" --steps 5 --warmup 2 --vari
 if [ -n "$REF" ]; then
     step search_step 180 "$PY" "${SEARCH_STEP[@]}" --reference "$REF" --variants reference \
         "ours, fused edges" "ours, batched" "ours, batched + partial channels K=4" \
-        "ours, fused + CUDA graph" "ours, batched + CUDA graph" "ours, batched + K=4 + CUDA graph"
+        "ours, fused + CUDA graph" "ours, batched + CUDA graph" "ours, batched + K=4 + CUDA graph" \
+        "ours, batched + checkpointed + CUDA graph"
 fi
 step op_latency 80 "$PY" -m bench.op_latency --device "$DEVICE" --precision fp32 bf16 --repeats 5 \
     --warmup 2 --variant-timeout 10 --output "$MD" ${SMALL_OPS[@]+"${SMALL_OPS[@]}"}
@@ -144,7 +146,8 @@ if [ -n "$REF" ]; then
     step search_step_more 120 "$PY" "${SEARCH_STEP[@]}" --reference "$REF" --variants reference \
         "ours" "ours, fused + partial channels K=4" "ours, channels-last" \
         "ours, fused + channels-last" "ours, batched + compile (reduce-overhead)" \
-        "ours, fused + bf16" "ours, bf16" "ours, half the ops pruned"
+        "ours, fused + bf16" "ours, bf16" "ours, half the ops pruned" \
+        "ours, batched + checkpointed cells"
 fi
 echo "=== done after $(( $(date +%s) - START )) s; results in $MD" | tee -a "$LOG"
 grep -E "^\| |^## " "$MD" 2>/dev/null | cut -c1-220

@@ -64,6 +64,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "ours, batched": {"impl": "ours", "batched": True},
     "ours, batched + partial channels K=4": {"impl": "ours", "batched": True,
                                              "partial_channels": 4, "edge_normalization": True},
+    # only the cells' inputs kept for backward, each cell run again there
+    "ours, batched + checkpointed cells": {"impl": "ours", "batched": True,
+                                           "checkpoint_cells": True},
     # the whole step (both updates) replayed as one CUDA graph: no launch or Python overhead
     "ours, fused + CUDA graph": {"impl": "ours", "fused": True, "cuda_graph": True,
                                  "cuda_only": True},
@@ -72,6 +75,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "ours, batched + K=4 + CUDA graph": {"impl": "ours", "batched": True, "partial_channels": 4,
                                          "edge_normalization": True, "cuda_graph": True,
                                          "cuda_only": True},
+    "ours, batched + checkpointed + CUDA graph": {"impl": "ours", "batched": True,
+                                                  "checkpoint_cells": True, "cuda_graph": True,
+                                                  "cuda_only": True},
     # the supernet's forward and backward compiled, replayed by CUDA graph trees
     "ours, batched + compile (reduce-overhead)": {"impl": "ours", "batched": True,
                                                   "compile": "reduce-overhead",
@@ -107,6 +113,9 @@ VARIANTS_3D: dict[str, dict[str, Any]] = {
                       "partial_channels": 2, "edge_normalization": True},
     "batched + K=4": {"impl": "ours", "project_output": True, "batched": True,
                       "partial_channels": 4, "edge_normalization": True},
+    "batched + K=2 + checkpointed": {"impl": "ours", "project_output": True, "batched": True,
+                                     "partial_channels": 2, "edge_normalization": True,
+                                     "checkpoint_cells": True},
     "batched + K=2 + CUDA graph": {"impl": "ours", "project_output": True, "batched": True,
                                    "partial_channels": 2, "edge_normalization": True,
                                    "cuda_graph": True, "cuda_only": True},
@@ -161,6 +170,7 @@ def build(settings: dict, args: argparse.Namespace, device: torch.device):
                       edge_normalization=settings.get("edge_normalization", False),
                       project_output=settings.get("project_output", False),
                       fused=settings.get("fused", False), batched=settings.get("batched", False),
+                      checkpoint_cells=settings.get("checkpoint_cells", False),
                       spatial_dims=dims,
                       output_activation="sigmoid").to(device)
     if settings.get("prune_keep"):

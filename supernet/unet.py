@@ -137,6 +137,8 @@ class USupernet(SupernetMixin, UShapedNetwork):
     node evaluated together (fewer, larger kernels: the fast search step). ``batched=True``
     uses :class:`BatchedSearchCell`s: the same again with fewer kernels still (the two cell
     inputs' edges together, the ops' last norms and the mixed sums stacked).
+    ``checkpoint_cells=True`` keeps only each cell's inputs for backward and recomputes the
+    cell there: the same result with a fraction of the memory, for one more forward.
     """
 
     def __init__(self, in_channels: int, num_classes: int = 1, channels: int = 16,
@@ -145,7 +147,8 @@ class USupernet(SupernetMixin, UShapedNetwork):
                  nodes: int = 4, alpha_sharing: str = "type", partial_channels: int = 1,
                  edge_normalization: bool = False, project_output: bool = True,
                  drop_path_rate: float = 0.0, fused: bool = False, batched: bool = False,
-                 width_growth: float = WIDTH_GROWTH, output_activation: str | None = None) -> None:
+                 width_growth: float = WIDTH_GROWTH, output_activation: str | None = None,
+                 checkpoint_cells: bool = False) -> None:
         if alpha_sharing not in ("type", "cell"):
             raise ValueError(f"alpha_sharing must be 'type' or 'cell', got {alpha_sharing!r}")
         layout = parse_layout(layout)
@@ -163,6 +166,7 @@ class USupernet(SupernetMixin, UShapedNetwork):
                              f"none; got primitives {self.primitives}")
         self.fused = fused
         self.batched = batched
+        self.checkpoint_cells = checkpoint_cells
         cell_class = BatchedSearchCell if batched else FusedSearchCell if fused else SearchCell
 
         def factory(index: int, in0: int, in1: int, width: int) -> nn.Module:

@@ -105,12 +105,14 @@ def _search_step(net):
     return step
 
 
-def test_a_search_step_replayed_as_a_cuda_graph_equals_eager_steps():
+@pytest.mark.parametrize("checkpoint_cells", [False, True])
+def test_a_search_step_replayed_as_a_cuda_graph_equals_eager_steps(checkpoint_cells):
     """The whole step (both updates) captured once and replayed on new batches: the same
-    losses, alphas and weights as eager steps."""
+    losses, alphas and weights as eager steps (checkpointed cells recompute inside the graph)."""
     torch.manual_seed(0)
-    graphed_net = USupernet(3, 1, channels=8, layout="1/0/1", batched=True).to(CUDA)
-    eager_net = USupernet(3, 1, channels=8, layout="1/0/1", batched=True).to(CUDA)
+    options = dict(channels=8, layout="1/0/1", batched=True, checkpoint_cells=checkpoint_cells)
+    graphed_net = USupernet(3, 1, **options).to(CUDA)
+    eager_net = USupernet(3, 1, **options).to(CUDA)
     eager_net.load_state_dict(graphed_net.state_dict())
     runner = GraphedStep(_search_step(graphed_net), warmup=2)
     eager = _search_step(eager_net)
