@@ -146,7 +146,7 @@ if [ -n "$REF" ]; then
     step search_step_more 120 "$PY" "${SEARCH_STEP[@]}" --reference "$REF" --variants reference \
         "ours" "ours, fused + partial channels K=4" "ours, channels-last" \
         "ours, fused + channels-last" "ours, batched + compile (reduce-overhead)" \
-        "ours, fused + bf16" "ours, bf16" "ours, half the ops pruned" \
+        "ours, fused + bf16" "ours, batched + bf16" "ours, bf16" "ours, half the ops pruned" \
         "ours, batched + checkpointed cells"
 fi
 echo "=== done after $(( $(date +%s) - START )) s; results in $MD" | tee -a "$LOG"

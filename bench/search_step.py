@@ -87,6 +87,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
                            "cuda_only": True},
     "ours, fused + bf16 + compile": {"impl": "ours", "fused": True, "precision": "bf16",
                                      "compile": True, "cuda_only": True},
+    "ours, batched + bf16": {"impl": "ours", "batched": True, "precision": "bf16",
+                             "cuda_only": True},
 }
 
 
