@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -16,9 +17,28 @@ from nas.complexity.device import cpu_model, device_description  # noqa: F401  (
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
 
+class TimeLimitExceeded(RuntimeError):
+    """A benchmark variant ran past its time limit (``--variant-timeout``)."""
+
+
+class Deadline:
+    """A time limit checked between steps: ``check()`` raises :class:`TimeLimitExceeded` once
+    ``seconds`` have passed since the deadline was made (never, for ``None``)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.start = time.perf_counter()
+
+    def check(self, what: str = "") -> None:
+        if self.seconds is not None and time.perf_counter() - self.start > self.seconds:
+            raise TimeLimitExceeded(f"over the {self.seconds:g} s limit"
+                                    + (f" ({what})" if what else ""))
+
+
 def median_seconds(run: Callable[[], None], device: torch.device, warmup: int,
-                   repeats: int) -> float:
-    """Median wall time of ``run`` after ``warmup`` calls, synchronising CUDA around each."""
+                   repeats: int, deadline: Deadline | None = None) -> float:
+    """Median wall time of ``run`` after ``warmup`` calls, synchronising CUDA around each;
+    ``deadline`` is checked after every call."""
     times = []
     for step in range(warmup + repeats):
         if device.type == "cuda":
@@ -29,7 +49,52 @@ def median_seconds(run: Callable[[], None], device: torch.device, warmup: int,
             torch.cuda.synchronize(device)
         if step >= warmup:
             times.append(time.perf_counter() - start)
+        if deadline is not None:
+            deadline.check(f"after {step + 1} of {warmup + repeats} steps")
     return statistics.median(times)
+
+
+def format_cell(value: Any) -> str:
+    """A markdown table cell: floats to 3 decimals, missing values empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{round(value, 3):g}" if abs(value) < 1e6 else f"{value:.0f}"
+    return str(value).replace("|", "/")
+
+
+class MarkdownRows:
+    """A markdown table written one row at a time: each row is printed and appended to the
+    file (unless ``no_write``) as soon as it exists, so a run cut short (a time limit, a crash,
+    a machine taken back) keeps every row it finished. ``close(footer)`` ends the section."""
+
+    def __init__(self, heading: str, columns: Sequence[str], no_write: bool,
+                 output: str | Path | None = None) -> None:
+        self.columns = list(columns)
+        self.path = None if no_write else Path(output or BENCHMARKS)
+        self.rows: list[dict[str, Any]] = []
+        header = "| " + " | ".join(self.columns) + " |"
+        rule = "|" + "|".join(":---" if i == 0 else "---:" for i in range(len(self.columns))) + "|"
+        self._write("\n" + heading.rstrip() + "\n\n" + header + "\n" + rule + "\n",
+                    section_start=True)
+
+    def _write(self, text: str, section_start: bool = False) -> None:
+        print(text, end="", flush=True)
+        if self.path is None:
+            return
+        prefix = "# Benchmarks\n\n" if section_start and not self.path.exists() else ""
+        with self.path.open("a") as handle:
+            handle.write(prefix + (text.lstrip("\n") if section_start else text))
+            handle.flush()
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        self._write("| " + " | ".join(format_cell(row.get(c)) for c in self.columns) + " |\n")
+
+    def close(self, footer: str = "") -> None:
+        self._write(("\n" + footer.rstrip() + "\n" if footer.strip() else "") + "\n")
+        if self.path is not None:
+            print(f"appended to {self.path}")
 
 
 def append_section(section: str, path: str | Path = BENCHMARKS) -> Path:

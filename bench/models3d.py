@@ -9,7 +9,10 @@ Per registered network, in one run (so every figure shares the machine's state):
 - whole volume: ``nas.inference.sliding_window_inference`` over one ``4 x volume`` case with
   ``size^3`` windows (overlap 0.5), probabilities averaged (median seconds per case).
 
-Each figure is also given as a ratio to ``unet3d`` under the same settings. On CUDA every
+Each figure is also given as a ratio to ``unet3d`` under the same settings. Each row is
+printed and appended to BENCHMARKS.md as soon as it is measured (the section heading first);
+``--variant-timeout S`` gives each network and precision S seconds, checked between steps and
+windows (a row past it says so). On CUDA every
 network runs in fp32, bf16 autocast and bf16 autocast + channels_last_3d, and the table
 says which is fastest. The section appended to BENCHMARKS.md records the device, date and
 command. GPU: ``python -m bench.models3d``; CPU (2 cores, minutes):
@@ -27,7 +30,14 @@ import torch
 from torch import nn
 
 import models
-from bench.common import command_line, device_description, median_seconds, publish
+from bench.common import (
+    Deadline,
+    MarkdownRows,
+    TimeLimitExceeded,
+    command_line,
+    device_description,
+    median_seconds,
+)
 from nas import complexity, inference
 
 REFERENCE = "unet3d"
@@ -58,6 +68,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--volume-repeats", type=int, default=1, help="timed whole volumes")
     parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda if any)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--variant-timeout", type=float, default=None, metavar="S",
+                        help="seconds per network and precision, checked between steps")
     parser.add_argument("--output", default="BENCHMARKS.md",
                         help="markdown file the section is appended to")
     parser.add_argument("--no-write", action="store_true", help="print only")
@@ -88,7 +100,7 @@ def training_loss(network: nn.Module, output, x: torch.Tensor,
 
 def time_train_step(network: nn.Module, batch: int, size: int, device: torch.device,
                     autocast_dtype: torch.dtype | None, channels_last: bool, warmup: int,
-                    repeats: int) -> float:
+                    repeats: int, deadline: Deadline | None = None) -> float:
     """Median seconds of forward + backward + Adam step on a random batch."""
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 4, size, size, size, generator=generator).to(device)
@@ -111,7 +123,7 @@ def time_train_step(network: nn.Module, batch: int, size: int, device: torch.dev
         training_loss(network, output, x, target).backward()
         optimizer.step()
 
-    seconds = median_seconds(step, device, warmup, repeats)
+    seconds = median_seconds(step, device, warmup, repeats, deadline)
     optimizer.zero_grad(set_to_none=True)
     return seconds
 
@@ -128,7 +140,7 @@ def memory_bytes(network: nn.Module, batch: int, size: int, device: torch.device
 def time_whole_volume(network: nn.Module, volume: Sequence[int], roi: int,
                       device: torch.device, autocast_dtype: torch.dtype | None,
                       channels_last: bool, overlap: float, sw_batch_size: int, tta: bool,
-                      repeats: int) -> float:
+                      repeats: int, deadline: Deadline | None = None) -> float:
     """Median seconds to predict one case's probabilities with sliding windows."""
     network.eval()
     activation = ((lambda logits: logits.float().softmax(1))
@@ -136,6 +148,8 @@ def time_whole_volume(network: nn.Module, volume: Sequence[int], roi: int,
                   (lambda logits: logits.float().sigmoid()))
 
     def predictor(batch: torch.Tensor) -> torch.Tensor:
+        if deadline is not None:  # between windows
+            deadline.check("whole volume")
         if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last_3d)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
@@ -149,11 +163,18 @@ def time_whole_volume(network: nn.Module, volume: Sequence[int], roi: int,
         inference.sliding_window_inference(case, roi, predictor, overlap, sw_batch_size,
                                            tta_flips=tta)
 
-    return median_seconds(run, device, 0, repeats)
+    return median_seconds(run, device, 0, repeats, deadline)
 
 
-def run_benchmark(args: argparse.Namespace) -> tuple[pd.DataFrame, torch.device]:
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+COLUMNS = ["model", "precision", "params_M", "train_step_ms", "train_ratio", "memory_MB",
+           "memory_ratio", "volume_s", "volume_ratio", "note"]
+
+
+def run_benchmark(args: argparse.Namespace, table: MarkdownRows | None = None
+                  ) -> tuple[pd.DataFrame, torch.device]:
+    """Every network under every precision setting; each row goes to ``table`` as soon as it
+    is measured (ratios to unet3d's row of the same precision, measured first)."""
+    device = resolve_device(args)
     names = list(args.models or models.list_models())
     names = [REFERENCE] + [name for name in names if name != REFERENCE]
     precisions = args.precisions or (list(PRECISIONS) if device.type == "cuda" else ["fp32"])
@@ -161,32 +182,46 @@ def run_benchmark(args: argparse.Namespace) -> tuple[pd.DataFrame, torch.device]
     rows = []
     for precision in precisions:
         autocast_dtype, channels_last = PRECISIONS[precision]
+        reference: dict = {}
         for name in names:
             torch.manual_seed(0)
+            deadline = Deadline(args.variant_timeout)
             network = build_network(name, args.size, device, channels_last)
-            train = time_train_step(network, args.batch, args.size, device, autocast_dtype,
-                                    channels_last, args.warmup, args.repeats)
-            memory = memory_bytes(network, args.batch, args.size, device, autocast_dtype)
-            whole = time_whole_volume(network, volume, args.size, device, autocast_dtype,
-                                      channels_last, args.overlap, args.sw_batch_size,
-                                      args.tta, args.volume_repeats)
-            rows.append({"model": name, "precision": precision,
-                         "params_M": complexity.count_parameters(network) / 1e6,
-                         "train_step_ms": 1e3 * train, "memory_MB": memory / 2 ** 20,
-                         "volume_s": whole})
-            print(f"  {precision:>18} {name:>10}: train {1e3 * train:8.1f} ms, "
-                  f"memory {memory / 2 ** 20:8.1f} MB, volume {whole:7.2f} s", flush=True)
+            row = {"model": name, "precision": precision,
+                   "params_M": complexity.count_parameters(network) / 1e6, "note": ""}
+            try:
+                train = time_train_step(network, args.batch, args.size, device, autocast_dtype,
+                                        channels_last, args.warmup, args.repeats, deadline)
+                row["train_step_ms"] = 1e3 * train
+                row["memory_MB"] = memory_bytes(network, args.batch, args.size, device,
+                                                autocast_dtype) / 2 ** 20
+                row["volume_s"] = time_whole_volume(network, volume, args.size, device,
+                                                    autocast_dtype, channels_last, args.overlap,
+                                                    args.sw_batch_size, args.tta,
+                                                    args.volume_repeats, deadline)
+            except TimeLimitExceeded as error:
+                row["note"] = str(error)
+            if name == REFERENCE:
+                reference = row
+            for column, ratio in (("train_step_ms", "train_ratio"), ("memory_MB", "memory_ratio"),
+                                  ("volume_s", "volume_ratio")):
+                mine, theirs = row.get(column), reference.get(column)
+                row[ratio] = float("nan") if mine is None or theirs is None else mine / theirs
+            rows.append(row)
+            if table is not None:
+                table.add(row)
             del network
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     frame = pd.DataFrame(rows)
-    for column, ratio in (("train_step_ms", "train_ratio"), ("memory_MB", "memory_ratio"),
-                          ("volume_s", "volume_ratio")):
-        reference = frame[frame["model"] == REFERENCE].set_index("precision")[column]
-        frame[ratio] = frame[column] / frame["precision"].map(reference)
-    order = ["model", "precision", "params_M", "train_step_ms", "train_ratio", "memory_MB",
-             "memory_ratio", "volume_s", "volume_ratio"]
-    return frame[order].round(3), device
+    for column in COLUMNS:
+        if column not in frame:
+            frame[column] = float("nan")
+    return frame[COLUMNS].round(3), device
+
+
+def resolve_device(args: argparse.Namespace) -> torch.device:
+    return torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def fastest_settings(frame: pd.DataFrame) -> pd.DataFrame:
@@ -201,12 +236,13 @@ def fastest_settings(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def markdown_section(frame: pd.DataFrame, args: argparse.Namespace, device: torch.device,
-                     command: str) -> str:
+def section_heading(args: argparse.Namespace, device: torch.device, command: str) -> str:
     memory_kind = ("peak CUDA bytes of forward + backward above the parameters"
                    if device.type == "cuda" else
                    "bytes saved for backward by one training forward (activation_memory)")
-    lines = [
+    limit = (f" Each network and precision had {args.variant_timeout:g} s."
+             if args.variant_timeout else "")
+    return "\n".join([
         f"## models3d: 3D networks against {REFERENCE} "
         f"({datetime.date.today().isoformat()}, {device_description(device)})",
         "",
@@ -215,34 +251,40 @@ def markdown_section(frame: pd.DataFrame, args: argparse.Namespace, device: torc
         f"backward + Adam on {args.batch} x 4 x {args.size}^3; memory: {memory_kind}; volume: "
         f"one 4 x {args.volume} case, {args.size}^3 windows, overlap {args.overlap}, "
         f"sw_batch_size {args.sw_batch_size}, TTA {'8 flips' if args.tta else 'off'}. Ratios "
-        f"are to {REFERENCE} under the same precision setting (below 1: faster / smaller).",
-        "",
-        frame.to_markdown(index=False),
-        "",
-    ]
-    if frame["precision"].nunique() > 1:
+        f"are to {REFERENCE} under the same precision setting (below 1: faster / smaller).{limit}"])
+
+
+def section_footer(frame: pd.DataFrame) -> str:
+    """Per network the fastest setting, and MFS-Net's verdict against unet3d."""
+    lines = []
+    measured = frame.dropna(subset=["train_step_ms", "volume_s"])
+    if measured["precision"].nunique() > 1:
         lines += ["Fastest setting per network:", "",
-                  fastest_settings(frame).to_markdown(index=False), ""]
-    mfs = frame[frame["model"] == "mfsnet"]
+                  fastest_settings(measured).to_markdown(index=False), ""]
+    mfs = measured[measured["model"] == "mfsnet"]
     if not mfs.empty:
         best = mfs.loc[mfs["volume_s"].idxmin()]
-        reference = frame[(frame["model"] == REFERENCE)
-                          & (frame["precision"] == best["precision"])].iloc[0]
-        verdict = "at least as fast as" if best["volume_ratio"] <= 1.0 else "slower than"
-        lines += [f"MFS-Net per case: {best['volume_s']:.2f} s vs {REFERENCE} "
-                  f"{reference['volume_s']:.2f} s ({best['precision']}), ratio "
-                  f"{best['volume_ratio']:.2f}: {verdict} {REFERENCE} on this device.", ""]
-    return "\n".join(lines) + "\n"
+        reference = measured[(measured["model"] == REFERENCE)
+                             & (measured["precision"] == best["precision"])]
+        if not reference.empty:
+            reference = reference.iloc[0]
+            verdict = "at least as fast as" if best["volume_ratio"] <= 1.0 else "slower than"
+            lines += [f"MFS-Net per case: {best['volume_s']:.2f} s vs {REFERENCE} "
+                      f"{reference['volume_s']:.2f} s ({best['precision']}), ratio "
+                      f"{best['volume_ratio']:.2f}: {verdict} {REFERENCE} on this device.", ""]
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    command = command_line("bench.models3d", argv)
-    frame, device = run_benchmark(args)
-    section = markdown_section(frame, args, device, command.strip())
-    publish(section, args.no_write, args.output)
+    command = command_line("bench.models3d", argv).strip()
+    device = resolve_device(args)
+    table = MarkdownRows(section_heading(args, device, command), COLUMNS, args.no_write,
+                         args.output)
+    frame, device = run_benchmark(args, table)
+    table.close(section_footer(frame))
     return frame
 
 

@@ -7,7 +7,13 @@ of every edge, fp32); our variants switch one lever each (``VARIANTS``). Every v
 its own subprocess, so its peak memory is its own: on CUDA the peak bytes allocated, on CPU the
 growth of the peak resident set over the steps. Ratios are to the reference of the same run.
 
-GPU:  python -m bench.search_step --reference PATH/ref_darts_unet.py
+Each variant's row is printed and appended to BENCHMARKS.md as soon as it finishes (the section
+heading first), so a run cut short keeps what it measured; ``--variant-timeout S`` stops a
+variant's process after S seconds and writes a row saying so. ``kernels`` counts the aten ops
+of one step that launch a kernel (``bench.dispatch``; counted on CPU and CUDA alike): what a
+launch-bound GPU step's time follows. A CUDA-graph variant replays those as one graph launch.
+
+GPU:  python -m bench.search_step --reference PATH/ref_darts_unet.py --variant-timeout 60
 CPU:  python -m bench.search_step --reference PATH/ref_darts_unet.py --size 64 --steps 3
 
 ``--spatial-dims 3``: the 3D search step (``VARIANTS_3D``) of ``search.py --dataset brats``:
@@ -27,6 +33,7 @@ import resource
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -34,7 +41,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from bench.common import add_publish_arguments, device_description, median_seconds, publish
+from bench.common import MarkdownRows, add_publish_arguments, device_description, median_seconds
+from bench.dispatch import count_ops
 
 #: name -> settings; "reference" is the anchor every ratio divides by.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -52,11 +60,35 @@ VARIANTS: dict[str, dict[str, Any]] = {
                                            "partial_channels": 4, "edge_normalization": True},
     "ours, fused + K=4 + channels-last": {"impl": "ours", "fused": True, "partial_channels": 4,
                                           "edge_normalization": True, "channels_last": True},
+    # fewer kernels still: the cell inputs' edges together, stacked last norms and mixed sums
+    "ours, batched": {"impl": "ours", "batched": True},
+    "ours, batched + partial channels K=4": {"impl": "ours", "batched": True,
+                                             "partial_channels": 4, "edge_normalization": True},
+    # only the cells' inputs kept for backward, each cell run again there
+    "ours, batched + checkpointed cells": {"impl": "ours", "batched": True,
+                                           "checkpoint_cells": True},
+    # the whole step (both updates) replayed as one CUDA graph: no launch or Python overhead
+    "ours, fused + CUDA graph": {"impl": "ours", "fused": True, "cuda_graph": True,
+                                 "cuda_only": True},
+    "ours, batched + CUDA graph": {"impl": "ours", "batched": True, "cuda_graph": True,
+                                   "cuda_only": True},
+    "ours, batched + K=4 + CUDA graph": {"impl": "ours", "batched": True, "partial_channels": 4,
+                                         "edge_normalization": True, "cuda_graph": True,
+                                         "cuda_only": True},
+    "ours, batched + checkpointed + CUDA graph": {"impl": "ours", "batched": True,
+                                                  "checkpoint_cells": True, "cuda_graph": True,
+                                                  "cuda_only": True},
+    # the supernet's forward and backward compiled, replayed by CUDA graph trees
+    "ours, batched + compile (reduce-overhead)": {"impl": "ours", "batched": True,
+                                                  "compile": "reduce-overhead",
+                                                  "cuda_only": True},
     "ours, bf16": {"impl": "ours", "precision": "bf16", "cuda_only": True},
     "ours, fused + bf16": {"impl": "ours", "fused": True, "precision": "bf16",
                            "cuda_only": True},
     "ours, fused + bf16 + compile": {"impl": "ours", "fused": True, "precision": "bf16",
                                      "compile": True, "cuda_only": True},
+    "ours, batched + bf16": {"impl": "ours", "batched": True, "precision": "bf16",
+                             "cuda_only": True},
 }
 
 
@@ -78,6 +110,17 @@ VARIANTS_3D: dict[str, dict[str, Any]] = {
     "fused + K=4 + half pruned": {"impl": "ours", "project_output": True, "fused": True,
                                   "partial_channels": 4, "edge_normalization": True,
                                   "prune_keep": 4},
+    "batched": {"impl": "ours", "project_output": True, "batched": True},
+    "batched + K=2": {"impl": "ours", "project_output": True, "batched": True,
+                      "partial_channels": 2, "edge_normalization": True},
+    "batched + K=4": {"impl": "ours", "project_output": True, "batched": True,
+                      "partial_channels": 4, "edge_normalization": True},
+    "batched + K=2 + checkpointed": {"impl": "ours", "project_output": True, "batched": True,
+                                     "partial_channels": 2, "edge_normalization": True,
+                                     "checkpoint_cells": True},
+    "batched + K=2 + CUDA graph": {"impl": "ours", "project_output": True, "batched": True,
+                                   "partial_channels": 2, "edge_normalization": True,
+                                   "cuda_graph": True, "cuda_only": True},
 }
 #: The 3D step's defaults (the BraTS search: 4 modalities, 3 regions, 64^3 crops).
 DEFAULTS = {2: {"size": 256, "channels": 16, "layout": "2/3/2", "in_channels": 3, "classes": 1},
@@ -128,7 +171,9 @@ def build(settings: dict, args: argparse.Namespace, device: torch.device):
                       partial_channels=settings.get("partial_channels", 1),
                       edge_normalization=settings.get("edge_normalization", False),
                       project_output=settings.get("project_output", False),
-                      fused=settings.get("fused", False), spatial_dims=dims,
+                      fused=settings.get("fused", False), batched=settings.get("batched", False),
+                      checkpoint_cells=settings.get("checkpoint_cells", False),
+                      spatial_dims=dims,
                       output_activation="sigmoid").to(device)
     if settings.get("prune_keep"):
         # progressive shrinking's end state: each edge keeps its strongest prune_keep ops
@@ -146,7 +191,8 @@ def build(settings: dict, args: argparse.Namespace, device: torch.device):
 
 
 def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Time ``args.steps`` steps of one variant in this process; return time and memory."""
+    """Time ``args.steps`` steps of one variant in this process; return time, memory and the
+    kernels one step launches."""
     settings = variants(args.spatial_dims)[name]
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -157,10 +203,18 @@ def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
                      ) if settings.get("channels_last") else None
     if memory_format:
         model = model.to(memory_format=memory_format)
-    forward = torch.compile(model) if settings.get("compile") else model
+    compile_mode = settings.get("compile")
+    forward = (torch.compile(model, mode=None if compile_mode is True else compile_mode)
+               if compile_mode else model)
     dtype = torch.bfloat16 if settings.get("precision") == "bf16" else None
-    weight_optimizer = torch.optim.SGD(weights, lr=0.005, momentum=0.9, weight_decay=3e-4)
-    arch_optimizer = torch.optim.Adam(arch, lr=6e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    graphed = bool(settings.get("cuda_graph")) and device.type == "cuda"
+    # foreach: CUDA's default (a few multi-tensor kernels per update), also on CPU so that the
+    # kernel counts of one step compare across devices; a captured Adam keeps its step count
+    # on the device
+    weight_optimizer = torch.optim.SGD(weights, lr=0.005, momentum=0.9, weight_decay=3e-4,
+                                       foreach=True)
+    arch_optimizer = torch.optim.Adam(arch, lr=6e-4, betas=(0.5, 0.999), weight_decay=1e-3,
+                                      capturable=graphed, foreach=True)
     generator = torch.Generator().manual_seed(1)
     spatial = (args.size,) * args.spatial_dims
     shape = (args.batch, args.in_channels) + spatial
@@ -170,31 +224,58 @@ def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
     targets = [(torch.rand(args.batch, args.classes, *spatial, generator=generator) > 0.7)
                .float().to(device) for _ in range(2)]
 
-    def loss(index: int) -> torch.Tensor:
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            logits = forward(images[index])
-        return bce_dice(logits, targets[index])
+    def loss(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        # no autocast cache: a CUDA graph must not hold casts made outside its capture
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None,
+                            cache_enabled=not graphed):
+            logits = forward(image)
+        return bce_dice(logits, target)
 
-    def step() -> None:
+    def step(train_image, train_target, val_image, val_target) -> tuple[torch.Tensor, ...]:
         arch_optimizer.zero_grad(set_to_none=True)
-        value = loss(1) + (penalty() if penalty else 0.0)
+        value = loss(val_image, val_target) + (penalty() if penalty else 0.0)
         for param, grad in zip(arch, torch.autograd.grad(value, arch, allow_unused=True)):
             param.grad = grad
         arch_optimizer.step()
         weight_optimizer.zero_grad(set_to_none=True)
-        loss(0).backward()
-        torch.nn.utils.clip_grad_norm_(weights, 5.0)
+        train_loss = loss(train_image, train_target)
+        train_loss.backward()
+        torch.nn.utils.clip_grad_norm_(weights, 5.0, foreach=True)
         weight_optimizer.step()
+        return value.detach(), train_loss.detach()
 
+    batch = (images[0], targets[0], images[1], targets[1])
+    if graphed:
+        from nas.train.cuda_graph import GraphedStep
+
+        runner = GraphedStep(step, warmup=max(args.warmup, 1))
+        timed = lambda: runner(*batch)  # noqa: E731
+    else:
+        timed = lambda: step(*batch)  # noqa: E731
     start_rss = _current_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    seconds = median_seconds(step, device, args.warmup, args.steps)
+    started = time.perf_counter()
+    timed()  # the first step: cuDNN autotuning, lazy initialisation (and a graph's warm-up)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    first = time.perf_counter() - started
+    seconds = median_seconds(timed, device, max(args.warmup - 1, 0) + (1 if graphed else 0),
+                             args.steps)
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device)
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - start_rss
-    return {"variant": name, "step_ms": seconds * 1000, "peak_MB": peak / 2**20}
+    kernels, casts, note = float("nan"), float("nan"), ""
+    if compile_mode:
+        note = "compiled: kernels not counted"
+    else:  # one more eager step under the counter (a graph variant: what its graph holds)
+        counter = count_ops(lambda: step(*batch))
+        kernels, casts = counter.kernels, counter.casts
+        if graphed:
+            note = f"{runner.captures} graph capture(s), 1 launch per step"
+    return {"variant": name, "step_ms": seconds * 1000, "first_step_s": first,
+            "peak_MB": peak / 2**20, "kernels": kernels, "casts": casts, "note": note}
 
 
 def _current_rss() -> int:
@@ -222,6 +303,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (CPU)")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS) + list(VARIANTS_3D),
                         default=None, help="those of --spatial-dims' table (default: all)")
+    parser.add_argument("--variant-timeout", type=float, default=None, metavar="S",
+                        help="stop a variant's process after S seconds (its row says so)")
     parser.add_argument("--memory-limit-gb", type=float, default=None,
                         help="address-space limit of each variant's process (CPU): a variant "
                              "that needs more fails with an error row instead of exhausting "
@@ -237,6 +320,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--variants {', '.join(unknown)}: not {args.spatial_dims}D variants; "
                      f"choose from {', '.join(variants(args.spatial_dims))}")
     return args
+
+
+COLUMNS = ["variant", "step_ms", "speedup", "peak_MB", "memory_ratio", "kernels",
+           "kernel_ratio", "casts", "first_step_s", "note"]
+
+
+def _run_one(name: str, passthrough: list[str], timeout: float | None) -> dict[str, Any]:
+    """One variant in its own process, within ``timeout`` seconds."""
+    try:
+        result = subprocess.run([sys.executable, "-m", "bench.search_step", *passthrough,
+                                 "--one", name], capture_output=True, text=True, timeout=timeout,
+                                cwd=Path(__file__).resolve().parents[1])
+    except subprocess.TimeoutExpired:
+        return {"variant": name, "note": f"over the {timeout:g} s limit: stopped"}
+    if result.returncode != 0:
+        lines = (result.stderr.strip() or f"exit {result.returncode}").splitlines()
+        return {"variant": name, "note": "error: " + lines[-1]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main(argv: Sequence[str] | None = None) -> pd.DataFrame | None:
@@ -256,29 +357,9 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame | None:
     base = anchor(args.spatial_dims)
     names = args.variants or [n for n, s in variants(args.spatial_dims).items()
                               if device.type == "cuda" or not s.get("cuda_only")]
-    if base not in names:
-        names = [base] + names
+    names = [base] + [name for name in names if name != base]  # the anchor first
     passthrough = [a for a in (sys.argv[1:] if argv is None else list(argv))
                    if a not in ("--no-write",)]
-    rows = []
-    for name in names:
-        result = subprocess.run([sys.executable, "-m", "bench.search_step", *passthrough,
-                                 "--one", name], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parents[1])
-        if result.returncode != 0:
-            rows.append({"variant": name, "error": result.stderr.strip().splitlines()[-1]})
-        else:
-            rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
-        print(f"done: {name}", file=sys.stderr)
-    frame = pd.DataFrame(rows)
-    for column in ("step_ms", "peak_MB"):
-        if column not in frame:  # every variant failed
-            frame[column] = float("nan")
-    reference = frame.set_index("variant").loc[base]
-    # an anchor that failed (e.g. over --memory-limit-gb) leaves the ratios undefined (NaN)
-    frame["speedup"] = reference["step_ms"] / frame["step_ms"]
-    frame["memory_ratio"] = frame["peak_MB"] / reference["peak_MB"]
-    frame = frame.round(3)
     command = "python -m bench.search_step " + " ".join(shlex.quote(a) for a in passthrough)
     memory = ("peak CUDA bytes allocated over the steps" if device.type == "cuda" else
               "growth of the process's peak resident set over the steps")
@@ -289,17 +370,39 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame | None:
         title = "## search_step 3D: one 3D search step, fused vs per-edge, lever by lever"
         what = (f"batch {args.batch} x {args.in_channels} x {args.size}^3, {args.classes} sigmoid "
                 "outputs, projected cell outputs")
-    section = "\n".join([
+    limit = (f"; each variant stopped after {args.variant_timeout:g} s"
+             if args.variant_timeout else "")
+    heading = "\n".join([
         f"{title} ({datetime.date.today().isoformat()}, {device_description(device)})", "",
         f"Command: `{command}`  ",
         f"torch {torch.__version__}, Python {platform.python_version()}. Step: first order, one "
         f"architecture + one weight update, {what}, "
         f"{args.channels} channels, layout {args.layout}, 8 search ops; median of {args.steps} "
-        f"steps after {args.warmup} warm-up. Memory: {memory}. speedup = {base} time / "
-        f"variant time; memory_ratio = variant / {base}.", "",
-        frame.to_markdown(index=False), ""])
-    publish(section, args.no_write, args.output)
-    return frame
+        f"steps after {args.warmup} warm-up (first_step_s: the first step alone){limit}. Memory: "
+        f"{memory}. speedup = {base} time / variant time; memory_ratio = variant / {base}; "
+        f"kernels: aten ops of one step that launch a kernel (bench.dispatch), kernel_ratio = "
+        f"variant / {base}; casts: the dtype conversions among them (aten._to_copy: autocast's "
+        "under bf16). Rows are written as each variant finishes."])
+    table = MarkdownRows(heading, COLUMNS, args.no_write, args.output)
+    reference: dict[str, Any] = {}
+    for name in names:
+        row = _run_one(name, passthrough, args.variant_timeout)
+        if name == base:
+            reference = row
+        for value, ratio, inverse in (("step_ms", "speedup", True),
+                                      ("peak_MB", "memory_ratio", False),
+                                      ("kernels", "kernel_ratio", False)):
+            mine, theirs = row.get(value), reference.get(value)
+            row[ratio] = (float("nan") if mine is None or theirs is None
+                          else (theirs / mine if inverse else mine / theirs))
+        table.add(row)
+        print(f"done: {name}", file=sys.stderr)
+    table.close()
+    frame = pd.DataFrame(table.rows)
+    for column in COLUMNS:
+        if column not in frame:  # every variant failed
+            frame[column] = float("nan")
+    return frame[COLUMNS]
 
 
 if __name__ == "__main__":

@@ -89,15 +89,59 @@ class SyncBatchNorm(_BatchNorm):
             x, self.weight, self.bias, self.eps, self.process_group)
         if self.track_running_stats:
             with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                momentum = (1.0 / float(self.num_batches_tracked) if self.momentum is None
-                            else self.momentum)
+                momentum = _momentum(self)
                 unbiased = var * count / (count - 1).clamp_min(1)
                 self.running_mean.mul_(1 - momentum).add_(mean.to(self.running_mean.dtype),
                                                           alpha=momentum)
                 self.running_var.mul_(1 - momentum).add_(unbiased.to(self.running_var.dtype),
                                                          alpha=momentum)
         return out
+
+
+def _momentum(norm: _BatchNorm) -> float:
+    """Count one more training batch (where the norm keeps a count: a norm with a fixed
+    momentum may drop it) and return the running statistics' update factor."""
+    if norm.num_batches_tracked is not None:
+        norm.num_batches_tracked.add_(1)
+    if norm.momentum is None:  # cumulative average
+        return 1.0 / float(norm.num_batches_tracked)
+    return norm.momentum
+
+
+def batch_norm_channels(norm: _BatchNorm, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``norm`` applied to ``x`` whose channels are ``norm``'s channels ``index`` only (a
+    subset, in that order): the norm of those channels alone, as separate norms would give,
+    using and updating only their statistics and affine parameters; synchronised over the
+    process group like :class:`SyncBatchNorm` where that is one and running in one."""
+    weight = None if norm.weight is None else norm.weight[index]
+    bias = None if norm.bias is None else norm.bias[index]
+    tracking = norm.training and norm.track_running_stats
+    if isinstance(norm, SyncBatchNorm) and norm._synchronised():
+        out, mean, var, count = _SyncBatchNormFunction.apply(x, weight, bias, norm.eps,
+                                                             norm.process_group)
+        if tracking:
+            with torch.no_grad():
+                momentum = _momentum(norm)
+                unbiased = var * count / (count - 1).clamp_min(1)
+                for buffer, batch in ((norm.running_mean, mean), (norm.running_var, unbiased)):
+                    buffer.index_copy_(0, index, buffer[index] * (1 - momentum)
+                                       + batch.to(buffer.dtype) * momentum)
+        return out
+    mean = var = None
+    if norm.track_running_stats:
+        mean, var = norm.running_mean[index], norm.running_var[index]
+    momentum = 0.0
+    if tracking:
+        with torch.no_grad():
+            momentum = _momentum(norm)
+    out = nn.functional.batch_norm(x, mean, var, weight, bias,
+                                   norm.training or not norm.track_running_stats, momentum,
+                                   norm.eps)
+    if tracking:  # batch_norm updated the gathered copies; write them back
+        with torch.no_grad():
+            norm.running_mean.index_copy_(0, index, mean)
+            norm.running_var.index_copy_(0, index, var)
+    return out
 
 
 def convert_sync_batchnorm(module: nn.Module, process_group=None) -> nn.Module:

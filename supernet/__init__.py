@@ -2,7 +2,8 @@
 networks built from a genotype through the same op registry."""
 from torch import nn
 
-from .architecture import ArchitectureParameters, SupernetMixin
+from .architecture import ArchitectureParameters, SupernetMixin, checkpoint_cell
+from .batched import BatchedSearchCell
 from .cells import FixedCell, SearchCell, drop_path, edge_inputs, edges_from, edges_into, num_edges, resample_to
 from .darts import DartsSupernet, FixedDartsNetwork, darts_placements, reduction_positions
 from .genotype import (
@@ -46,7 +47,8 @@ def from_genotype(genotype: Genotype, drop_path_rate: float = 0.0, **kwargs) -> 
 
 
 __all__ = [
-    "ArchitectureParameters", "SupernetMixin", "FixedCell", "SearchCell", "drop_path",
+    "ArchitectureParameters", "SupernetMixin", "checkpoint_cell", "BatchedSearchCell",
+    "FixedCell", "SearchCell", "drop_path",
     "edge_inputs", "edges_from", "edges_into", "num_edges", "resample_to", "DartsSupernet",
     "FixedDartsNetwork", "darts_placements", "reduction_positions", "SPACES", "CellGenotype",
     "CellPlacement", "Genotype", "NodeGenotype", "SEARCH_NORM", "MixedOp", "CELL_TYPES",

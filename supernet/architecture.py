@@ -6,11 +6,13 @@ to -inf before the softmax, so their weight is exactly zero and the mixed op ski
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Iterator, Sequence
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from .cells import edges_into
 
@@ -109,6 +111,35 @@ class ArchitectureParameters(nn.Module):
         self.refresh_active()
 
 
+@contextmanager
+def _frozen_running_statistics(module: nn.Module) -> Iterator[None]:
+    """Batch norms normalise as usual but leave their running statistics alone (momentum 0:
+    running = 1 x running + 0 x batch), so recomputing a forward does not count its batch
+    twice."""
+    norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.momentum is not None]
+    saved = [(m.momentum, m.num_batches_tracked) for m in norms]
+    for norm in norms:  # nor count the batch again
+        norm.momentum, norm.num_batches_tracked = 0.0, None
+    try:
+        yield
+    finally:
+        for norm, (momentum, count) in zip(norms, saved):
+            norm.momentum, norm.num_batches_tracked = momentum, count
+
+
+def checkpoint_cell(cell: nn.Module, *arguments) -> torch.Tensor:
+    """``cell(*arguments)`` keeping only its inputs for backward and running it again there
+    (activation checkpointing): a cell's saved activations are most of a search step's memory.
+    The recomputation leaves the norms' running statistics as the first pass left them and
+    draws the same drop-path masks (the random state is kept only when a mask is drawn, which
+    also keeps it out of a CUDA graph's capture otherwise)."""
+    drop_path_rate = arguments[-1]
+    return torch.utils.checkpoint.checkpoint(
+        cell, *arguments, use_reentrant=False,
+        preserve_rng_state=bool(drop_path_rate) and cell.training,
+        context_fn=lambda: (nullcontext(), _frozen_running_statistics(cell)))
+
+
 class SupernetMixin:
     """What a supernet adds to its macro network: ``arch_parameters()`` /
     ``weight_parameters()`` over ``self.architecture`` (an :class:`ArchitectureParameters`),
@@ -132,8 +163,12 @@ class SupernetMixin:
     def run_cell(self, index: int, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         key = self.cell_types[index]
         weights, edge_weights = self._weights[key]
-        return self.cells[index](s0, s1, weights, edge_weights,  # type: ignore[attr-defined]
-                                 self.architecture.active(key), self.drop_path_rate)
+        cell = self.cells[index]  # type: ignore[attr-defined]
+        arguments = (s0, s1, weights, edge_weights, self.architecture.active(key),
+                     self.drop_path_rate)
+        if getattr(self, "checkpoint_cells", False) and torch.is_grad_enabled():
+            return checkpoint_cell(cell, *arguments)
+        return cell(*arguments)
 
     @contextmanager
     def without_drop_path(self) -> Iterator[None]:

@@ -17,6 +17,14 @@ from torch import nn
 import ops
 from ops import LayerSpec
 
+#: sk's and shuffle's hyper-parameters, those of ``ops.SelectiveKernel`` and ``ops.ShuffleUnit``
+#: as the search builds them (every fused and batched form uses these)
+SK_DILATIONS: tuple[int, ...] = (1, 2)
+SK_REDUCTION = 2
+SK_MIN_HIDDEN = 4
+SHUFFLE_GROUPS = 4
+SHUFFLE_BOTTLENECK = 4
+
 
 def edge_major(x: torch.Tensor, edges: int) -> torch.Tensor:
     """(N, edges * C, *spatial) -> (N, edges, C, *spatial)."""
@@ -126,7 +134,8 @@ class FusedSelectiveKernel(nn.Module):
     matrix products."""
 
     def __init__(self, channels, edges, spatial_dims, kernel_size, dilation, norm, act,
-                 dilations=(1, 2), reduction: int = 2, min_hidden: int = 4):
+                 dilations=SK_DILATIONS, reduction: int = SK_REDUCTION,
+                 min_hidden: int = SK_MIN_HIDDEN):
         super().__init__()
         width = channels * edges
         self.edges, self.channels = edges, channels
@@ -176,7 +185,7 @@ class FusedShuffle(nn.Module):
     same groups (outputs regrouped edge-major), the rest as edges x groups grouped convs."""
 
     def __init__(self, channels, edges, spatial_dims, kernel_size, dilation, norm, act,
-                 groups: int = 4, bottleneck: int = 4):
+                 groups: int = SHUFFLE_GROUPS, bottleneck: int = SHUFFLE_BOTTLENECK):
         super().__init__()
         mid = max(channels // bottleneck, 1)
         groups = math.gcd(math.gcd(groups, mid), channels)  # as ops.ShuffleUnit does

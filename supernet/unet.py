@@ -16,6 +16,7 @@ import ops
 from ops import LayerSpec
 
 from .architecture import ArchitectureParameters, SupernetMixin
+from .batched import SHARED_OPS, BatchedSearchCell, batchable
 from .cells import FixedCell, SearchCell, num_edges
 from .fused import FusedSearchCell
 from .fused_ops import FUSED_OPS, fusable
@@ -133,7 +134,11 @@ class USupernet(SupernetMixin, UShapedNetwork):
     (encoder, middle, decoder) by default, or one set per cell (``alpha_sharing="cell"``).
 
     ``fused=True`` uses :class:`FusedSearchCell`s: the same function with the edges leaving a
-    node evaluated together (fewer, larger kernels: the fast search step).
+    node evaluated together (fewer, larger kernels: the fast search step). ``batched=True``
+    uses :class:`BatchedSearchCell`s: the same again with fewer kernels still (the two cell
+    inputs' edges together, the ops' last norms and the mixed sums stacked).
+    ``checkpoint_cells=True`` keeps only each cell's inputs for backward and recomputes the
+    cell there: the same result with a fraction of the memory, for one more forward.
     """
 
     def __init__(self, in_channels: int, num_classes: int = 1, channels: int = 16,
@@ -141,8 +146,9 @@ class USupernet(SupernetMixin, UShapedNetwork):
                  spatial_dims: int = 2, primitives: Sequence[str] = ops.SEARCH_OPS,
                  nodes: int = 4, alpha_sharing: str = "type", partial_channels: int = 1,
                  edge_normalization: bool = False, project_output: bool = True,
-                 drop_path_rate: float = 0.0, fused: bool = False,
-                 width_growth: float = WIDTH_GROWTH, output_activation: str | None = None) -> None:
+                 drop_path_rate: float = 0.0, fused: bool = False, batched: bool = False,
+                 width_growth: float = WIDTH_GROWTH, output_activation: str | None = None,
+                 checkpoint_cells: bool = False) -> None:
         if alpha_sharing not in ("type", "cell"):
             raise ValueError(f"alpha_sharing must be 'type' or 'cell', got {alpha_sharing!r}")
         layout = parse_layout(layout)
@@ -155,8 +161,13 @@ class USupernet(SupernetMixin, UShapedNetwork):
         if fused and not fusable(self.primitives):
             raise ValueError(f"fused cells support {sorted(FUSED_OPS) + sorted(ops.PARAMETER_FREE_OPS)}; "
                              f"got primitives {self.primitives}")
+        if batched and not batchable(self.primitives):
+            raise ValueError(f"batched cells support {sorted(FUSED_OPS) + list(SHARED_OPS)} and "
+                             f"none; got primitives {self.primitives}")
         self.fused = fused
-        cell_class = FusedSearchCell if fused else SearchCell
+        self.batched = batched
+        self.checkpoint_cells = checkpoint_cells
+        cell_class = BatchedSearchCell if batched else FusedSearchCell if fused else SearchCell
 
         def factory(index: int, in0: int, in1: int, width: int) -> nn.Module:
             return cell_class(in0, in1, width, spatial_dims, self.primitives, nodes,

@@ -14,6 +14,16 @@ torch.set_num_threads(1)
 import pytest  # noqa: E402
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` run on a CUDA device only: skipped elsewhere, saying why."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_data_cache(tmp_path_factory):
     """Sample data and preprocessed arrays in a per-session cache, not the user's."""

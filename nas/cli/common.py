@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 from nas.train.files import OutputDirectoryError
 from nas.train.optional import MissingPackageError
-from nas.train.runtime import NonFiniteLossError
+from nas.train.runtime import AUTO_PRECISION_RULE, NonFiniteLossError
 from nas.train.stopping import StopRequested
 
 #: Exit status of a command stopped by bad input (argparse uses 2 for bad flags as well).
@@ -48,7 +48,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, network: str) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
-                        help="auto: bf16 autocast on CUDA, fp32 on CPU")
+                        help=AUTO_PRECISION_RULE)
     parser.add_argument("--channels-last", action="store_true", default=None)
     parser.add_argument("--compile", action="store_true", default=None,
                         help=f"torch.compile the {network}'s forward")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nas.train.runtime import AUTO_PRECISION_RULE
+
 from .common import USAGE_ERROR, sizes
 
 
@@ -42,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sliding-window overlap (default 0.5)")
     add_et_threshold(parser)
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
-                        help="auto: bf16 autocast on CUDA, fp32 on CPU")
+                        help=AUTO_PRECISION_RULE)
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
 
 

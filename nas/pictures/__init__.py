@@ -10,12 +10,32 @@ returning the Figure (what the tests inspect) and a ``plot_*`` function writing 
 - everything a run directory allows: :func:`draw_run` (``lwnas visualize RUN``);
 - the complexity report beside a U-Net: :mod:`.report` (``lwnas report RUN``).
 """
-from .cells import OUTPUT_NODE_LABEL, cell_figure, plot_cell, plot_cells
-from .draw import draw_run
-from .macro import MacroCell, macro_cells, macro_figure, plot_macro
-from .search import alpha_figure, load_alpha_history, plot_alpha_heatmap, plot_training_curves, training_curves_figure
+from __future__ import annotations
 
-__all__ = ["cell_figure", "plot_cell", "plot_cells", "MacroCell", "macro_cells",
-           "macro_figure", "plot_macro", "alpha_figure", "plot_alpha_heatmap",
-           "training_curves_figure", "plot_training_curves", "load_alpha_history", "draw_run",
-           "OUTPUT_NODE_LABEL"]
+import importlib
+from typing import Any
+
+#: public name -> the submodule that defines it. Imported on first use (PEP 562): importing
+#: ``nas.pictures`` or ``nas.pictures.tensorboard`` loads no matplotlib, whose first import on
+#: a fresh machine builds its font cache (22 s on the GPU machine of issue 26); only drawing
+#: a picture does.
+_EXPORTS = {
+    "OUTPUT_NODE_LABEL": ".cells", "cell_figure": ".cells", "plot_cell": ".cells",
+    "plot_cells": ".cells", "draw_run": ".draw", "MacroCell": ".macro", "macro_cells": ".macro",
+    "macro_figure": ".macro", "plot_macro": ".macro", "alpha_figure": ".search",
+    "load_alpha_history": ".search", "plot_alpha_heatmap": ".search",
+    "plot_training_curves": ".search", "training_curves_figure": ".search",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+__all__ = list(_EXPORTS)

@@ -23,11 +23,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from nas.train.optional import require_package
-
-from .cells import cell_figure
 
 #: Tag group of each log column (by exact name, then by prefix); anything else goes to ``other/``.
 SCALAR_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -52,6 +49,8 @@ def scalar_tag(key: str) -> str:
 
 def figure_pixels(figure) -> np.ndarray:
     """A matplotlib Figure rendered to (H, W, 3) uint8 without pyplot."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # only when a picture is drawn
+
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
@@ -87,6 +86,8 @@ class TensorBoardLogger:
                 for op, weight in zip(primitives, mean):
                     self.writer.add_scalar(f"op_weight/{cell}/{op}", float(weight), epoch)
         if genotype is not None and self.pictures:
+            from .cells import cell_figure  # matplotlib: only when a picture is drawn
+
             for cell in dict.fromkeys(genotype.cell_types):
                 figure = cell_figure(genotype.cells[cell], f"{cell} cell, epoch {epoch}", primitives or None)
                 self.writer.add_image(f"cell/{cell}", figure_pixels(figure), epoch, dataformats="HWC")

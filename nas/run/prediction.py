@@ -141,7 +141,7 @@ def predict(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Pat
     target_device = resolve_device(device)
     network, spec = load_model_checkpoint(checkpoint, target_device, model)
     roi = require_crop("crop_size", roi_size if roi_size is not None else spec["input"]["size"])
-    dtype = resolve_precision(precision, target_device)
+    dtype = resolve_precision(precision, target_device, network)
     cases = data.find_brats_cases(input_dir)  # DataError (one line) without any case
     output_dir = check_output_dir(output_dir, min_free_mb=1.0)
 

@@ -4,9 +4,10 @@ in its input's geometry.
 
 The network, its preprocessing and its label map come from the checkpoint's inference
 description alone (``nas.run.network_spec``); finding, reading and writing the inputs is the data
-layer's (``data.prediction.inputs``), with the training readers' own functions. Here: batches of slices
-through the network (bf16 autocast on CUDA, optional flip TTA), probabilities resampled back to
-each input's own size, labels, scores where labels lie beside the inputs.
+layer's (``data.prediction.inputs``), with the training readers' own functions. Here: batches of
+slices through the network (precision auto: ``nas.train.runtime.AUTO_PRECISION_RULE``; optional
+flip TTA), probabilities resampled back to each input's own size, labels, scores where labels lie
+beside the inputs.
 
 :func:`predict_checkpoint` is the command: it sends a 3D BraTS checkpoint to
 :func:`nas.run.prediction.predict` and a 2D one to :func:`predict_images`.
@@ -106,7 +107,7 @@ def predict_images(checkpoint: str | Path, input_path: str | Path, output_dir: s
                          "reads BraTS cases (nas.run.prediction) and nnU-Net volumes")
     roi = require_crop("crop_size", roi_size if roi_size is not None else spec["input"]["size"]) if volumes else None
     preprocessing, label_map = spec["preprocessing"], spec["labels"]
-    dtype = resolve_precision(precision, target_device)
+    dtype = resolve_precision(precision, target_device, network)
     items = data.find_prediction_inputs(input_path, preprocessing)  # DataError (one line) without any case
     output_dir = check_output_dir(output_dir, min_free_mb=1.0)
 

@@ -203,7 +203,7 @@ def train_and_score(network: TrainedNetwork, config: RetrainConfig, dataset: str
     torch.manual_seed(seed)
     module = network.build(config)
     model = wrap_model(module, context)
-    precision = resolve_precision(config.precision, context.device)
+    precision = resolve_precision(config.precision, context.device, module)
     loaders = {split: make_loader(sets[split], config.batch_size, shuffle=False,
                                   drop_last=False, num_workers=config.num_workers,
                                   distributed=context.enabled, seed=seed)
@@ -318,7 +318,7 @@ def retrain_volumes(arch: Genotype, genotype_path: Path, dataset: str,
     entry = searched.entry()
     network = build_network(entry, config.drop_path)
     model = wrap_model(network, context)
-    precision = resolve_precision(config.precision, context.device)
+    precision = resolve_precision(config.precision, context.device, network)
     validators = {split: make_volume_validator(sets[split], crop, context, precision=precision,
                                                overlap=overlap) for split in ("val", "test")}
     say(context, f"retrain {genotype_path} on {dataset}: {len(sets['train'])} / "

@@ -16,6 +16,7 @@ from nas.presets import SEARCH_PRESETS, VOLUME_SEARCH_PRESETS, VolumeSearchPrese
 from nas.search import SearchConfig, run_search
 from nas.train import resolve_precision
 from nas.train.distributed import DistributedContext, init_distributed, resolve_device
+from nas.train.runtime import autotuning_note
 from nas.train.settings import require_crop, require_number
 from nas.train.stopping import stop_on_signals
 
@@ -133,7 +134,7 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
     skipped = record_skipped(out_dir, {"train": train_set, "val": val_set}, context)
     say(context, f"search {dataset}: {counts[0]} training / {counts[1]} validation {what}, "
                  f"{config.spatial_dims}D, layout {config.layout}, {config.epochs} epochs -> "
-                 f"{out_dir}")
+                 f"{out_dir}{autotuning_note(context.device, config.deterministic)}")
     metadata = {"splits": "splits.json", "data_root": str(data_root or ""),
                 "preset": preset, "data_options": data_options,
                 "data": {"channels": list(facts.channels),

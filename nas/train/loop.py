@@ -130,7 +130,8 @@ def run_retrain(model: nn.Module, config: RetrainConfig, train_set, out_dir: str
     schedule = EpochSchedule(config.scheduler, config.lr, config.epochs)
     loss_fn = losses.build(config.loss, **config.loss_options)
     takes_image = _loss_takes_image(loss_fn)
-    precision = resolve_precision(config.precision, device)
+    # the network decides auto: bf16 only for dense convolutions (runtime.AUTO_PRECISION_RULE)
+    precision = resolve_precision(config.precision, device, plain)
     start_epoch, history, best = 0, [], {"epoch": -1, "score": -math.inf}
     if resume:
         state = load_checkpoint(checkpoint_path, map_location=device)

@@ -70,24 +70,66 @@ def configure_backends(device: torch.device, deterministic: bool = False) -> Non
         torch.backends.cudnn.benchmark = True
 
 
+def autotuning_note(device: torch.device, deterministic: bool = False) -> str:
+    """What a run's first progress line says about cuDNN autotuning: on CUDA without
+    ``--deterministic`` (:func:`configure_backends`) the first steps time every new convolution
+    shape, which took most of a 29 s first search step on an H200 (issue 26)."""
+    if device.type != "cuda":
+        return ""
+    if deterministic:
+        return "; cuDNN autotuning off (--deterministic)"
+    return ("; cuDNN autotuning: the first steps time each new convolution shape and are slow "
+            "(--deterministic skips it)")
+
+
 def to_channels_last(module: nn.Module, spatial_dims: int) -> nn.Module:
     """NHWC / NDHWC weights: faster convs for bf16 on tensor cores."""
     return module.to(memory_format=torch.channels_last if spatial_dims == 2
                      else torch.channels_last_3d)
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+#: What ``--precision auto`` picks, and the measurement behind it (issue 26: the project's first
+#: GPU run, NVIDIA H200, torch 2.11, CUDA 13, one run each). Auto never picks a precision a
+#: device run measured slower than fp32, and picks bf16 nowhere a run has not backed it:
+#: - the 2D search (supernet of depthwise/grouped convs): with bf16 autocast the first step of
+#:   ``search.py --dataset dsb2018`` had not finished after 60 s, against 29 s in fp32 (then
+#:   0.6-1 s per step); ``bench.search_step``'s fused step took 514 ms in fp32 and did not finish
+#:   7 steps in 45 s in bf16;
+#: - grouped-convolution networks (MFS-Net, DMFNet, MFNet, MF-Res2Net; searched networks' sep,
+#:   dil, ghost, sk and shuffle ops): ``bench.models3d`` measured bf16 whole-volume inference
+#:   1.2-1.6x slower than fp32 for every one of them; their training runs the same convs plus
+#:   their backward, so it stays fp32 too until a device run of bench.models3d says otherwise;
+#: - 3D searches: the same supernet ops as the 2D search, so fp32 (bf16 ran, 37 s for 2 sample
+#:   epochs, but was never timed against fp32).
+#: bf16 stays for networks whose convolutions are all dense (unet2d, unet3d, vae_unet), where
+#: tensor cores serve bf16 and nothing measured the contrary; every precision stays by flag.
+AUTO_PRECISION_RULE = ("auto: fp32 for searches and for networks with grouped or depthwise "
+                       "convolutions (bf16 measured slower on CUDA, issue 26); bf16 on CUDA only "
+                       "for networks of dense convolutions; fp32 on CPU")
+
+
+def uses_grouped_convolutions(module: nn.Module) -> bool:
+    """Whether any convolution of ``module`` is grouped or depthwise (``groups > 1``)."""
+    return any(isinstance(layer, nn.modules.conv._ConvNd) and layer.groups > 1
+               for layer in module.modules())
+
+
+def resolve_precision(precision: str, device: torch.device,
+                      network: nn.Module | None = None) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device``; None means full fp32.
 
-    ``auto`` picks bf16 on CUDA devices that support it (faster, no loss scaling) and fp32 on
-    CPU, where bf16 autocast is usually slower.
+    ``auto`` (:data:`AUTO_PRECISION_RULE`): bf16 only on a CUDA device that supports it and
+    only for a given ``network`` without grouped convolutions; fp32 for everything else: every
+    search (callers pass no network), grouped-convolution networks, CPU (where bf16 autocast is
+    usually slower).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "fp32":
         return None
     if precision == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        if (device.type == "cuda" and network is not None
+                and not uses_grouped_convolutions(network) and torch.cuda.is_bf16_supported()):
             return torch.bfloat16
         return None
     if precision == "fp16" and device.type != "cuda":

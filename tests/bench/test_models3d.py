@@ -51,3 +51,25 @@ def test_fastest_settings_picks_per_network():
     assert fastest.loc["unet3d", "fastest train"] == "bf16"
     assert fastest.loc["mfsnet", "fastest train"] == "fp32"
     assert fastest.loc["mfsnet", "fastest volume"] == "fp32"
+
+
+def test_rows_are_written_as_they_are_measured_and_a_time_limit_is_a_row(tmp_path,
+                                                                          monkeypatch):
+    output = tmp_path / "BENCHMARKS.md"
+
+    def build_or_fail(name, size, device, channels_last):
+        if name == "mfsnet":  # the machine is taken back during the second network
+            raise KeyboardInterrupt
+        return _tiny_network(name, size, device, channels_last)
+
+    monkeypatch.setattr(models3d, "build_network", build_or_fail)
+    options = ["--models", "mfsnet", "--size", "16", "--volume", "24x20x16", "--warmup", "0",
+               "--repeats", "1", "--device", "cpu", "--output", str(output)]
+    with pytest.raises(KeyboardInterrupt):
+        models3d.main(options)
+    assert "| unet3d | fp32 |" in output.read_text()  # written before the second began
+    monkeypatch.setattr(models3d, "build_network", _tiny_network)
+    frame = models3d.main(options + ["--variant-timeout", "0"])
+    assert frame["note"].str.startswith("over the 0 s limit").all()
+    assert frame["train_step_ms"].isna().all()
+    assert output.read_text().count("over the 0 s limit") == 2
