@@ -137,7 +137,6 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
                                     target=target if split == "train" else "labels", **options)
             for split in ("train", "val", "test")}
     skipped = record_skipped(out_dir, sets, context)
-    # torch's SyncBatchNorm runs on CUDA only; gloo (CPU) processes keep per-process BN
     model = wrap_model(network, context)
     precision = resolve_precision(config.precision, context.device)
     evaluate = make_validator(sets["val"], crop, context, precision=precision, overlap=overlap)

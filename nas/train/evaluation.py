@@ -14,13 +14,6 @@ from .distributed import DistributedContext, all_reduce_sum
 from .runtime import autocast, unpack_batch
 
 
-def binary_prediction(logits: torch.Tensor) -> torch.Tensor:
-    """Foreground mask of a sigmoid (1 channel) or softmax (C channels) output."""
-    if logits.shape[1] == 1:
-        return logits > 0
-    return logits.argmax(dim=1, keepdim=True) > 0
-
-
 def class_masks(logits: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted and true masks ``(N, K, *spatial)`` of the K classes the metrics report.
 
