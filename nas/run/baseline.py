@@ -17,9 +17,10 @@ from nas.search import network_complexity
 from nas.train import RetrainConfig, init_distributed
 from nas.train.stopping import stop_on_signals
 
-from .common import PLANNED_SIZE, check_tensorboard, check_val_fraction, data_settings, default_image_size
+from .data_setup import PLANNED_SIZE, check_val_fraction, data_settings, default_image_size
 from .networks import BASELINE_BUILDERS, model_network
 from .retraining import TrainedNetwork, train_and_score
+from .tensorboard import check_tensorboard
 
 
 @stop_on_signals()  # SIGTERM: a checkpoint at the next step, then StopRequested

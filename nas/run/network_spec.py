@@ -28,9 +28,9 @@ from torch import nn
 import data
 import nas
 from nas.train import load_checkpoint
+from nas.train.settings import one_line
 
 from . import networks
-from .common import one_line
 from .networks import BASELINE_BUILDERS, genotype_network, model_network
 
 SPEC_KEY = "spec"

@@ -16,10 +16,9 @@ from torch import nn
 import data
 from nas.metrics import case_table, evaluate_case, write_tables
 from nas.train import atomic_path, check_output_dir, load_checkpoint, resolve_device, resolve_precision
-from nas.train.settings import require_crop
+from nas.train.settings import one_line, require_crop
 
 from .brats_evaluation import segment_volume
-from .common import one_line
 from .network_spec import SPEC_KEY, network_name, restore_network, spec_of
 from .training_3d import CHECKPOINT_KIND
 

@@ -25,30 +25,28 @@ from nas.train import (
     run_retrain,
     wrap_model,
 )
-from nas.train.distributed import barrier
+from nas.train.distributed import barrier, say
+from nas.train.run_dir import start_run
 from nas.train.settings import require_crop
 from nas.train.stopping import stop_on_signals
 from supernet import Genotype, from_genotype
 
-from .common import (
+from .data_setup import (
     PLANNED_SIZE,
     check_loss_fits,
-    check_tensorboard,
     check_val_fraction,
     data_settings,
     default_image_size,
     prepare_splits,
     record_skipped,
-    say,
     skipped_note,
-    start_run,
-    tensorboard_callback,
     uses_sample,
     verify_data,
     write_fingerprint,
 )
 from .network_spec import SPEC_KEY, build_spec, training_entry
 from .networks import build_network, genotype_network, genotype_target, searched_network
+from .tensorboard import check_tensorboard, tensorboard_callback
 from .training_3d import retrain_model
 from .volume_evaluation import MEAN_METRIC, make_volume_validator
 

@@ -15,27 +15,25 @@ from nas import complexity
 from nas.presets import SEARCH_PRESETS, VOLUME_SEARCH_PRESETS, VolumeSearchPreset
 from nas.search import SearchConfig, run_search
 from nas.train import resolve_precision
-from nas.train.distributed import DistributedContext, init_distributed, resolve_device
+from nas.train.distributed import DistributedContext, init_distributed, resolve_device, say
+from nas.train.run_dir import start_run
 from nas.train.settings import require_crop, require_number
 from nas.train.stopping import stop_on_signals
 
-from .common import (
+from .data_setup import (
     PLANNED_SIZE,
     check_loss_fits,
-    check_tensorboard,
     check_val_fraction,
     data_settings,
     default_image_size,
     prepare_splits,
     record_skipped,
-    say,
     skipped_note,
-    start_run,
-    tensorboard_callback,
     uses_sample,
     verify_data,
     write_fingerprint,
 )
+from .tensorboard import check_tensorboard, tensorboard_callback
 from .volume_evaluation import volume_validator
 
 

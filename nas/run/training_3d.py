@@ -30,24 +30,16 @@ from nas.train import (
     run_retrain,
     wrap_model,
 )
-from nas.train.distributed import barrier
+from nas.train.distributed import barrier, say
+from nas.train.run_dir import start_run
 from nas.train.settings import require_crop
 from nas.train.stopping import stop_on_signals
 
 from .brats_evaluation import VALIDATION_METRIC, evaluate_volumes, make_validator, region_means
-from .common import (
-    check_tensorboard,
-    check_val_fraction,
-    prepare_splits,
-    record_skipped,
-    say,
-    skipped_note,
-    start_run,
-    tensorboard_callback,
-    uses_sample,
-)
+from .data_setup import check_val_fraction, prepare_splits, record_skipped, skipped_note, uses_sample
 from .network_spec import SPEC_KEY, build_spec, training_entry
 from .networks import build_network, model_network, searched_network
+from .tensorboard import check_tensorboard, tensorboard_callback
 
 #: ``kind`` entry of every checkpoint ``retrain_model`` writes.
 CHECKPOINT_KIND = "lwnas.brats3d-model"
