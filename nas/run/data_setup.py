@@ -14,24 +14,6 @@ from nas.train.files import atomic_write_text
 from nas.train.settings import require_number
 
 
-def uses_sample(dataset: str, data_root: str | Path | None) -> bool:
-    """Whether a command runs on the bundled sample data (no root, or a root written by
-    ``data.sample``), which gets the data set's small sample sizes."""
-    return data_root is None or data.is_sample(Path(data_root).expanduser(), dataset)
-
-
-def default_image_size(dataset: str, data_root: str | Path | None) -> int | None:
-    """The data set's 2D side: its real size, or the sample data's; None where the training
-    cases decide it (a data set of the user's: planned from its fingerprint)."""
-    preset = data.get_preset(dataset)
-    return preset.sample_image_size if uses_sample(dataset, data_root) else preset.image_size
-
-
-#: Stands in for a size the training cases will decide, so every other setting is checked
-#: before the (long) planning reads them; the planned size replaces it.
-PLANNED_SIZE = 256
-
-
 def verify_data(dataset: str, data_root: str | Path | None, context: DistributedContext,
                 **options: Any) -> None:
     """The integrity check of a data set of the user's before anything trains (nnU-Net's
@@ -74,11 +56,13 @@ def check_loss_fits(loss: str, target: str) -> None:
                          f"learnt through a {wanted} ({', '.join(fitting)})")
 
 
-def check_val_fraction(val_fraction: float) -> None:
-    require_number("val_fraction", val_fraction, below=1.0)
+def check_val_fraction(val_fraction: float | None) -> None:
+    """``--val-fraction`` (None: the data set's, ``data.get_preset(name).val_fraction``)."""
+    if val_fraction is not None:
+        require_number("val_fraction", val_fraction, below=1.0)
 
 
-def prepare_splits(dataset: str, data_root, out_dir: Path, seed: int, val_fraction: float,
+def prepare_splits(dataset: str, data_root, out_dir: Path, seed: int, val_fraction: float | None,
                    context: DistributedContext, splits_file: str | Path | None = None,
                    resume: bool = False, **options: Any) -> Path:
     """The run's ``splits.json`` (case lists, seeded), or a copy of ``splits_file``, written
@@ -125,6 +109,5 @@ def skipped_note(count: int) -> str:
     return f"; {count} case(s) skipped (skipped.json)" if count else ""
 
 
-__all__ = ["PLANNED_SIZE", "check_loss_fits", "check_val_fraction", "data_settings", "default_image_size",
-           "prepare_splits", "record_skipped", "skipped_note", "uses_sample", "verify_data",
-           "write_fingerprint"]
+__all__ = ["check_loss_fits", "check_val_fraction", "data_settings", "prepare_splits", "record_skipped",
+           "skipped_note", "verify_data", "write_fingerprint"]
