@@ -97,7 +97,7 @@ class _Search:
     arch_loader: Any
     evaluate: Callable[[torch.nn.Module], dict[str, float]]
     arch_lr: float
-    architect: Architect
+    architect: Architect = dataclasses.field(init=False)  # steps with this object's losses
     epoch: int = 0  # the epoch running (the beta regulariser's ramp reads it)
 
     def segmentation_loss(self, net: torch.nn.Module, batch: Any) -> torch.Tensor:
@@ -167,8 +167,7 @@ def _build(config: SearchConfig, train_set, val_set, context: DistributedContext
                                          getattr(val_set, "class_names", None))
     arch_lr = architecture_lr(config, len(train_loader))
     search = _Search(config, context, model, forward, costs, latency, weight_params, weight_optimizer,
-                     schedule, loss_fn, precision, train_loader, arch_loader, evaluate, arch_lr,
-                     architect=None)
+                     schedule, loss_fn, precision, train_loader, arch_loader, evaluate, arch_lr)
     search.architect = Architect(model, search.segmentation_loss, search.architecture_loss, arch_lr,
                                  (0.5, 0.999), config.arch_weight_decay, config.order,
                                  reduce_hook=lambda tensors: all_reduce_tensors(tensors, context))
