@@ -26,7 +26,7 @@ def get_dataset(
     seed: int = 0,
     *,
     splits_file: str | os.PathLike | None = None,
-    val_fraction: float = 0.25,
+    val_fraction: float | None = None,
     augment: bool | None = None,
     image_size: int | None = None,
     cache_dir: str | os.PathLike | None = None,
@@ -39,7 +39,8 @@ def get_dataset(
         sample data, written into the cache on first use. Sample data sets
         default to small sizes (2D 64, 3D crops 32^3) instead of SPEC's.
     split: "train", "val" or "test", cut by case with `seed` (see
-        `data.make_splits`), or read from `splits_file` (a saved splits.json).
+        `data.make_splits`; `val_fraction` None: the preset's), or read from `splits_file` (a
+        saved splits.json).
     augment: random augmentation; None = on for "train" only.
     image_size: 2D side length (default: the preset's 256; 64 for sample data; nnunet: planned
         from the training cases, `data.plan_2d_size`, 48 for its sample data).
@@ -65,12 +66,12 @@ def get_dataset(
     root = sample_root(name, cache_dir) if root is None else Path(root).expanduser()
     # Sample data (also when written with `python -m data.sample --out DIR`)
     # gets its own small default sizes.
-    use_sample = is_sample(root, name)
+    default_size, default_crop = preset.sizes(is_sample(root, name))
     source = source_for(name, root, options)
     if source.spatial_dims == 3 and image_size is not None:
         raise ValueError(f"image_size applies to 2D datasets; {name} is 3D: pass crop_size instead")
     if source.spatial_dims == 2:
-        size = image_size or (preset.sample_image_size if use_sample else preset.image_size)
+        size = image_size or default_size
         options["image_size"] = None if size is None else int(size)  # None: the source's plan sets it
     case_paths = {source.case_id(path): path for path in source.find(root, options)}
 
@@ -83,7 +84,8 @@ def get_dataset(
             raise data_error(splits_file, f"case {missing[0]} ({len(missing)} in all) is not under {root}; "
                              "expected the data root the splits were made from")
     else:
-        splits = make_splits(list(case_paths), preset.test_fraction, val_fraction, seed, dataset=name)
+        splits = make_splits(list(case_paths), preset.test_fraction,
+                             preset.val_fraction if val_fraction is None else val_fraction, seed, dataset=name)
 
     cache_folder = cache_root(cache_dir) / "preprocessed" / name
     fingerprint = None
@@ -104,7 +106,7 @@ def get_dataset(
             mean=preset.mean, std=preset.std, from_volumes=source.kind == "slices")
     else:
         settings_3d = preset.augment_3d
-        crop_size = options["crop_size"] or (preset.sample_crop_size if use_sample else settings_3d.crop_size)
+        crop_size = options["crop_size"] or default_crop or settings_3d.crop_size
         crop_size = (crop_size,) * 3 if isinstance(crop_size, int) else tuple(int(v) for v in crop_size)
         foreground_prob = options["foreground_prob"]
         settings_3d = dataclasses.replace(
@@ -140,6 +142,12 @@ class DatasetFacts:
     class_names: tuple[str, ...] = ("foreground",)  # what the metrics report, per class
     target: str = "binary"  # "binary", "index" (softmax classes) or "regions" (sigmoid)
     planar: bool = False  # the cases are 2D image files (photographs, microscopy), not volumes
+    # The size the data is served at unless a run sets its own (`DatasetPreset.sizes`): the 2D
+    # side (None: planned from the training cases; 3D data: None), and the 3D crop of the sample
+    # data (None: the training's own crop; 2D data: None).
+    image_size: int | None = None
+    crop_size: tuple[int, int, int] | None = None
+    sample: bool = False  # the bundled sample data (no root, or a root `data.sample` wrote)
 
 
 def dataset_facts(name: str, root: str | os.PathLike | None = None, **dataset_options) -> DatasetFacts:
@@ -147,12 +155,16 @@ def dataset_facts(name: str, root: str | os.PathLike | None = None, **dataset_op
     nnunet reads its dataset.json, the sample data's when root is None)."""
     preset = get_preset(name)
     options = _options(name, preset.options, dataset_options)
+    sample = root is None or is_sample(Path(root).expanduser(), name)
     if root is None and name in ROOT_SOURCES:
         root = sample_root(name)
     source = source_for(name, Path(root).expanduser() if root is not None else None, options)
     channels = tuple(source.channels(options))
+    side, crop = preset.sizes(sample)
     return DatasetFacts(name, source.spatial_dims, preset.in_channels or len(channels), source.num_classes(options),
-                        channels, *_class_facts(source, options), source.kind == "images")
+                        channels, *_class_facts(source, options), source.kind == "images",
+                        image_size=side if source.spatial_dims == 2 else None,
+                        crop_size=crop if source.spatial_dims == 3 else None, sample=sample)
 
 
 def _class_facts(source, options: dict) -> tuple[tuple[str, ...], str]:

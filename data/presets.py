@@ -66,6 +66,17 @@ class DatasetPreset:
     options: Mapping[str, Any] = field(default_factory=dict)
     # Options that only change how an item is served, not the cached arrays.
     item_options: tuple[str, ...] = ()
+    # Share of the cases not held out for testing that validate (a search: update the alphas).
+    val_fraction: float = 0.25
+
+    def sizes(self, sample: bool) -> tuple[int | None, tuple[int, int, int] | None]:
+        """(2D side, 3D crop) the data is served at unless a caller sets its own: the bundled
+        sample data is smaller than the real data, so its own small sizes replace the preset's;
+        else the preset's side (None: planned from the training cases) and no crop (None: the
+        training's own)."""
+        if sample:
+            return self.sample_image_size, self.sample_crop_size
+        return self.image_size, None
 
 
 #: How 3D items are served, on any split (options of `get_dataset`, not cached).

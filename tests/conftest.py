@@ -59,6 +59,46 @@ def make_genotype():
     return make
 
 
+@pytest.fixture(scope="session")
+def brats_run(tmp_path_factory):
+    """(run directory, result of ``retrain_model``) of one small 3D training run on the sample
+    BraTS data, shared by the training, prediction and export tests (trained on first use)."""
+    from nas import run
+    from tests.runs import MFSNET_EPOCHS, MFSNET_LR, TINY_MFSNET
+
+    out = tmp_path_factory.mktemp("brats-mfsnet") / "run"
+    result = run.retrain_model("mfsnet", out=out, device="cpu", epochs=MFSNET_EPOCHS, batch_size=1,
+                               lr=MFSNET_LR, num_workers=0, progress=False, model_kwargs=TINY_MFSNET)
+    return out, result
+
+
+@pytest.fixture(scope="session")
+def retrained_2d(tmp_path_factory, make_genotype):
+    """``retrained_2d(dataset)``: the run directory of a tiny genotype network retrained for one
+    epoch on the sample ``dataset``, shared by the prediction, export and baseline tests (each
+    data set's trained once per session, on first use)."""
+    import data
+    from nas import run
+    from nas.search import save_genotype
+    from tests.runs import SIZE
+
+    runs = {}
+
+    def retrained(dataset):
+        if dataset not in runs:
+            root = tmp_path_factory.mktemp(f"retrain-{dataset}")
+            facts = data.dataset_facts(dataset)
+            genotype = make_genotype(in_channels=facts.in_channels, num_classes=facts.num_classes)
+            path = save_genotype(root / "search" / "genotype.json", genotype, dataset=dataset,
+                                 search={"image_size": SIZE})
+            run.retrain_genotype(path, out=root / "run", device="cpu", epochs=1, batch_size=4,
+                                 num_workers=0, progress=False)
+            runs[dataset] = root / "run"
+        return runs[dataset]
+
+    return retrained
+
+
 @pytest.fixture
 def one_line_error(capsys):
     """``one_line_error(argv)``: run ``lwnas ARGV`` and return its single stderr line, after

@@ -197,3 +197,33 @@ def test_entry_scripts_are_thin():
         tree = ast.parse((ROOT / script).read_text())
         functions = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
         assert not functions, f"{script} defines {[f.name for f in functions]}; put it in nas.cli"
+
+
+def _module_imports(module: str, path: Path) -> set[str]:
+    """The project modules ``module`` imports, relative imports resolved (``from .x import y``
+    inside ``nas.run``: ``nas.run.x`` and ``nas.run.x.y``)."""
+    package = module.rsplit(".", 1)[0]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = (package.rsplit(".", node.level - 1)[0] if node.level > 1 else package) if node.level else ""
+            origin = ".".join(part for part in (base, node.module) if part)
+            names |= {origin} | {f"{origin}.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_a_command_module_imports_no_other_command():
+    """A command module of ``nas.run``, the module that defines a function of
+    ``nas.run.COMMANDS`` (what a ``lwnas`` subcommand calls), imports no other command module:
+    the steps two commands share live in modules of their own (ARCHITECTURE.md)."""
+    import nas.run
+
+    commands = {command.__module__ for command in nas.run.COMMANDS}
+    assert len(commands) == len(nas.run.COMMANDS)  # one command per module
+    for module in sorted(commands):
+        path = ROOT / Path(*module.split(".")).with_suffix(".py")
+        others = {name for name in _module_imports(module, path)
+                  if any(_within(name, command) for command in commands - {module})}
+        assert not others, f"{module} imports the command module(s) {sorted(others)}"

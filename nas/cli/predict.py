@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nas.presets import WINDOW_OVERLAP
 from nas.train.runtime import AUTO_PRECISION_RULE
 
 from .common import USAGE_ERROR, sizes
@@ -40,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="refuse a checkpoint holding another network")
     parser.add_argument("--crop-size", type=sizes, metavar="N|NxNxN",
                         help="sliding window (default: the training crop)")
-    parser.add_argument("--overlap", type=float, default=0.5,
-                        help="sliding-window overlap (default 0.5)")
+    parser.add_argument("--overlap", type=float,
+                        help=f"sliding-window overlap (default {WINDOW_OVERLAP})")
     add_et_threshold(parser)
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
                         help=AUTO_PRECISION_RULE)

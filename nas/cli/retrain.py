@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from nas.presets import BASELINE_MODELS_2D
+from nas.presets import BASELINE_MODELS_2D, WINDOW_OVERLAP
 
 from .common import add_run_arguments, key_value, sizes
 from .predict import add_et_threshold, add_prediction_arguments
@@ -49,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drop-path", type=float)
     parser.add_argument("--loss", help="loss name (see nas.losses.list_losses())")
     parser.add_argument("--image-size", type=int, help="2D side length")
-    parser.add_argument("--val-fraction", type=float, default=0.25)
+    parser.add_argument("--val-fraction", type=float,
+                        help="share of the training cases that validate (default: the data set's, "
+                             "data.get_preset(NAME).val_fraction)")
     add_run_arguments(parser, "network")
     three_d = parser.add_argument_group("3D networks (--model, 3D --genotype, --predict)")
     three_d.add_argument("--crop-size", type=sizes, metavar="N|NxNxN",
@@ -58,8 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     three_d.add_argument("--model-option", type=key_value, action="append", default=[],
                          metavar="KEY=VALUE", dest="model_options",
                          help="network constructor argument, e.g. base_channels=16 (repeatable)")
-    three_d.add_argument("--overlap", type=float, default=0.5,
-                         help="sliding-window overlap (default 0.5)")
+    three_d.add_argument("--overlap", type=float,
+                         help=f"sliding-window overlap (default {WINDOW_OVERLAP})")
     add_et_threshold(three_d)
     add_prediction_arguments(parser.add_argument_group("prediction (--predict)"), required=False)
 

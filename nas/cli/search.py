@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from nas.presets import WINDOW_OVERLAP
+
 from .common import add_run_arguments, sizes
 
 
@@ -30,9 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, help="2D side length (256 on real data)")
     parser.add_argument("--crop-size", type=sizes, metavar="N|NxNxN",
                         help="3D searches: the random crops (default 64; 32 on the sample data)")
-    parser.add_argument("--overlap", type=float, default=0.5,
+    parser.add_argument("--overlap", type=float,
                         help="3D searches: sliding-window overlap of the whole-volume "
-                             "validation (default 0.5)")
+                             f"validation (default {WINDOW_OVERLAP})")
     parser.add_argument("--loss", help="search loss by name (nas.losses.list_losses(); default "
                                        "by target: bce_dice for masks and regions, ce_dice for "
                                        "classes)")
@@ -86,8 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "computing ops whose weight on an edge fell below W")
     parser.add_argument("--no-fused", dest="fused", action="store_false", default=None,
                         help="one mixed op per edge instead of the fused cells (same function)")
-    parser.add_argument("--val-fraction", type=float, default=0.25,
-                        help="share of the training cases that update the alphas")
+    parser.add_argument("--val-fraction", type=float,
+                        help="share of the training cases that update the alphas (default: the "
+                             "data set's, data.get_preset(NAME).val_fraction)")
     add_run_arguments(parser, "supernet")
     parser.add_argument("--no-pictures", action="store_true", help="skip the PNG pictures")
 

@@ -8,6 +8,7 @@ from .models import (
     SAMPLE_BATCH_SIZE,
     TRAINING_FIELDS,
     TRAINING_TARGETS,
+    WINDOW_OVERLAP,
     ModelPreset,
     defaults_table,
     model_preset,
@@ -33,7 +34,7 @@ from .search import (
 
 __all__ = [
     "BASELINE_MODELS_2D", "GENOTYPE_PRESETS_3D", "MODEL_PRESETS", "SAMPLE_BATCH_SIZE", "TRAINING_FIELDS",
-    "TRAINING_TARGETS", "ModelPreset",
+    "TRAINING_TARGETS", "WINDOW_OVERLAP", "ModelPreset",
     "defaults_table", "model_preset", "network_kwargs", "training_values", "LOSS_FOR_TARGET",
     "ACTIVATION_FOR_TARGET",
     "MACROS", "RETRAIN_PRESETS", "SEARCH_PRESETS", "SEED_RESULTS", "RetrainPreset", "SearchPreset",

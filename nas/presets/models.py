@@ -93,6 +93,11 @@ BASELINE_MODELS_2D = ("unet2d",)
 #: On the bundled sample data (two training cases) the batch holds both of them.
 SAMPLE_BATCH_SIZE = 2
 
+#: Overlap of the Gaussian-weighted sliding windows that segment a whole volume (the validation
+#: and test of 3D runs, ``lwnas predict``): half a window, so every voxel away from the border is
+#: seen by 2^3 windows (ours; MONAI's default is 0.25, nnU-Net's step 0.5 is this overlap).
+WINDOW_OVERLAP = 0.5
+
 #: ``RetrainConfig`` fields a preset sets.
 TRAINING_FIELDS = ("epochs", "lr", "batch_size", "weight_decay", "optimizer", "scheduler", "loss",
                    "loss_options")

@@ -1,16 +1,30 @@
 """What each command does, as functions a test can call: resolve presets, open datasets from
-paths (the only part of ``nas`` that does), make the run directory, call the loops."""
+paths (the only part of ``nas`` that does), make the run directory, call the loops.
+
+A command module (one that defines a function of :data:`COMMANDS`) does not import another
+command module; the steps commands share live in their own modules: data set-up
+(``data_setup``), the 2D and 3D training flows (``image_training``, ``volume_training``), the
+networks and their checkpoints' description (``networks``), BraTS's facts for the whole-volume
+evaluation (``brats``), BraTS prediction (``brats_prediction``) and the per-case rule of
+prediction (``prediction_cases``)."""
 from .baseline import retrain_baseline
-from .common import default_run_dir, prepare_splits, run_directory
+from .brats_prediction import load_model_checkpoint, predict
+from .data_setup import prepare_splits
 from .export import export_checkpoint
-from .network_spec import load_network, read_spec
-from .prediction import PredictionReport, load_model_checkpoint, predict
-from .prediction_2d import predict_checkpoint, predict_images
+from .networks import load_network, read_spec
+from .prediction import predict_checkpoint, predict_images
+from .prediction_cases import PredictionReport
+from .random_baseline import random_baseline
 from .retraining import retrain_genotype
 from .searching import draw_search_pictures, search
-from .training_3d import CHECKPOINT_KIND, retrain_model
+from .training_3d import retrain_model
 
-__all__ = ["default_run_dir", "prepare_splits", "run_directory", "PredictionReport",
-           "load_model_checkpoint", "predict", "retrain_genotype", "CHECKPOINT_KIND",
-           "retrain_model", "draw_search_pictures", "search", "export_checkpoint", "load_network",
-           "predict_checkpoint", "predict_images", "read_spec", "retrain_baseline"]
+#: The functions the ``lwnas`` subcommands (and ``search.py`` / ``retrain.py``) call: search,
+#: retrain --genotype, retrain --model (a 2D baseline, a 3D network), predict, export,
+#: random-genotype.
+COMMANDS = (search, retrain_genotype, retrain_baseline, retrain_model, predict_checkpoint,
+            export_checkpoint, random_baseline)
+
+__all__ = ["COMMANDS", "PredictionReport", "draw_search_pictures", "export_checkpoint", "load_model_checkpoint",
+           "load_network", "predict", "predict_checkpoint", "predict_images", "prepare_splits", "random_baseline",
+           "read_spec", "retrain_baseline", "retrain_genotype", "retrain_model", "search"]

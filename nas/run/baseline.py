@@ -17,15 +17,16 @@ from nas.search import network_complexity
 from nas.train import RetrainConfig, init_distributed
 from nas.train.stopping import stop_on_signals
 
-from .common import PLANNED_SIZE, check_tensorboard, check_val_fraction, data_settings, default_image_size
+from .data_setup import check_val_fraction, data_settings
+from .image_training import TrainedNetwork, train_and_score
 from .networks import BASELINE_BUILDERS, model_network
-from .retraining import TrainedNetwork, train_and_score
+from .tensorboard import check_tensorboard
 
 
 @stop_on_signals()  # SIGTERM: a checkpoint at the next step, then StopRequested
 def retrain_baseline(model_name: str, dataset: str | None, data_root: str | Path | None = None,
                      out: str | Path | None = None, *, device: str = "auto", resume: bool = False,
-                     seed: int = 0, splits_file: str | Path | None = None, val_fraction: float = 0.25,
+                     seed: int = 0, splits_file: str | Path | None = None, val_fraction: float | None = None,
                      skip_bad: bool = False, progress: bool = True, tensorboard: bool = False,
                      data_options: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
     """Train the 2D baseline ``model_name`` from scratch on ``dataset`` and write ``metrics.json``
@@ -48,9 +49,9 @@ def retrain_baseline(model_name: str, dataset: str | None, data_root: str | Path
     if overrides.pop("drop_path", None) is not None:
         raise ValueError(f"--drop-path does not apply to --model {model_name}: drop-path applies to genotype "
                          "networks only")
-    size = overrides.get("image_size") or default_image_size(dataset, data_root)
-    values = {**merge(retrain_preset(preset), {**overrides, "image_size": size or PLANNED_SIZE}),
-              "drop_path": 0.0}
+    # the data set's size unless --image-size; None: planned from the training cases
+    values = {**merge(retrain_preset(preset), {**overrides, "image_size": overrides.get("image_size")
+                                                or facts.image_size}), "drop_path": 0.0}
     config = RetrainConfig(dataset=dataset, seed=seed, progress=progress, model=model_name, **values)
     build = BASELINE_BUILDERS[model_name]
     kwargs = {"spatial_dims": 2}
@@ -67,7 +68,7 @@ def retrain_baseline(model_name: str, dataset: str | None, data_root: str | Path
         spec_network=model_network(model_name, kwargs, facts.in_channels, facts.num_classes))
     return train_and_score(network, config, dataset, data_root, out, context, resume=resume, seed=seed,
                            splits_file=splits_file, val_fraction=val_fraction, skip_bad=skip_bad,
-                           tensorboard=tensorboard, data_options=data_options, image_size=size)
+                           tensorboard=tensorboard, data_options=data_options)
 
 
 __all__ = ["retrain_baseline"]

@@ -1,6 +1,6 @@
 """``lwnas export``: a checkpoint's network as ONNX or TorchScript, with a JSON sidecar.
 
-The network is rebuilt from the checkpoint's inference description (``nas.run.network_spec``),
+The network is rebuilt from the checkpoint's inference description (``nas.run.networks``),
 in eval mode, fp32, on the CPU, and traced with an input of its training size. The file takes
 ``image`` (N, C, *spatial) float32, already preprocessed as the sidecar says, and returns
 ``logits`` (N, K, *spatial); the batch axis is dynamic, and so are the spatial axes where the
@@ -31,7 +31,7 @@ import nas
 from nas.train import atomic_path, atomic_write_text
 from nas.train.optional import require_package
 
-from .network_spec import load_network
+from .networks import load_network
 
 FORMATS = ("onnx", "torchscript")
 INPUT_NAME, OUTPUT_NAME = "image", "logits"

@@ -1,173 +1,186 @@
-"""``retrain.py --predict`` / ``lwnas predict``: segment BraTS cases with a 3D checkpoint.
+"""``lwnas predict``: segment new cases with any checkpoint. A 2D network (a genotype network or a
+2D baseline) segments images, DICOM series and volumes slice by slice, as it was trained; a 3D
+network of nnU-Net volumes segments them whole; each prediction is written in its input's
+geometry. A 3D BraTS checkpoint segments BraTS cases (``nas.run.brats_prediction``).
 
-The network is rebuilt from the checkpoint alone (``nas.run.training_3d`` writes its
-description); each case becomes ``<case>.nii.gz`` with the input's affine and header and the
-release's labels, and cases with a segmentation are scored.
+The network, its preprocessing and its label map come from the checkpoint's inference
+description alone (``nas.run.networks``); finding, reading and writing the inputs is the data
+layer's (``data.prediction.inputs``), with the training readers' own functions. Here: batches of
+slices through the network (precision auto: ``nas.train.runtime.AUTO_PRECISION_RULE``; optional
+flip TTA), probabilities resampled back to each input's own size, labels, scores where labels lie
+beside the inputs.
+
+:func:`predict_checkpoint` is the command: it sends a 3D BraTS checkpoint to
+:func:`nas.run.brats_prediction.predict` and any other to :func:`predict_images`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 import data
-from nas.metrics import case_table, evaluate_case, write_tables
-from nas.train import atomic_path, check_output_dir, load_checkpoint, resolve_device, resolve_precision
-from nas.train.settings import require_crop
+from nas.inference import ACTIVATIONS, flip_axes_subsets, predict_probabilities, predict_with_flips
+from nas.metrics import evaluate_case
+from nas.presets import WINDOW_OVERLAP
+from nas.train import check_output_dir, resolve_device, resolve_precision
+from nas.train.runtime import autocast
+from nas.train.settings import require_crop, require_int
 
-from .brats_evaluation import segment_volume
-from .common import one_line
-from .network_spec import SPEC_KEY, network_name, restore_network, spec_of
-from .training_3d import CHECKPOINT_KIND
+from .brats_prediction import predict
+from .networks import load_network, read_spec
+from .prediction_cases import PredictionReport, predict_cases
 
-#: Scores of ``predict`` per region WT/TC/ET (distances in mm).
-PREDICT_METRICS = ("dice", "hd95", "sensitivity", "specificity")
-
-
-@dataclass(frozen=True)
-class PredictionReport:
-    """What ``predict`` did: the NIfTI files written, one line per case that failed (naming
-    its file), one line per predicted case whose segmentation could not score it, and the
-    metrics tables (empty when no case had a usable segmentation)."""
-
-    predictions: list[Path]
-    failures: list[str]
-    metrics_files: tuple[Path, ...] = ()
-    unscored: list[str] = field(default_factory=list)
+#: Scores of a 2D prediction per foreground class (distances in mm of the input's spacing).
+PREDICT_METRICS_2D = ("dice", "iou", "hd95")
 
 
-def predict_cases(cases: Iterable[Any], output_dir: Path, *, name: Callable[[Any], str],
-                  read: Callable[[Any], tuple[Any, dict]], read_label: Callable[[Any, dict], Any],
-                  segment: Callable[[Any, dict], Any], target: Callable[[Any], Path],
-                  write: Callable[[Any, Any, dict], Path], score: Callable[[Any, Any, dict], dict[str, float]],
-                  summary: Callable[[dict[str, float]], str],
-                  say: Callable[[str], None] | None = None) -> PredictionReport:
-    """The per-case rule of every ``lwnas predict``: a case that cannot be read, or whose output
-    cannot be written (at ``target(case)``), is one failure line naming the file and the others
-    are still predicted; a label that cannot be read leaves its case predicted but unscored; the
-    scores of the cases done so far are written (``metrics_cases.csv``, ``metrics_summary.csv``)
-    even if a case crashes. ``segment(image, meta)`` is what ``write`` and ``score`` take."""
-    written: list[Path] = []
-    failures: list[str] = []
-    unscored: list[str] = []
-    rows: list[dict[str, Any]] = []
-    metrics_files: tuple[Path, ...] = ()
-    try:
-        for case in cases:
-            try:
-                image, meta = read(case)
-            except data.DataError as error:
-                failures.append(str(error))
-                continue
-            try:  # the labels only score the case: bad ones do not stop its prediction
-                truth = read_label(case, meta)
-            except data.DataError as error:
-                truth = None
-                unscored.append(str(error))
-            segmentation = segment(image, meta)
-            try:
-                path = write(case, segmentation, meta)
-            except (OSError, data.DataError) as error:
-                failures.append(f"{target(case)}: could not be written ({one_line(error)})")
-                continue
-            written.append(path)
-            line = f"{name(case)}: {path}"
-            if truth is not None:
-                scores = score(segmentation, truth, meta)
-                rows.append({"case": name(case), **scores})
-                line += f" ({summary(scores)})"
-            if say is not None:
-                say(line)
-    finally:
-        if rows:
-            metrics_files = write_tables(case_table(rows), output_dir, "metrics")
-    return PredictionReport(written, failures, metrics_files, unscored)
+@torch.no_grad()
+def slice_probabilities(network: nn.Module, stack: np.ndarray, activation: str, *, tta: bool = False,
+                        batch_size: int = 8, device: torch.device | str = "cpu",
+                        precision: torch.dtype | None = None) -> torch.Tensor:
+    """Probabilities (S, K, h, w) float32 on the CPU of a stack (S, C, h, w), ``batch_size`` slices
+    per forward; ``tta`` averages the 4 flips of each slice (probabilities, each flipped back)."""
+    device = torch.device(device)
+    apply = ACTIVATIONS[activation]
+    flips = flip_axes_subsets(2) if tta else [()]
+
+    def predictor(batch: torch.Tensor) -> torch.Tensor:
+        with autocast(device, precision):
+            logits = network(batch)
+        return apply(logits.float())
+
+    outputs = []
+    for start in range(0, len(stack), batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(stack[start:start + batch_size], dtype=np.float32))
+        outputs.append(predict_with_flips(predictor, batch.to(device), flips).cpu())
+    return torch.cat(outputs)
 
 
-def load_model_checkpoint(path: str | Path, device: torch.device | str = "cpu",
-                          expected_model: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the network of a ``retrain_model`` checkpoint from its inference description alone.
+def _scores(labels: np.ndarray, truth: np.ndarray, meta: dict, label_map: dict) -> dict[str, float]:
+    options: dict[str, Any] = {}
+    if label_map["decision"] == "argmax":
+        options["classes"] = [value for value in label_map["values"][1:]]
+    elif label_map["decision"] == "regions":
+        options["regions"] = label_map["regions"]
+    return evaluate_case(labels, truth, meta["spacing"], metrics=PREDICT_METRICS_2D, **options)
 
-    Returns ``(network in eval mode on device, inference description)``: a registered model, or
-    the network of a 3D genotype (``retrain.py --genotype`` of a BraTS search; ``expected_model``
-    "genotype"). Refuses, in one line naming the file, a checkpoint of another kind (a 2D
-    network), one without a usable description (an old checkpoint: the missing fields named),
-    of another network than ``expected_model``, of a channel count other than the 4 modalities,
-    or whose weights do not fit the network described.
+
+def _write_case(item: data.PredictionInput, labels: np.ndarray, maps: np.ndarray | None, meta: dict,
+                label_map: dict, output_dir: Path) -> Path:
+    """Write a case's files into a hidden folder of ``output_dir``, then move them into place: no
+    half-written file is left under its final name (a MetaImage is a header and its data file)."""
+    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".partial-") as temporary:
+        folder = Path(temporary)
+        written = data.write_prediction(labels, item, meta, label_map, folder)
+        if maps is not None:
+            data.write_probabilities(maps, item, meta, label_map, folder)
+        for path in sorted(folder.iterdir()):
+            os.replace(path, output_dir / path.name)
+    return output_dir / written.name
+
+
+def predict_images(checkpoint: str | Path, input_path: str | Path, output_dir: str | Path, *,
+                   device: str = "auto", tta: bool = False, probabilities: bool = False, batch_size: int = 8,
+                   precision: str = "auto", model: str | None = None, progress: bool = True,
+                   roi_size: int | Sequence[int] | None = None, overlap: float | None = None
+                   ) -> PredictionReport:
+    """Segment every case under ``input_path`` (formats: ``data.inputs``) with a 2D checkpoint, or a
+    3D one of nnU-Net volumes, into ``output_dir``: a mask per case in the input's geometry and
+    format, ``--probabilities`` the probability maps beside it, and where labels lie beside the
+    inputs ``metrics_cases.csv`` and ``metrics_summary.csv`` (Dice, IoU, HD95 per foreground class).
+
+    2D networks see batches of ``batch_size`` slices; 3D ones each whole volume through Gaussian
+    sliding windows of their training crop (``roi_size`` overrides it) with ``overlap``,
+    ``batch_size`` windows per forward. A case that cannot be read is reported in one line naming
+    its file and the others are still predicted; a bad checkpoint, a bad flag or an input without
+    any case raises ``ValueError`` before anything is written.
     """
-    path = Path(path)
-    state = load_checkpoint(path, map_location="cpu")
-    if state.get("kind") != CHECKPOINT_KIND:
-        spec = state.get(SPEC_KEY)
-        name = spec["network"].get("name") if isinstance(spec, dict) and isinstance(spec.get("network"), dict) else None
-        what = (("a genotype network (retrain.py --genotype)" if "genotype" in state
-                 else "no 3D network description") if not name
-                else f"a 3D {name} network of {spec.get('dataset')} volumes (lwnas predict segments "
-                     "those volumes with it)" if spec.get("spatial_dims") == 3
-                else f"a 2D {name} network (lwnas predict segments images with it)")
-        raise ValueError(f"{path}: holds {what}; expected a checkpoint written by "
-                         "retrain.py --model or by retrain.py --genotype of a 3D BraTS search "
-                         "(best.pt or checkpoint.pt)")
-    spec = spec_of(state, path)
-    if spec["network"]["in_channels"] != len(data.MODALITIES):
-        raise ValueError(f"{path}: the {network_name(spec)} network takes {spec['network']['in_channels']} "
-                         f"input channels; expected {len(data.MODALITIES)} (the BraTS modalities "
-                         f"{', '.join(data.MODALITIES)})")
-    return restore_network(state, spec, path, device, expected_model), spec
-
-
-def predict(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Path, *,
-            device: str = "auto", model: str | None = None, tta: bool = False,
-            et_threshold: int = data.ET_THRESHOLD, roi_size: int | Sequence[int] | None = None,
-            overlap: float = 0.5, sw_batch_size: int = 1, precision: str = "auto",
-            progress: bool = True) -> PredictionReport:
-    """Segment every BraTS case under ``input_dir`` into ``output_dir/<case>.nii.gz``.
-
-    Sliding windows of the checkpoint's training crop (or ``roi_size``) with Gaussian-weighted
-    ``overlap``, optionally the 8-flip ``tta``, labels 0/1/2/4 (3 for ET in a 2023-layout
-    input), then seed 000's post-processing (fewer than ``et_threshold`` ET voxels become
-    label 1; 0 switches it off). Each file has the affine and header of the case's FLAIR.
-    Cases with a segmentation are scored (Dice, HD95, sensitivity, specificity per WT/TC/ET,
-    mm) into ``metrics_cases.csv`` and ``metrics_summary.csv``.
-
-    A case that cannot be read (missing modality, modalities of different shapes, corrupt
-    file) is skipped and reported in one line naming the file; the others are still
-    predicted. A bad checkpoint or an input folder without cases raises ``ValueError``
-    before anything is written. Runs in one process.
-    """
+    require_int("batch_size", batch_size)
     target_device = resolve_device(device)
-    network, spec = load_model_checkpoint(checkpoint, target_device, model)
-    roi = require_crop("crop_size", roi_size if roi_size is not None else spec["input"]["size"])
+    network, spec = load_network(checkpoint, target_device, model)
+    volumes = spec["spatial_dims"] == 3
+    if volumes and spec["preprocessing"].get("inputs") != "nnunet":
+        raise ValueError(f"{checkpoint}: holds a 3D network of {spec['dataset']}; whole-volume prediction "
+                         "reads BraTS cases (nas.run.brats_prediction) and nnU-Net volumes")
+    roi = require_crop("crop_size", roi_size if roi_size is not None else spec["input"]["size"]) if volumes else None
+    overlap = WINDOW_OVERLAP if overlap is None else overlap
+    preprocessing, label_map = spec["preprocessing"], spec["labels"]
     dtype = resolve_precision(precision, target_device, network)
-    cases = data.find_brats_cases(input_dir)  # DataError (one line) without any case
+    items = data.find_prediction_inputs(input_path, preprocessing)  # DataError (one line) without any case
     output_dir = check_output_dir(output_dir, min_free_mb=1.0)
 
-    def read(case_dir: Path) -> tuple[Any, dict]:
-        image, _, meta = data.read_brats_case(case_dir, normalise=True, read_label=False)
-        return image, meta
+    def segment(stack: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, probabilities (K, ...)) on the input's own grid."""
+        if volumes:  # (K, *spatial) of the whole volume
+            maps = predict_probabilities(network, torch.from_numpy(stack), roi, overlap=overlap, tta=tta,
+                                         sw_batch_size=batch_size, device=target_device,
+                                         precision=dtype).cpu().numpy()
+        else:
+            maps = slice_probabilities(network, stack, label_map["activation"], tta=tta,
+                                       batch_size=batch_size, device=target_device, precision=dtype)
+            maps = data.restore_probabilities(maps, meta["served_shape"]).transpose(0, 1).numpy()  # (K, S, H0, W0)
+        return data.probabilities_to_labels(maps, label_map), maps
 
-    def segment(image: Any, meta: dict) -> Any:
-        return segment_volume(network, torch.from_numpy(image), roi, et_threshold=et_threshold, overlap=overlap,
-                              tta=tta, sw_batch_size=sw_batch_size, device=target_device, precision=dtype)
+    def write(item: data.PredictionInput, segmentation: tuple, meta: dict) -> Path:
+        labels, maps = segmentation
+        return _write_case(item, labels, maps if probabilities else None, meta, label_map, output_dir)
 
-    def target(case_dir: Path) -> Path:
-        return output_dir / f"{case_dir.name}.nii.gz"
-
-    def write(case_dir: Path, labels: Any, meta: dict) -> Path:
-        with atomic_path(target(case_dir), suffix=".nii.gz") as temporary:
-            data.write_nifti_like(data.release_labels(labels, meta["layout"]), meta["source"], temporary)
-        return target(case_dir)
-
-    def score(labels: Any, truth: Any, meta: dict) -> dict[str, float]:
-        return evaluate_case(labels, truth, meta["spacing"], regions=data.BRATS_REGIONS, metrics=PREDICT_METRICS)
+    def score(segmentation: tuple, truth: np.ndarray, meta: dict) -> dict[str, float]:
+        return _scores(data.in_output_order(segmentation[0], meta), truth, meta, label_map)
 
     def summary(scores: dict[str, float]) -> str:
-        return "Dice WT/TC/ET " + "/".join(f"{scores[f'dice/{region}']:.3f}" for region in data.BRATS_REGIONS)
+        return f"Dice {np.mean([value for key, value in scores.items() if key.split('/')[0] == 'dice']):.3f}"
 
-    return predict_cases(cases, output_dir, name=lambda case_dir: case_dir.name, read=read,
-                         read_label=data.read_brats_label, segment=segment, target=target, write=write,
-                         score=score, summary=summary,
-                         say=(lambda line: print(line, flush=True)) if progress else None)
+    with tqdm(items, desc="predict", unit="case", disable=not progress) as bar:
+        return predict_cases(bar, output_dir, name=lambda item: item.case,
+                             read=lambda item: data.read_prediction_input(item, preprocessing),
+                             read_label=lambda item, meta: data.read_prediction_label(item, preprocessing,
+                                                                                      label_map, meta),
+                             segment=segment, target=lambda item: output_dir / item.output, write=write,
+                             score=score, summary=summary, say=tqdm.write if progress else None)
+
+
+def predict_checkpoint(checkpoint: str | Path, input_path: str | Path, output_dir: str | Path, *,
+                       device: str = "auto", tta: bool = False, probabilities: bool = False,
+                       batch_size: int | None = None, precision: str = "auto", model: str | None = None,
+                       progress: bool = True, et_threshold: int = data.ET_THRESHOLD,
+                       roi_size: int | Sequence[int] | None = None, overlap: float | None = None
+                       ) -> PredictionReport:
+    """``lwnas predict``: a 3D checkpoint segments BraTS cases (``nas.run.brats_prediction.predict``:
+    sliding windows, ``et_threshold``, ``roi_size``, ``overlap``; ``batch_size`` windows per
+    forward) or, trained on nnU-Net volumes, those volumes whole; a 2D one images, series and
+    volumes slice by slice (:func:`predict_images`)."""
+    if batch_size is not None:
+        require_int("batch_size", batch_size)
+    spec, _ = read_spec(checkpoint)
+    if spec["spatial_dims"] == 3 and spec["preprocessing"].get("inputs") == "nnunet":
+        return predict_images(checkpoint, input_path, output_dir, device=device, tta=tta,
+                              probabilities=probabilities, batch_size=1 if batch_size is None else batch_size,
+                              precision=precision, model=model, progress=progress, roi_size=roi_size,
+                              overlap=overlap)
+    if spec["spatial_dims"] == 3:
+        if probabilities:
+            raise ValueError(f"--probabilities: not available for 3D checkpoints ({checkpoint}); "
+                             "it writes the maps of 2D networks")
+        return predict(checkpoint, input_path, output_dir, device=device, model=model, tta=tta,
+                       et_threshold=et_threshold, roi_size=roi_size, overlap=overlap,
+                       sw_batch_size=1 if batch_size is None else batch_size, precision=precision,
+                       progress=progress)
+    ignored = [flag for flag, given in (("--crop-size", roi_size is not None), ("--overlap", overlap is not None),
+                                        ("--et-threshold", et_threshold != data.ET_THRESHOLD)) if given]
+    if ignored:
+        raise ValueError(f"{', '.join(ignored)}: applies to 3D BraTS checkpoints; {checkpoint} holds a 2D "
+                         f"{spec['network']['name']} network")
+    return predict_images(checkpoint, input_path, output_dir, device=device, tta=tta, probabilities=probabilities,
+                          batch_size=8 if batch_size is None else batch_size, precision=precision, model=model,
+                          progress=progress)
+
+
+__all__ = ["PREDICT_METRICS_2D", "predict_checkpoint", "predict_images", "slice_probabilities"]

@@ -12,41 +12,36 @@ import torch
 import data
 import models
 from nas import complexity
-from nas.presets import SEARCH_PRESETS, VOLUME_SEARCH_PRESETS, VolumeSearchPreset
+from nas.presets import SEARCH_PRESETS, VOLUME_SEARCH_PRESETS, WINDOW_OVERLAP, VolumeSearchPreset
 from nas.search import SearchConfig, run_search
 from nas.train import resolve_precision
-from nas.train.distributed import DistributedContext, init_distributed, resolve_device
+from nas.train.distributed import DistributedContext, init_distributed, resolve_device, say
+from nas.train.run_dir import start_run
 from nas.train.runtime import autotuning_note
 from nas.train.settings import require_crop, require_number
 from nas.train.stopping import stop_on_signals
 
-from .common import (
-    PLANNED_SIZE,
+from .brats import volume_validator
+from .data_setup import (
     check_loss_fits,
-    check_tensorboard,
     check_val_fraction,
     data_settings,
-    default_image_size,
     prepare_splits,
     record_skipped,
-    say,
     skipped_note,
-    start_run,
-    tensorboard_callback,
-    uses_sample,
     verify_data,
     write_fingerprint,
 )
-from .volume_evaluation import volume_validator
+from .tensorboard import check_tensorboard, tensorboard_callback
 
 
 @stop_on_signals()  # SIGTERM: a checkpoint at the next step, then StopRequested
 def search(dataset: str, data_root: str | Path | None = None, out: str | Path | None = None,
            *, device: str = "auto", resume: bool = False, seed: int = 0,
-           val_fraction: float = 0.25, skip_bad: bool = False, progress: bool = True,
+           val_fraction: float | None = None, skip_bad: bool = False, progress: bool = True,
            pictures: bool = True, tensorboard: bool = False,
            data_options: dict[str, Any] | None = None,
-           crop_size: int | Sequence[int] | None = None, overlap: float = 0.5,
+           crop_size: int | Sequence[int] | None = None, overlap: float | None = None,
            **overrides: Any) -> dict[str, Any]:
     """Search a genotype for ``dataset``; ``overrides`` are SearchConfig fields (None = preset),
     ``data_options`` the data set's (``data.get_dataset``'s, e.g. CHAOS ``modality="MR"``).
@@ -55,12 +50,16 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
     random crops of the training cases (``crop_size``, default the 3D preset's,
     ``nas.presets.VOLUME_SEARCH_PRESETS``; the sample data's own smaller crop), the
     architecture on random crops of the validation cases, and each epoch is validated on the
-    whole validation volumes by sliding windows of the crop with ``overlap`` (BraTS: the
-    regions' Dice ``val_dice_wt/tc/et/mean`` in ``log.csv``)."""
+    whole validation volumes by sliding windows of the crop with ``overlap`` (None:
+    ``nas.presets.WINDOW_OVERLAP``; BraTS: the regions' Dice ``val_dice_wt/tc/et/mean`` in
+    ``log.csv``). ``val_fraction`` None: the data set's (``data.get_preset(name).val_fraction``).
+    A 2D search runs at ``image_size`` (an override), else at the data set's size, planned from
+    the training cases where the data set has none."""
     # every setting is checked before any data is read or anything is written
     context = init_distributed(device)
     check_val_fraction(val_fraction)
     check_tensorboard(tensorboard)
+    overlap = WINDOW_OVERLAP if overlap is None else overlap
     require_number("overlap", overlap, below=1.0)
     data_options = dict(data_options or {})
     volumes = data.dataset_facts(dataset, data_root, **data_options).spatial_dims == 3
@@ -79,17 +78,14 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
         if overrides.get("image_size") is not None:
             raise ValueError(f"--image-size applies to 2D searches; {dataset} is searched in 3D "
                              "on random crops: pass --crop-size N or NxNxN")
-        default_crop = (data.get_preset(dataset).sample_crop_size if uses_sample(dataset, data_root)
-                        else _volume_preset(preset).crop_size)
-        crop = require_crop("crop_size", crop_size or default_crop)
+        crop = require_crop("crop_size", crop_size or facts.crop_size or _volume_preset(preset).crop_size)
         budgets = _budgets(_volume_preset(preset), facts.in_channels, crop, overrides)
-        size, values = None, {**overrides, **budgets, "spatial_dims": 3, "crop_size": crop}
+        values = {**overrides, **budgets, "spatial_dims": 3, "crop_size": crop}
     else:
         if crop_size is not None:
             raise ValueError(f"--crop-size applies to 3D searches; {dataset} is searched on 2D "
                              "images (--image-size), or on volumes with --option spatial_dims=3")
-        size = overrides.get("image_size") or default_image_size(dataset, data_root)
-        values = {**overrides, "image_size": size or PLANNED_SIZE}
+        values = {**overrides, "image_size": overrides.get("image_size") or facts.image_size}
     config = SearchConfig.from_preset(dataset, preset=preset, seed=seed, progress=progress,
                                       **values)
     check_loss_fits(config.loss, facts.target)
@@ -99,7 +95,7 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
     if volumes:
         options = dict(crop_size=config.crop_size, skip_bad=skip_bad, **data_options)
     else:
-        options = dict(image_size=size, skip_bad=skip_bad, **data_options)  # size None: planned
+        options = dict(image_size=config.image_size, skip_bad=skip_bad, **data_options)  # None: planned
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
                             resume=resume, **options)
     evaluate = None
@@ -127,8 +123,6 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
                                      **options)
         val_set = data.get_dataset(dataset, data_root, "val", seed, splits_file=splits,
                                    augment=False, **options)
-        if size is None:
-            config = dataclasses.replace(config, image_size=int(train_set.image_size))
         what, counts = "images", (len(train_set), len(val_set))
     write_fingerprint(out_dir, train_set, context)
     skipped = record_skipped(out_dir, {"train": train_set, "val": val_set}, context)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ops
-from nas.presets import MACROS, merge, search_preset
+from nas.presets import MACROS, SearchPreset, merge, search_preset
 from nas.train.runtime import PRECISIONS
 from nas.train.settings import SettingError, require_choice, require_crop, require_int, require_number
 from supernet import SPACES, parse_layout
@@ -18,32 +18,17 @@ RESUME_KEYS = ("dataset", "space", "layout", "channels", "width_growth", "image_
                "batch_size", "fused", "spatial_dims", "crop_size")
 
 
-@dataclass
-class SearchConfig:
+@dataclass(frozen=True, kw_only=True)
+class SearchConfig(SearchPreset):
+    """A preset's settings (:class:`nas.presets.SearchPreset`, declared there once) and the
+    search's own."""
+
     dataset: str
-    layout: str
-    epochs: int
-    lambda_params: float
-    lambda_flops: float
-    weight_lr: float
-    weight_lr_min: float
-    weight_momentum: float
-    weight_weight_decay: float
-    arch_lr: float
-    arch_travel: float
-    arch_weight_decay: float
-    batch_size: int
-    drop_path: float
-    channels: int
-    width_growth: float
-    grad_clip: float
-    image_size: int | None  # 2D: the side of the images; 3D: None (``crop_size``)
-    loss: str
+    image_size: int | None = None  # 2D: the images' side (None: the training set's); 3D: None
     space: str = "unet"
     spatial_dims: int = 2
     crop_size: tuple[int, ...] | None = None  # 3D: the random crops searched on
     order: int = 1
-    partial_channels: int = 1
     edge_normalization: bool = False
     alpha_sharing: str = "type"
     primitives: tuple[str, ...] | None = None  # the candidate ops (None: ops.SEARCH_OPS)
@@ -77,12 +62,14 @@ class SearchConfig:
             require_int(field, getattr(self, field))
         require_choice("spatial_dims", self.spatial_dims, (2, 3))
         if self.spatial_dims == 2:
-            require_int("image_size", self.image_size)
+            if self.image_size is not None:
+                require_int("image_size", self.image_size)
             if self.crop_size is not None:
                 raise SettingError("--crop-size applies to 3D searches; a 2D search takes "
                                    "--image-size")
         else:
-            self.crop_size = require_crop("crop_size", self.crop_size, allow_side=False)
+            # frozen: normalised once, here
+            object.__setattr__(self, "crop_size", require_crop("crop_size", self.crop_size, allow_side=False))
             if self.image_size is not None:
                 raise SettingError("--image-size applies to 2D searches; a 3D search takes "
                                    "--crop-size")
@@ -120,7 +107,7 @@ class SearchConfig:
             raise SettingError(f"--channels {self.channels} is not divisible by "
                                f"--partial-channels {self.partial_channels}")
         if self.primitives is not None:
-            self.primitives = tuple(self.primitives)
+            object.__setattr__(self, "primitives", tuple(self.primitives))
             unknown = [name for name in self.primitives if name not in ops.list_ops()]
             if unknown or len([n for n in self.primitives if n != "none"]) < 2:
                 raise SettingError(f"--primitives must name at least 2 registered ops besides "
@@ -166,14 +153,11 @@ class SearchConfig:
             overrides = {**MACROS[macro], **{k: v for k, v in overrides.items() if v is not None}}
         values = merge(search_preset(preset or dataset), overrides)
         values["dataset"] = dataset
-        values.setdefault("image_size", None)  # a 3D search has crops instead
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - names
         if unknown:
             raise ValueError(f"unknown search setting(s): {', '.join(sorted(unknown))}")
         return cls(**values)
-
-
 
 
 def architecture_lr(config: SearchConfig, steps_per_epoch: int) -> float:

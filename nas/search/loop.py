@@ -19,7 +19,7 @@ from tqdm import tqdm
 import ops
 from nas import losses
 from nas.presets import ACTIVATION_FOR_TARGET
-from nas.train.checkpoints import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from nas.train.checkpoints import resume_training, save_checkpoint, training_state
 from nas.train.distributed import (
     DistributedContext,
     all_reduce_gradients,
@@ -45,7 +45,7 @@ from nas.train.runtime import (
 from nas.train.schedule import EpochSchedule
 from nas.train.stopping import StepBoundary
 from ops import convert_sync_batchnorm
-from supernet import build_supernet
+from supernet import Genotype, build_supernet
 
 from .architect import Architect
 from .config import RESUME_KEYS, SearchConfig, architecture_lr
@@ -77,47 +77,55 @@ def _supernet(config: SearchConfig, in_channels: int, num_classes: int,
     return build_supernet("darts", num_cells=cells, **common)
 
 
-def _check_resumable(saved: dict, config: SearchConfig, path: Path) -> None:
-    current = dataclasses.asdict(config)
-    changed = [k for k in RESUME_KEYS if saved.get(k) != current.get(k)]
-    if changed:
-        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
-        raise ValueError(f"{path}: cannot resume with different settings ({details})")
+@dataclasses.dataclass
+class _Search:
+    """What a search is made of once built: the supernet (and its maybe compiled forward), its
+    costs, optimisers and schedule, the losses, loaders and the validation."""
+
+    config: SearchConfig
+    context: DistributedContext
+    model: torch.nn.Module
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    costs: CostModel
+    latency: LatencyTable | None
+    weight_params: list[torch.nn.Parameter]
+    weight_optimizer: torch.optim.Optimizer
+    schedule: EpochSchedule
+    loss_fn: torch.nn.Module
+    precision: torch.dtype | None
+    train_loader: Any
+    arch_loader: Any
+    evaluate: Callable[[torch.nn.Module], dict[str, float]]
+    arch_lr: float
+    architect: Architect = dataclasses.field(init=False)  # steps with this object's losses
+    epoch: int = 0  # the epoch running (the beta regulariser's ramp reads it)
+
+    def segmentation_loss(self, net: torch.nn.Module, batch: Any) -> torch.Tensor:
+        image, label = unpack_batch(batch, self.context.device, self.config.channels_last)
+        with autocast(self.context.device, self.precision):
+            logits = self.forward(image)  # ``net`` is ``model``; ``forward`` may be its compiled form
+        return self.loss_fn(logits.float(), label)
+
+    def architecture_loss(self, net: torch.nn.Module, batch: Any) -> torch.Tensor:
+        config = self.config
+        loss = self.segmentation_loss(net, batch) + self.costs.penalty(net, config.lambdas, config.budgets)
+        if config.beta_regularization:  # beta-DARTS: weight ramped linearly with the epoch
+            ramp = config.beta_regularization * self.epoch / config.epochs
+            loss = loss + ramp * net.architecture.mean_logsumexp()
+        return loss
+
+    def parts(self) -> dict[str, Any]:
+        """What ``checkpoint.pt`` saves the state of, by name."""
+        return {"model": self.model, "weight_optimizer": self.weight_optimizer,
+                "schedule": self.schedule, "arch_optimizer": self.architect}
 
 
-def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
-               context: DistributedContext | None = None, resume: bool = False,
-               metadata: dict[str, Any] | None = None,
-               on_epoch_end: Callable[[int, dict], None] | None = None,
-               evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None
-               ) -> dict[str, Any]:
-    """Search on ``train_set`` (weights) and ``val_set`` (alphas) and write the run into
-    ``out_dir``. Returns the final genotype, the per-epoch history and why it stopped.
-
-    ``on_epoch_end(epoch, row)`` is called after each epoch with the epoch's ``log.csv`` row plus
-    two entries that are not in the log: ``alphas`` (softmax op weights per cell type, (edges,
-    ops) lists, as in ``alphas.json``) and ``genotype`` (the genotype derived this epoch), for
-    callbacks such as ``nas.pictures.tensorboard``.
-    2D items are images; 3D items random crops (``config.crop_size``), the architecture's
-    batches drawn from ``val_set``'s. Each epoch ends with ``evaluate(model)`` (its scores go to
-    ``log.csv``; a 3D search passes a whole-volume sliding-window evaluation), by default the
-    loss, DSC and MIoU over ``val_set``'s items. The supernet's output activation follows the
-    data's ``target_kind`` (``"regions"``: sigmoid channels) and is recorded in the genotype file.
-    """
-    context = context or DistributedContext(device=resolve_device("auto"))
+def _build(config: SearchConfig, train_set, val_set, context: DistributedContext,
+           evaluate: Callable[[torch.nn.Module], dict[str, float]] | None) -> _Search:
+    """The supernet (seeded), its costs, optimisers, loaders and validation."""
     device = context.device
-    out_dir = Path(out_dir)
-    checkpoint_path = out_dir / "checkpoint.pt"
-    spatial_dims = int(getattr(train_set, "spatial_dims", 2))
-    if spatial_dims != config.spatial_dims:
-        raise ValueError(f"the data is {spatial_dims}D but the search settings are "
-                         f"{config.spatial_dims}D (spatial_dims={config.spatial_dims})")
-    if context.is_main:
-        check_output_dir(out_dir)
-    input_size = config.input_size
     in_channels, num_classes = int(train_set.in_channels), int(train_set.num_classes)
     activation = ACTIVATION_FOR_TARGET.get(getattr(train_set, "target_kind", None))
-
     seed_everything(config.seed)
     configure_backends(device, config.deterministic)
     model = _supernet(config, in_channels, num_classes, activation)
@@ -125,11 +133,11 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
         model = convert_sync_batchnorm(model)
     model = model.to(device)
     if config.channels_last:
-        model = to_channels_last(model, spatial_dims)
+        model = to_channels_last(model, config.spatial_dims)
     forward = torch.compile(model) if config.compile else model
     latency = (LatencyTable(config.latency_device, config.latency_cache)
                if config.latency_device else None)
-    costs = CostModel(model, input_size, latency=latency, memory=config.needs_memory).to(device)
+    costs = CostModel(model, config.input_size, latency=latency, memory=config.needs_memory).to(device)
     weight_params = model.weight_parameters()
     weight_optimizer = torch.optim.SGD(weight_params, lr=config.weight_lr,
                                        momentum=config.weight_momentum,
@@ -137,21 +145,6 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
     schedule = EpochSchedule("cosine", config.weight_lr, config.epochs, config.weight_lr_min)
     loss_fn = losses.build(config.loss)
     precision = resolve_precision(config.precision, device)
-
-    def segmentation_loss(net, batch):
-        image, label = unpack_batch(batch, device, config.channels_last)
-        with autocast(device, precision):
-            logits = forward(image)  # ``net`` is ``model``; ``forward`` may be its compiled form
-        return loss_fn(logits.float(), label)
-
-    progress = {"epoch": 0}
-
-    def architecture_loss(net, batch):
-        loss = segmentation_loss(net, batch) + costs.penalty(net, config.lambdas, config.budgets)
-        if config.beta_regularization:  # beta-DARTS: weight ramped linearly with the epoch
-            ramp = config.beta_regularization * progress["epoch"] / config.epochs
-            loss = loss + ramp * net.architecture.mean_logsumexp()
-        return loss
 
     needed = config.batch_size * context.world_size
     for name, split in (("training", train_set), ("validation", val_set)):
@@ -173,84 +166,135 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
             return evaluate_segmentation(net, eval_loader, loss_fn, device, context, precision,
                                          getattr(val_set, "class_names", None))
     arch_lr = architecture_lr(config, len(train_loader))
-    architect = Architect(model, segmentation_loss, architecture_loss, arch_lr,
-                          (0.5, 0.999), config.arch_weight_decay, config.order,
-                          reduce_hook=lambda tensors: all_reduce_tensors(tensors, context))
-    start_epoch, history, alphas_history = 0, [], []
+    search = _Search(config, context, model, forward, costs, latency, weight_params, weight_optimizer,
+                     schedule, loss_fn, precision, train_loader, arch_loader, evaluate, arch_lr)
+    search.architect = Architect(model, search.segmentation_loss, search.architecture_loss, arch_lr,
+                                 (0.5, 0.999), config.arch_weight_decay, config.order,
+                                 reduce_hook=lambda tensors: all_reduce_tensors(tensors, context))
+    return search
+
+
+def _train_epoch(search: _Search, epoch: int, boundary: StepBoundary,
+                 snapshot: Callable[[int], dict[str, Any]], checkpoint_path: Path) -> tuple[float, float]:
+    """One epoch's steps (an architecture step before each weight step once the warm-up is
+    over); returns (the weights' learning rate, the mean training loss over ranks)."""
+    config, context, model = search.config, search.context, search.model
+    start_epoch_randomness(config.seed, epoch, (search.train_loader, search.arch_loader), context.rank)
+    search.epoch = epoch
+    current_lr = search.schedule.apply(search.weight_optimizer, epoch)
+    model.train()
+    arch_batches = cycle(search.arch_loader)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=context.device)
+    steps = 0
+    first, loss_sum, steps = boundary.begin_epoch(
+        epoch, loss_sum, (search.train_loader,),
+        (search.arch_loader,) if epoch >= config.warmup_epochs else ())
+    bar = tqdm(search.train_loader, desc=f"search {epoch + 1}/{config.epochs}", leave=False,
+               disable=not (config.progress and context.is_main))
+    for step, train_batch in enumerate(bar, start=first):
+        if epoch >= config.warmup_epochs:
+            val_loss = search.architect.step(train_batch, next(arch_batches), search.weight_optimizer)
+            check_finite(val_loss, epoch, step, "architecture", checkpoint_path)
+        search.weight_optimizer.zero_grad(set_to_none=True)
+        loss = search.segmentation_loss(model, train_batch)
+        check_finite(loss, epoch, step, "weight", checkpoint_path)
+        loss.backward()
+        all_reduce_gradients(search.weight_params, context)
+        torch.nn.utils.clip_grad_norm_(search.weight_params, config.grad_clip)
+        search.weight_optimizer.step()
+        loss_sum += loss.detach().double()
+        steps += 1
+        boundary.step_done(epoch, step + 1, loss_sum, steps, snapshot)
+    return current_lr, all_reduce_mean(loss_sum / steps, context).item()
+
+
+def _epoch_row(search: _Search, epoch: int, started: float, current_lr: float, train_loss: float,
+               in_channels: int) -> tuple[dict[str, Any], Genotype, dict[str, Any]]:
+    """After an epoch's steps: validate, shrink, derive the genotype and measure it; returns
+    the epoch's ``log.csv`` row, the genotype and its costs."""
+    config, model = search.config, search.model
+    metrics = search.evaluate(model)
+    if config.shrink_below is not None and epoch >= config.warmup_epochs:
+        model.architecture.shrink(config.shrink_below)
+    genotype = derive_genotype(model, config.max_parameter_free)
+    shape = (in_channels,) + config.input_size
+    derived = {**network_complexity(genotype, shape),
+               **derived_costs(genotype, shape, search.latency, config.needs_memory)}
+    with torch.no_grad():
+        expected = search.costs.expected_costs(model)
+    row = {"epoch": epoch, "train_loss": train_loss, **metrics,
+           **{f"expected_{kind}_{UNITS[kind]}": value.item()
+              for kind, value in expected.items()},
+           "derived_params_M": derived["params"] / 1e6,
+           "derived_flops_G": derived["flops"] / 1e9,
+           **{f"derived_{name}": derived[name] for name in ("latency_ms", "memory_MB")
+              if name in derived},
+           "parameter_free_share": parameter_free_share(genotype),
+           **margin_summary(decision_margins(model.alpha_weights(), genotype)),
+           "noise_margin": noise_margin(
+               search.arch_lr, len(search.train_loader) * max(epoch + 1 - config.warmup_epochs, 0),
+               len(model.primitives) - 1),
+           "active_ops": model.architecture.active_op_count(),
+           "weight_lr": current_lr, "arch_lr": search.arch_lr,
+           "seconds": time.perf_counter() - started}
+    return row, genotype, derived
+
+
+def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
+               context: DistributedContext | None = None, resume: bool = False,
+               metadata: dict[str, Any] | None = None,
+               on_epoch_end: Callable[[int, dict], None] | None = None,
+               evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None
+               ) -> dict[str, Any]:
+    """Search on ``train_set`` (weights) and ``val_set`` (alphas) and write the run into
+    ``out_dir``. Returns the final genotype, the per-epoch history and why it stopped.
+
+    ``on_epoch_end(epoch, row)`` is called after each epoch with the epoch's ``log.csv`` row plus
+    two entries that are not in the log: ``alphas`` (softmax op weights per cell type, (edges,
+    ops) lists, as in ``alphas.json``) and ``genotype`` (the genotype derived this epoch), for
+    callbacks such as ``nas.pictures.tensorboard``.
+    2D items are images (a config without ``image_size`` searches at ``train_set``'s, e.g. the
+    size planned from its cases); 3D items random crops (``config.crop_size``), the
+    architecture's batches drawn from ``val_set``'s. Each epoch ends with ``evaluate(model)``
+    (its scores go to ``log.csv``; a 3D search passes a whole-volume sliding-window evaluation),
+    by default the loss, DSC and MIoU over ``val_set``'s items. The supernet's output activation
+    follows the data's ``target_kind`` (``"regions"``: sigmoid channels) and is recorded in the
+    genotype file.
+    """
+    context = context or DistributedContext(device=resolve_device("auto"))
+    out_dir = Path(out_dir)
+    checkpoint_path = out_dir / "checkpoint.pt"
+    spatial_dims = int(getattr(train_set, "spatial_dims", 2))
+    if spatial_dims != config.spatial_dims:
+        raise ValueError(f"the data is {spatial_dims}D but the search settings are "
+                         f"{config.spatial_dims}D (spatial_dims={config.spatial_dims})")
+    # the run is the one of the settings as given (a restarted command's identity: nas.run)
+    identity = run_identity(dataclasses.asdict(config))
+    if spatial_dims == 2 and config.image_size is None:  # the size the data set serves
+        config = dataclasses.replace(config, image_size=int(train_set.image_size))
+    if context.is_main:
+        check_output_dir(out_dir)
+    in_channels = int(train_set.in_channels)
+    search = _build(config, train_set, val_set, context, evaluate)
+    model, settings, parts = search.model, dataclasses.asdict(config), search.parts()
+    start_epoch, history, alphas_history, state = 0, [], [], None
     if resume:
-        state = load_checkpoint(checkpoint_path, map_location=device)
-        _check_resumable(state["config"], config, checkpoint_path)
-        model.load_state_dict(state["model"])
-        weight_optimizer.load_state_dict(state["weight_optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        schedule.set_epochs(config.epochs, state["epoch"] + 1)  # a changed --epochs
-        architect.load_state_dict(state["arch_optimizer"])
+        state = resume_training(checkpoint_path, settings, parts, RESUME_KEYS, map_location=context.device)
+        search.schedule.set_epochs(config.epochs, state["epoch"] + 1)  # a changed --epochs
         history, alphas_history = state["history"], state["alphas_history"]
         start_epoch = state["epoch"] + 1
-        restore_rng_state(state["rng"])
-    boundary = StepBoundary(context, checkpoint_path, state if resume else None)
+    boundary = StepBoundary(context, checkpoint_path, state)
 
     def snapshot(completed: int) -> dict[str, Any]:  # checkpoint.pt after epoch ``completed``
-        return {"epoch": completed, "config": dataclasses.asdict(config),
-                "run": run_identity(dataclasses.asdict(config)),
-                "model": model.state_dict(), "weight_optimizer": weight_optimizer.state_dict(),
-                "schedule": schedule.state_dict(), "arch_optimizer": architect.state_dict(),
-                "history": history, "alphas_history": alphas_history, "rng": capture_rng_state()}
+        return training_state(completed, settings, parts, run=identity, history=history,
+                              alphas_history=alphas_history)
 
     stop_reason = "completed"
     genotype = derive_genotype(model, config.max_parameter_free)
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
-        start_epoch_randomness(config.seed, epoch, (train_loader, arch_loader), context.rank)
-        progress["epoch"] = epoch
-        current_lr = schedule.apply(weight_optimizer, epoch)
-        model.train()
-        arch_batches = cycle(arch_loader)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        steps = 0
-        first, loss_sum, steps = boundary.begin_epoch(
-            epoch, loss_sum, (train_loader,), (arch_loader,) if epoch >= config.warmup_epochs else ())
-        bar = tqdm(train_loader, desc=f"search {epoch + 1}/{config.epochs}", leave=False,
-                   disable=not (config.progress and context.is_main))
-        for step, train_batch in enumerate(bar, start=first):
-            if epoch >= config.warmup_epochs:
-                val_loss = architect.step(train_batch, next(arch_batches), weight_optimizer)
-                check_finite(val_loss, epoch, step, "architecture", checkpoint_path)
-            weight_optimizer.zero_grad(set_to_none=True)
-            loss = segmentation_loss(model, train_batch)
-            check_finite(loss, epoch, step, "weight", checkpoint_path)
-            loss.backward()
-            all_reduce_gradients(weight_params, context)
-            torch.nn.utils.clip_grad_norm_(weight_params, config.grad_clip)
-            weight_optimizer.step()
-            loss_sum += loss.detach().double()
-            steps += 1
-            boundary.step_done(epoch, step + 1, loss_sum, steps, snapshot)
-        train_loss = all_reduce_mean(loss_sum / steps, context).item()
-        metrics = evaluate(model)
-        if config.shrink_below is not None and epoch >= config.warmup_epochs:
-            model.architecture.shrink(config.shrink_below)
-        genotype = derive_genotype(model, config.max_parameter_free)
-        derived = {**network_complexity(genotype, (in_channels,) + input_size),
-                   **derived_costs(genotype, (in_channels,) + input_size, latency,
-                                   config.needs_memory)}
-        with torch.no_grad():
-            expected = costs.expected_costs(model)
-        row = {"epoch": epoch, "train_loss": train_loss, **metrics,
-               **{f"expected_{kind}_{UNITS[kind]}": value.item()
-                  for kind, value in expected.items()},
-               "derived_params_M": derived["params"] / 1e6,
-               "derived_flops_G": derived["flops"] / 1e9,
-               **{f"derived_{name}": derived[name] for name in ("latency_ms", "memory_MB")
-                  if name in derived},
-               "parameter_free_share": parameter_free_share(genotype),
-               **margin_summary(decision_margins(model.alpha_weights(), genotype)),
-               "noise_margin": noise_margin(
-                   arch_lr, len(train_loader) * max(epoch + 1 - config.warmup_epochs, 0),
-                   len(model.primitives) - 1),
-               "active_ops": model.architecture.active_op_count(),
-               "weight_lr": current_lr, "arch_lr": arch_lr,
-               "seconds": time.perf_counter() - started}
+        current_lr, train_loss = _train_epoch(search, epoch, boundary, snapshot, checkpoint_path)
+        row, genotype, derived = _epoch_row(search, epoch, started, current_lr, train_loss, in_channels)
         history.append(row)
         alphas_history.append({k: v.tolist() for k, v in model.alpha_weights().items()})
         skips = skip_connect_count(genotype)
@@ -259,10 +303,10 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
                            f"connections in a derived cell (limit {config.early_stop_skip})")
         if context.is_main:
             _write_epoch(out_dir, config, model, genotype, derived, history, alphas_history,
-                         input_size, in_channels, {**(metadata or {}), "arch_lr_used": arch_lr,
-                                                   "latency_device": latency and
-                                                   latency.identity["device"],
-                                                   "output_activation": model.output_activation})
+                         config.input_size, in_channels,
+                         {**(metadata or {}), "arch_lr_used": search.arch_lr,
+                          "latency_device": search.latency and search.latency.identity["device"],
+                          "output_activation": model.output_activation})
             save_checkpoint(checkpoint_path, snapshot(epoch))
         if on_epoch_end is not None:  # the log row, plus this epoch's op weights and genotype
             on_epoch_end(epoch, {**row, "alphas": alphas_history[-1], "genotype": genotype})

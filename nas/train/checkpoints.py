@@ -1,11 +1,12 @@
 """Checkpoints: written atomically, loaded with ``weights_only=True`` (no pickled code runs),
-with every RNG state needed to resume exactly."""
+with every RNG state needed to resume exactly; the one layout of a training loop's
+``checkpoint.pt`` (the search's and the fixed networks' alike) and its resume."""
 from __future__ import annotations
 
 import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -56,6 +57,34 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def training_state(epoch: int, settings: Mapping[str, Any], parts: Mapping[str, Any],
+                   **records: Any) -> dict[str, Any]:
+    """What a loop's ``checkpoint.pt`` holds after epoch ``epoch``: its ``settings`` (the config
+    as a dict), the state dict of each of ``parts`` (the model, optimisers, schedule) under its
+    name, ``records`` (history, run identity, ...) and every RNG state."""
+    return {"epoch": epoch, "config": dict(settings),
+            **{name: part.state_dict() for name, part in parts.items()}, **records,
+            "rng": capture_rng_state()}
+
+
+def resume_training(path: str | os.PathLike, settings: Mapping[str, Any], parts: Mapping[str, Any],
+                    resume_keys: Sequence[str], map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a :func:`training_state` checkpoint into ``parts`` (by the names it saved them
+    under) and restore every RNG, after refusing, in one line, a change of any of
+    ``resume_keys`` between its settings and ``settings``. Returns the checkpoint (its epoch,
+    records, ...)."""
+    state = load_checkpoint(path, map_location=map_location)
+    saved = state["config"]
+    changed = [key for key in resume_keys if saved.get(key) != settings.get(key)]
+    if changed:
+        details = ", ".join(f"{key}: {saved.get(key)!r} -> {settings.get(key)!r}" for key in changed)
+        raise ValueError(f"{path}: cannot resume with different settings ({details})")
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    restore_rng_state(state["rng"])
+    return state
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:

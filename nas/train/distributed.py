@@ -16,13 +16,15 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from ops import convert_sync_batchnorm
+
+from .files import OutputDirectoryError
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,27 @@ def gather_objects(value: Any, context: DistributedContext) -> list[Any]:
     gathered: list[Any] = [None] * context.world_size
     dist.all_gather_object(gathered, value)
     return gathered
+
+
+def on_rank_zero(context: DistributedContext, check: Callable[[], Any]) -> Any:
+    """Run ``check`` on rank 0 and hand its result, or the user's error it raised, to every rank,
+    so all ranks fail together with the same message instead of waiting for each other."""
+    outcome: tuple[str, Any] = ("ok", None)
+    if context.is_main:
+        try:
+            outcome = ("ok", check())
+        except (OSError, ValueError, OutputDirectoryError) as error:
+            outcome = ("error", error)
+    kind, value = broadcast_object(outcome, context)
+    if kind == "error":
+        raise value
+    return value
+
+
+def say(context: DistributedContext, message: str) -> None:
+    """Print a progress line on rank 0 only."""
+    if context.is_main:
+        print(message, flush=True)
 
 
 def wrap_model(model: nn.Module, context: DistributedContext, sync_batchnorm: bool = True,

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from nas import losses
 
-from .checkpoints import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint, unwrap_model
+from .checkpoints import resume_training, save_checkpoint, training_state, unwrap_model
 from .distributed import DistributedContext, all_reduce_mean, resolve_device
 from .elastic import run_identity
 from .files import check_output_dir, write_log
@@ -59,7 +59,7 @@ class RetrainConfig:
     optimizer: str
     scheduler: str
     loss: str
-    image_size: int | tuple[int, ...]  # 2D side, or the 3D crop
+    image_size: int | tuple[int, ...] | None  # 2D side (None: the data's, planned), or the 3D crop
     loss_options: dict[str, Any] = field(default_factory=dict)
     grad_clip: float | None = None
     model: str = "genotype"
@@ -83,9 +83,10 @@ class RetrainConfig:
         require_choice("scheduler", self.scheduler, SCHEDULES)
         require_choice("precision", self.precision, PRECISIONS)
         require_choice("loss", self.loss, losses.list_losses())
-        sizes = (self.image_size,) if isinstance(self.image_size, int) else tuple(self.image_size)
-        for size in sizes:
-            require_int("image_size", size)
+        if self.image_size is not None:
+            sizes = (self.image_size,) if isinstance(self.image_size, int) else tuple(self.image_size)
+            for size in sizes:
+                require_int("image_size", size)
         if self.grad_clip is not None:
             require_number("grad_clip", self.grad_clip, strict=True)
 
@@ -132,28 +133,20 @@ def run_retrain(model: nn.Module, config: RetrainConfig, train_set, out_dir: str
     takes_image = _loss_takes_image(loss_fn)
     # the network decides auto: bf16 only for dense convolutions (runtime.AUTO_PRECISION_RULE)
     precision = resolve_precision(config.precision, device, plain)
+    settings = dataclasses.asdict(config)
+    parts = {"model": plain, "optimizer": optimizer, "schedule": schedule}
     start_epoch, history, best = 0, [], {"epoch": -1, "score": -math.inf}
+    state = None
     if resume:
-        state = load_checkpoint(checkpoint_path, map_location=device)
-        changed = [k for k in _RESUME_KEYS
-                   if state["config"].get(k) != dataclasses.asdict(config).get(k)]
-        if changed:
-            raise ValueError(f"{checkpoint_path}: cannot resume with different settings "
-                             f"({', '.join(changed)})")
-        plain.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
+        state = resume_training(checkpoint_path, settings, parts, _RESUME_KEYS, map_location=device)
         schedule.set_epochs(config.epochs, state["epoch"] + 1)  # a changed --epochs
         history, best = state["history"], state["best"]
         start_epoch = state["epoch"] + 1
-        restore_rng_state(state["rng"])
-    boundary = StepBoundary(context, checkpoint_path, state if resume else None)
+    boundary = StepBoundary(context, checkpoint_path, state)
 
     def snapshot(completed: int) -> dict[str, Any]:  # checkpoint.pt after epoch ``completed``
-        return {"epoch": completed, "config": dataclasses.asdict(config),
-                "run": run_identity(dataclasses.asdict(config)), "model": plain.state_dict(),
-                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                "history": history, "best": best, "rng": capture_rng_state(), **(metadata or {})}
+        return training_state(completed, settings, parts, run=run_identity(settings), history=history,
+                              best=best, **(metadata or {}))
 
     loader = make_loader(train_set, config.batch_size, shuffle=True, drop_last=True,
                          num_workers=config.num_workers, distributed=context.enabled,
@@ -198,9 +191,8 @@ def run_retrain(model: nn.Module, config: RetrainConfig, train_set, out_dir: str
             best = {"epoch": epoch, "score": score, "metrics": dict(metrics)}
         if context.is_main:
             write_log(history, out_dir / "log.csv")
-            config_dict = dataclasses.asdict(config)
             if improved:
-                save_checkpoint(best_path, {"epoch": epoch, "config": config_dict,
+                save_checkpoint(best_path, {"epoch": epoch, "config": settings,
                                             "model": plain.state_dict(),
                                             "metrics": dict(metrics), **(metadata or {})})
             save_checkpoint(checkpoint_path, snapshot(epoch))

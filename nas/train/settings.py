@@ -49,6 +49,14 @@ def require_crop(field: str, value: Any, *, allow_side: bool = True) -> tuple[in
     return tuple(int(v) for v in crop)
 
 
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """An exception as one line (its type and its message with whitespace collapsed), for a
+    one-line error that names what went wrong underneath."""
+    text = " ".join(str(error).split())
+    text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def require_choice(field: str, value: Any, choices: Iterable[Any]) -> None:
     choices = tuple(choices)
     if value not in choices:

@@ -49,10 +49,6 @@ def request_stop(number: int = 0) -> None:
     _requested.append(int(number))
 
 
-def stop_pending() -> bool:
-    return bool(_requested)
-
-
 def _reason(code: int) -> str:
     """What a shared stop flag (a signal's number + 1, or 1) says asked for the stop."""
     try:
@@ -195,4 +191,4 @@ def _skip(loader: Any, batches: int) -> None:
 
 
 __all__ = ["STOP_SIGNALS", "StepBoundary", "StopRequested", "clear_stop", "request_stop",
-           "stop_on_signals", "stop_pending"]
+           "stop_on_signals"]

@@ -120,3 +120,15 @@ def test_skip_bad_lists_the_bad_case(tmp_path):
     assert [case for case, _ in kept.skipped] == [bad] and bad not in kept.cases
     assert "truncated" in kept.skipped[0][1]
     assert kept.splits == dataset.splits  # skipping does not reshuffle the split
+
+
+def test_the_facts_say_the_size_the_data_is_served_at(cache, tmp_path):
+    # the sample data's own small sizes; real data the preset's side (None: planned) and no crop
+    dsb = data.dataset_facts("dsb2018")
+    assert (dsb.sample, dsb.image_size, dsb.crop_size) == (True, 64, None)
+    assert data.get_dataset("dsb2018", split="val", cache_dir=cache).image_size == dsb.image_size
+    brats = data.dataset_facts("brats")
+    assert (brats.image_size, brats.crop_size) == (None, data.get_preset("brats").sample_crop_size)
+    real = data.dataset_facts("dsb2018", tmp_path)
+    assert (real.sample, real.image_size, real.crop_size) == (False, 256, None)
+    assert data.dataset_facts("brats", tmp_path).crop_size is None

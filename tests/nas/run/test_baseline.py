@@ -10,18 +10,17 @@ import data
 import models
 from nas import cli
 from nas import run as commands
-from nas.run.network_spec import load_network
+from nas.run.networks import load_network
 from nas.search import network_complexity
 from nas.train import load_checkpoint
-from tests.run_2d import retrained_genotype
 
 #: end-to-end runs of real commands (still run by `make test`)
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def searched(tmp_path_factory, make_genotype):
-    return retrained_genotype(tmp_path_factory, make_genotype, "dsb2018")
+def searched(retrained_2d):
+    return retrained_2d("dsb2018")
 
 
 @pytest.fixture(scope="module")

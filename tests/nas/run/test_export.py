@@ -14,10 +14,9 @@ import models
 from nas import cli
 from nas.run import export as exporting
 from nas.run import export_checkpoint
-from nas.run.network_spec import load_network
+from nas.run.networks import load_network
 from nas.train import load_checkpoint, save_checkpoint
-from tests.brats_run import TINY_MFSNET
-from tests.run_2d import retrained_genotype, untrained_genotype_checkpoint, untrained_model_checkpoint
+from tests.runs import TINY_MFSNET, untrained_genotype_checkpoint, untrained_model_checkpoint
 
 #: end-to-end runs of real commands (still run by `make test`)
 pytestmark = pytest.mark.slow
@@ -26,11 +25,11 @@ TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory, make_genotype):
+def checkpoints(tmp_path_factory, make_genotype, retrained_2d):
     root = tmp_path_factory.mktemp("export")
     return {
         # a derived network retrained for an epoch (one encoder level), and an untrained one with two
-        "derived": retrained_genotype(tmp_path_factory, make_genotype, "dsb2018") / "best.pt",
+        "derived": retrained_2d("dsb2018") / "best.pt",
         "derived_2_1_2": untrained_genotype_checkpoint(root / "derived.pt", make_genotype(
             layout=(2, 1, 2), in_channels=3), "dsb2018"),
         "unet2d": untrained_model_checkpoint(root / "unet2d.pt", "unet2d", models.plain_unet(3, 1, 2),

@@ -16,9 +16,8 @@ from nas import cli
 from nas import run as commands
 from nas.inference import predict_probabilities
 from nas.pictures.comparison import compare_runs
-from nas.run.brats_evaluation import segment_volume
-from nas.run.network_spec import load_network, read_spec
-from nas.run.networks import searched_network
+from nas.run.brats import segment_volume
+from nas.run.networks import load_network, read_spec, searched_network
 from nas.search import network_complexity, save_genotype
 from nas.train import load_checkpoint
 from supernet import FixedUNet
@@ -56,9 +55,11 @@ def test_retrain_trains_the_genotype_as_the_3d_networks_are(retrained):
     for name in ("best.pt", "checkpoint.pt", "log.csv", "metrics.json", "test_cases.csv"):
         assert (out / name).is_file(), name
     best = load_checkpoint(out / "best.pt")
-    assert best["kind"] == commands.CHECKPOINT_KIND and best["roi_size"] == [16, 16, 16]
-    assert best["network"]["name"] == "genotype" and best["network"]["output_activation"] == "sigmoid"
-    assert best["data"]["target"] == "regions"
+    spec = best["spec"]  # the one description: predict and --resume read it
+    assert spec["input"]["size"] == [16, 16, 16] and spec["dataset"] == "brats"
+    assert spec["network"]["name"] == "genotype" and spec["network"]["output_activation"] == "sigmoid"
+    assert spec["preprocessing"]["options"]["target"] == "regions"
+    assert not {"kind", "network", "roi_size", "data"} & set(best)
     # the 3D genotype preset: sigmoid regions train with the per-channel soft Dice, and the
     # genotype keeps seed 002's retrain drop-path
     assert best["config"]["loss"] == "dice_sigmoid" and best["config"]["drop_path"] == 0.15
@@ -171,7 +172,7 @@ def test_a_3d_genotype_of_another_volume_data_set_trains_with_its_classes(make_g
     log = pd.read_csv(tmp_path / "run" / "log.csv")
     assert {"val_dice_liver", "val_dice_spleen", "val_dice_mean"} <= set(log.columns)
     best = load_checkpoint(tmp_path / "run" / "best.pt")
-    assert best["network"]["output_activation"] == "softmax"
+    assert best["spec"]["network"]["output_activation"] == "softmax"
     assert best["config"]["loss"] == "mixed_dice_jaccard" and result["best"]["epoch"] == 0
     spec, _ = read_spec(tmp_path / "run" / "best.pt")  # describes itself, as every retrain's
     assert spec["spatial_dims"] == 3 and spec["input"]["size"] == crop

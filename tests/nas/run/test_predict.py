@@ -17,9 +17,9 @@ from nas import cli
 from nas import run as brats_commands
 from nas.inference import predict_probabilities
 from nas.metrics import evaluate_case
-from nas.run.brats_evaluation import segment_volume
+from nas.run.brats import segment_volume
 from nas.train import load_checkpoint, save_checkpoint
-from tests.brats_run import TINY_MFSNET, trained_run
+from tests.runs import TINY_MFSNET
 
 #: end-to-end runs of real commands and processes (still run by `make test`)
 pytestmark = pytest.mark.slow
@@ -30,8 +30,8 @@ HEADER_FIELDS = ("dim", "pixdim", "qform_code", "sform_code", "srow_x", "srow_y"
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    out, _ = trained_run(tmp_path_factory)
+def checkpoint(brats_run):
+    out, _ = brats_run
     return out / "best.pt"
 
 
@@ -281,7 +281,7 @@ def test_2023_inputs_get_enhancing_tumour_written_as_3(checkpoint, tmp_path, mon
     def known_output(network, image, roi_size, **options):
         return truth.copy()
 
-    monkeypatch.setattr("nas.run.prediction.segment_volume", known_output)
+    monkeypatch.setattr("nas.run.brats_prediction.segment_volume", known_output)
     report = brats_commands.predict(checkpoint, root, tmp_path / "out", device="cpu",
                                     progress=False)
     written = np.asarray(nib.load(report.predictions[0]).dataobj)

@@ -19,8 +19,8 @@ import data
 from nas import cli
 from nas import run as commands
 from nas.metrics import evaluate_case
-from nas.run.network_spec import load_network, read_spec
-from tests.run_2d import SIZE, retrained_genotype, untrained_genotype_checkpoint
+from nas.run.networks import load_network, read_spec
+from tests.runs import SIZE, untrained_genotype_checkpoint
 
 #: end-to-end runs of real commands (still run by `make test`)
 pytestmark = pytest.mark.slow
@@ -32,18 +32,18 @@ HEADER_FIELDS = ("dim", "pixdim", "qform_code", "sform_code", "srow_x", "srow_y"
 
 
 @pytest.fixture(scope="module")
-def dsb(tmp_path_factory, make_genotype):
-    return retrained_genotype(tmp_path_factory, make_genotype, "dsb2018")
+def dsb(retrained_2d):
+    return retrained_2d("dsb2018")
 
 
 @pytest.fixture(scope="module")
-def chaos(tmp_path_factory, make_genotype):
-    return retrained_genotype(tmp_path_factory, make_genotype, "chaos")
+def chaos(retrained_2d):
+    return retrained_2d("chaos")
 
 
 @pytest.fixture(scope="module")
-def promise12(tmp_path_factory, make_genotype):
-    return retrained_genotype(tmp_path_factory, make_genotype, "promise12")
+def promise12(retrained_2d):
+    return retrained_2d("promise12")
 
 
 @pytest.fixture(scope="module")

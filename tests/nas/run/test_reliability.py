@@ -16,9 +16,10 @@ import torch.distributed as dist
 import data
 from data.io.png import read_png, write_png
 from data.sample.brats import write_brats
-from nas.run.common import prepare_splits, run_directory
+from nas.run.data_setup import prepare_splits
 from nas.search import SearchConfig, run_search
 from nas.train import DistributedContext, EpochSchedule, evaluate_segmentation, run_retrain
+from nas.train.run_dir import run_directory
 from nas.train.runtime import NonFiniteLossError, check_finite, start_epoch_randomness
 from supernet import drop_path, from_genotype
 from tests.synthetic import SquaresDataset, retrain_config

@@ -1,4 +1,4 @@
-"""Training the hand-designed 3D networks on the sample BraTS data: presets, whole-volume
+"""Training the hand-designed 3D networks on the sample BraTS data: whole-volume
 validation, self-describing checkpoints, the test-split metrics and ``retrain.py --model``."""
 import json
 import os
@@ -13,19 +13,19 @@ import torch
 import data
 import models
 from nas import cli, losses
-from nas import presets as model_presets
 from nas import run as brats_commands
-from nas.run.brats_evaluation import evaluate_volumes, region_means
+from nas.run.brats import evaluate_volumes
 from nas.train import init_distributed, load_checkpoint, shutdown_distributed
-from tests.brats_run import EPOCHS, LR, TINY_MFSNET, trained_run
+from tests.runs import MFSNET_EPOCHS as EPOCHS
+from tests.runs import MFSNET_LR, TINY_MFSNET
 
 #: end-to-end runs of real commands and processes (still run by `make test`)
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return trained_run(tmp_path_factory)
+def run(brats_run):
+    return brats_run
 
 
 def _volume_loss(network, cases, loss):
@@ -66,7 +66,7 @@ def test_training_lowers_the_loss_and_raises_the_validation_dice(run, tmp_path):
     learnt = [_learning(out, 0)]
     for seed in (1, 2):
         brats_commands.retrain_model("mfsnet", out=tmp_path / f"seed{seed}", device="cpu", epochs=EPOCHS,
-                                     batch_size=1, lr=LR, num_workers=0, progress=False,
+                                     batch_size=1, lr=MFSNET_LR, num_workers=0, progress=False,
                                      model_kwargs=TINY_MFSNET, seed=seed)
         learnt.append(_learning(tmp_path / f"seed{seed}", seed))
     loss_drop, dice_gain = np.median(learnt, axis=0)
@@ -101,11 +101,11 @@ def test_run_writes_log_checkpoints_and_test_metrics(run):
 def test_best_checkpoint_rebuilds_the_network_from_its_metadata_alone(run):
     out, _ = run
     state = torch.load(out / "best.pt", weights_only=True)
-    assert state["kind"] == brats_commands.CHECKPOINT_KIND
-    assert state["network"] == {"kind": "model", "name": "mfsnet", "kwargs": TINY_MFSNET, "in_channels": 4,
+    spec = state["spec"]  # the one description: predict and --resume read it
+    assert spec["network"] == {"kind": "model", "name": "mfsnet", "kwargs": TINY_MFSNET, "in_channels": 4,
                                 "num_classes": 4, "output_activation": "softmax"}
-    assert state["roi_size"] == [32, 32, 32]
-    assert state["data"]["target"] == "index" and state["data"]["modalities"] == [
+    assert spec["input"]["size"] == [32, 32, 32]
+    assert spec["preprocessing"]["options"]["target"] == "index" and spec["input"]["channels"] == [
         "flair", "t1", "t1ce", "t2"]
     network, _ = brats_commands.load_model_checkpoint(out / "best.pt")
     assert isinstance(network, models.MultiFiberNet) and not network.training
@@ -114,47 +114,15 @@ def test_best_checkpoint_rebuilds_the_network_from_its_metadata_alone(run):
     assert all(torch.equal(rebuilt[key], state["model"][key]) for key in rebuilt)
 
 
-def test_every_registered_network_has_a_preset_whose_loss_fits_its_output():
-    assert set(model_presets.MODEL_PRESETS) == set(models.list_models())
-    for name in models.list_models():
-        preset = model_presets.model_preset(name)
-        kwargs = model_presets.network_kwargs(name, preset.crop_size)
-        with torch.device("meta"):
-            network = models.build(name, **kwargs)
-        target = model_presets.TRAINING_TARGETS[network.output_activation]
-        labels = np.zeros((2, 8, 8, 8), np.uint8)
-        labels[:, 2:6, 2:6, 2:6], labels[:, 3:5, 3:5, 3:5] = 2, 4
-        label = (torch.from_numpy(data.brats_labels_to_index(labels)) if target == "index" else
-                 torch.from_numpy(np.stack([data.brats_labels_to_regions(x) for x in labels])))
-        logits = torch.randn(2, network.num_classes, 8, 8, 8, requires_grad=True)
-        value = losses.build(preset.loss, **preset.loss_options)(logits, label)
-        value.backward()
-        assert torch.isfinite(value) and logits.grad.abs().sum() > 0, name
-    vae = model_presets.model_preset("vae_unet")
-    assert (vae.lr, vae.batch_size, vae.epochs, vae.crop_size) == (1e-4, 1, 300,
-                                                                   (160, 192, 128))
-    assert model_presets.network_kwargs("vae_unet", (32, 48, 32))["input_size"] == (32, 48, 32)
-    assert model_presets.training_values("mfsnet", {"lr": None, "epochs": 3}) == {
-        "epochs": 3, "lr": 1e-3, "batch_size": 8, "weight_decay": 1e-5, "optimizer": "adam",
-        "scheduler": "poly", "loss": "mixed_dice_jaccard", "loss_options": {}}
-    with pytest.raises(ValueError, match="mfsnet"):
-        model_presets.model_preset("mfsnt")
-
-
-def test_documented_defaults_are_the_presets():
-    docs = (Path(__file__).resolve().parents[3] / "docs" / "brats.md").read_text()
-    assert model_presets.defaults_table() in docs
-
-
 def test_vae_network_trains_on_regions_with_the_crop_as_input_size(tmp_path):
     out = tmp_path / "vae"
     result = brats_commands.retrain_model(
         "vae_unet", out=out, device="cpu", epochs=1, num_workers=0, progress=False,
         model_kwargs={"base_channels": 8})
     state = load_checkpoint(out / "best.pt")
-    assert state["network"]["kwargs"]["input_size"] == (32, 32, 32)
-    assert state["network"]["output_activation"] == "sigmoid"
-    assert state["data"]["target"] == "regions" and state["config"]["loss"] == "vae"
+    assert state["spec"]["network"]["kwargs"]["input_size"] == [32, 32, 32]
+    assert state["spec"]["network"]["output_activation"] == "sigmoid"
+    assert state["spec"]["preprocessing"]["options"]["target"] == "regions" and state["config"]["loss"] == "vae"
     assert state["config"]["lr"] == 1e-4 and state["config"]["batch_size"] == 2  # sample
     assert np.isfinite(result["history"][0]["train_loss"])
     network, _ = brats_commands.load_model_checkpoint(out / "best.pt")
@@ -167,7 +135,7 @@ def test_resume_continues_with_the_saved_network(tmp_path):
     # no model_kwargs: the network of the run's checkpoint is rebuilt, not the default one
     result = brats_commands.retrain_model("mfsnet", epochs=2, resume=True, **common)
     assert [row["epoch"] for row in result["history"]] == [0, 1]
-    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["network"]["kwargs"] == TINY_MFSNET
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["spec"]["network"]["kwargs"] == TINY_MFSNET
     with pytest.raises(FileExistsError, match="already holds a run"):
         brats_commands.retrain_model("mfsnet", epochs=1, model_kwargs=TINY_MFSNET, **common)
 
@@ -182,13 +150,6 @@ def test_settings_that_do_not_apply_are_refused(tmp_path):
     assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
-def test_region_means_average_cases_then_regions():
-    rows = [{"dice/WT": 1.0, "dice/TC": 0.5, "dice/ET": 0.0},
-            {"dice/WT": 0.5, "dice/TC": 0.5, "dice/ET": 1.0}]
-    assert region_means(rows) == {"val_dice_wt": 0.75, "val_dice_tc": 0.5, "val_dice_et": 0.5,
-                                  "val_dice_mean": pytest.approx(1.75 / 3)}
-
-
 def test_cli_trains_a_model_end_to_end(tmp_path, capsys):
     out = tmp_path / "cli"
     options = [f"--model-option={key}={value}" for key, value in TINY_MFSNET.items()]
@@ -196,7 +157,7 @@ def test_cli_trains_a_model_end_to_end(tmp_path, capsys):
                          "--crop-size", "16x32x16", "--out", str(out), "--device", "cpu",
                          "--workers", "0", "--no-progress", *options]) == 0
     state = load_checkpoint(out / "best.pt")
-    assert state["network"]["kwargs"] == TINY_MFSNET and state["roi_size"] == [16, 32, 16]
+    assert state["spec"]["network"]["kwargs"] == TINY_MFSNET and state["spec"]["input"]["size"] == [16, 32, 16]
     assert state["config"]["epochs"] == 1 and state["config"]["loss"] == "mixed_dice_jaccard"
     assert (out / "metrics.json").is_file()
     assert "test Dice WT" in capsys.readouterr().out

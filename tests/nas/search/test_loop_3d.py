@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import ops
-from nas.run.volume_evaluation import make_volume_validator
 from nas.search import SearchConfig, load_genotype, network_complexity, run_search
 from nas.train import DistributedContext
+from nas.train.evaluation import class_validator
 from nas.train.settings import SettingError
 from supernet import from_genotype
 from tests.synthetic import CubesDataset, SquaresDataset
@@ -26,7 +26,7 @@ def test_3d_search_with_partial_channels_shrinking_and_the_collapse_guard(tmp_pa
     train, val = CubesDataset(6, seed=1, regions=True), CubesDataset(4, seed=2, regions=True)
     volumes = CubesDataset(2, size=12, seed=3, regions=True)
     calls = []
-    validator = make_volume_validator(volumes, (8, 8, 8), DistributedContext())
+    validator = class_validator(volumes, (8, 8, 8), DistributedContext(), overlap=0.5)
 
     def evaluate(model):
         calls.append(model.training)

@@ -7,9 +7,9 @@ import torch
 import torch.distributed as dist
 
 import ops
-from nas.run.volume_evaluation import make_volume_validator
 from nas.search import SearchConfig, run_search
 from nas.train import DistributedContext, evaluate_segmentation, make_loader, run_retrain, wrap_model
+from nas.train.evaluation import class_validator
 from supernet import from_genotype
 from tests.synthetic import CubesDataset, SquaresDataset, retrain_config
 
@@ -134,7 +134,7 @@ def _search_3d(context, batch_size, out):
     volumes = CubesDataset(3, size=12, seed=3, regions=True)
     return run_search(config, CubesDataset(8, seed=1, regions=True),
                       CubesDataset(8, seed=2, regions=True), out, context=context,
-                      evaluate=make_volume_validator(volumes, (8, 8, 8), context))
+                      evaluate=class_validator(volumes, (8, 8, 8), context, overlap=0.5))
 
 
 def _search_3d_rank(rank, tmp_path):
@@ -158,7 +158,7 @@ def test_two_process_3d_search_equals_one_process_on_the_combined_batch(tmp_path
     volumes = CubesDataset(3, size=12, seed=3, regions=True)
     for rank in ranks:
         model.load_state_dict(rank["model"])
-        alone = make_volume_validator(volumes, (8, 8, 8), DistributedContext())(model)
+        alone = class_validator(volumes, (8, 8, 8), DistributedContext(), overlap=0.5)(model)
         last = rank["history"][-1]
         assert last["val_cases"] == alone["val_cases"] == 3
         for key in ("val_dice_cube", "val_dice_core", "val_dice_mean"):

@@ -10,10 +10,10 @@ import torch
 import data
 import nas
 from nas.presets import BASELINE_MODELS_2D
-from nas.run import network_spec
+from nas.run import networks
 from nas.train import load_checkpoint, save_checkpoint
 from supernet import from_genotype
-from tests.run_2d import untrained_genotype_checkpoint
+from tests.runs import untrained_genotype_checkpoint
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -27,7 +27,7 @@ def checkpoint(tmp_path_factory, make_genotype):
 def test_the_description_holds_what_inference_needs_from_the_data_layer(checkpoint, make_genotype):
     state = torch.load(checkpoint, weights_only=True)  # plain types only
     spec = state["spec"]
-    assert set(spec) == set(network_spec.SPEC_FIELDS)
+    assert set(spec) == set(networks.SPEC_FIELDS)
     train = data.get_dataset("dsb2018", split="train", augment=False)
     assert spec["preprocessing"] == data.preprocessing_spec("dsb2018", train.root, **train.options)
     assert spec["preprocessing"]["image_size"] == 64 and spec["preprocessing"]["channels"] == ["red", "green", "blue"]
@@ -43,11 +43,11 @@ def test_the_version_is_the_projects(checkpoint):
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
     assert config["metadata"]["version"] == "attr: nas.__version__"  # setup.cfg reads the one number
-    assert network_spec.read_spec(checkpoint)[0]["lwnas_version"] == nas.__version__
+    assert networks.read_spec(checkpoint)[0]["lwnas_version"] == nas.__version__
 
 
 def test_the_network_is_rebuilt_from_the_description_alone(checkpoint, make_genotype):
-    network, spec = network_spec.load_network(checkpoint)
+    network, spec = networks.load_network(checkpoint)
     torch.manual_seed(0)
     reference = from_genotype(make_genotype(in_channels=3)).eval()  # the seeded initial weights
     x = torch.randn(2, 3, 64, 64)
@@ -68,8 +68,8 @@ def _without(checkpoint, path, *fields):
 
 def test_an_old_checkpoint_names_the_missing_fields_in_one_line(checkpoint, tmp_path):
     old = _without(checkpoint, tmp_path / "old.pt", "spec")
-    with pytest.raises(network_spec.CheckpointSpecError) as error:
-        network_spec.load_network(old)
+    with pytest.raises(networks.CheckpointSpecError) as error:
+        networks.load_network(old)
     message = str(error.value)
     assert message.startswith(f"{old}: no inference description; missing fields spec.format, spec.lwnas_version, "
                               "spec.dataset, spec.spatial_dims, spec.network, spec.input, spec.preprocessing, "
@@ -77,7 +77,7 @@ def test_an_old_checkpoint_names_the_missing_fields_in_one_line(checkpoint, tmp_
     assert "\n" not in message and "retrain it" in message
     partial = _without(checkpoint, tmp_path / "partial.pt", "labels", "training")
     with pytest.raises(ValueError, match=r"lacks fields spec\.labels, spec\.training$"):
-        network_spec.read_spec(partial)
+        networks.read_spec(partial)
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -93,8 +93,8 @@ def test_an_inconsistent_description_is_refused_naming_the_problem(checkpoint, t
     state = load_checkpoint(checkpoint)
     edit(state["spec"])
     path = save_checkpoint(tmp_path / "edited.pt", state)
-    with pytest.raises(network_spec.CheckpointSpecError) as error:
-        network_spec.load_network(path)
+    with pytest.raises(networks.CheckpointSpecError) as error:
+        networks.load_network(path)
     assert str(error.value).startswith(f"{path}: ") and message in str(error.value)
 
 
@@ -103,13 +103,13 @@ def test_weights_of_another_network_are_refused(checkpoint, tmp_path, make_genot
     state["model"] = from_genotype(make_genotype(in_channels=3, channels=4)).state_dict()
     path = save_checkpoint(tmp_path / "other.pt", state)
     with pytest.raises(ValueError, match="weights do not fit the genotype network its description names"):
-        network_spec.load_network(path)
+        networks.load_network(path)
     with pytest.raises(ValueError, match="holds a genotype network; expected unet2d"):
-        network_spec.load_network(checkpoint, expected_model="unet2d")
+        networks.load_network(checkpoint, expected_model="unet2d")
 
 
 def test_every_2d_baseline_has_a_builder():
-    assert set(network_spec.BASELINE_BUILDERS) == set(BASELINE_MODELS_2D)
+    assert set(networks.BASELINE_BUILDERS) == set(BASELINE_MODELS_2D)
 
 
 def test_the_cli_refuses_an_old_checkpoint_in_one_line(checkpoint, tmp_path, one_line_error):

@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from nas.run import common
-from nas.run.common import check_shared_directory, default_run_dir, start_run
-from nas.train import DistributedContext
+from nas.train import DistributedContext, run_dir
 from nas.train.elastic import RESTART_COUNT, RUN_ID, run_identity
+from nas.train.run_dir import check_shared_directory, default_run_dir, start_run
 
 SETTINGS = {"dataset": "dsb2018", "seed": 0, "epochs": 2, "progress": False, "num_workers": 0}
 
@@ -50,12 +49,12 @@ def test_restartable_runs_are_named_after_the_torchrun_job(torchrun_restart):
 
 def test_a_directory_some_node_does_not_see_is_refused(tmp_path, monkeypatch):
     context = DistributedContext(rank=0, world_size=3)
-    monkeypatch.setattr(common, "broadcast_object", lambda value, context: value)
-    monkeypatch.setattr(common, "barrier", lambda context: None)
-    monkeypatch.setattr(common, "gather_objects", lambda value, context: [
+    monkeypatch.setattr(run_dir, "broadcast_object", lambda value, context: value)
+    monkeypatch.setattr(run_dir, "barrier", lambda context: None)
+    monkeypatch.setattr(run_dir, "gather_objects", lambda value, context: [
         value, (True, value[1]), (False, "node-b")])
     with pytest.raises(OSError, match="not shared: the ranks on node-b do not see"):
         check_shared_directory(tmp_path, context, wait_seconds=0)
     assert not list(tmp_path.iterdir())  # the probe is gone
-    monkeypatch.setattr(common, "gather_objects", lambda value, context: [value] * 3)
+    monkeypatch.setattr(run_dir, "gather_objects", lambda value, context: [value] * 3)
     check_shared_directory(tmp_path, context, wait_seconds=0)

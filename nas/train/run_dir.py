@@ -1,0 +1,113 @@
+"""The run directory: chosen once (rank 0's choice on every rank), checked before anything is
+written, resumed by itself after a torchrun restart, and seen by every node."""
+from __future__ import annotations
+
+import secrets
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import elastic
+from .distributed import DistributedContext, barrier, broadcast_object, gather_objects, on_rank_zero, say
+from .files import check_output_dir, remove_orphaned_temp_files
+
+#: What a run writes into its directory besides ``checkpoint.pt``. A fresh run in a directory
+#: that holds some of them but no checkpoint (an earlier start that failed or was killed
+#: before its first epoch ended) replaces them all, so nothing of that start is reused.
+RUN_FILES = ("splits.json", "skipped.json", "log.csv", "alphas.json", "genotype.json",
+             "metrics.json", "best.pt", "fingerprint.json", "test_cases.csv",
+             "test_summary.csv", "figures", "tensorboard")
+
+
+def default_run_dir(kind: str, dataset: str) -> Path:
+    """``runs/DATASET/KIND-TIME``; under torchrun with ``--max-restarts``, ``KIND-RUNID``
+    instead, which a restarted worker finds again (the time would name a new directory)."""
+    if elastic.restarts_allowed() and elastic.run_id():
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in elastic.run_id())
+        return Path("runs") / dataset / f"{kind}-{name}"
+    return Path("runs") / dataset / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_directory(kind: str, dataset: str, out: str | Path | None, context: DistributedContext,
+                  resume: bool) -> Path:
+    """The run directory (rank 0's choice on every rank), ready before anything is written:
+    writable with room to spare, its orphaned temporary files removed. A fresh run refuses a
+    directory that holds a run (a ``checkpoint.pt``) and replaces the files of an earlier start
+    that never reached one; ``resume`` needs that checkpoint."""
+    path = Path(broadcast_object(str(out or default_run_dir(kind, dataset)), context))
+
+    def prepare() -> list[str]:
+        if resume and not (path / "checkpoint.pt").is_file():
+            raise FileNotFoundError(f"{path}: nothing to resume (no checkpoint.pt)")
+        if not resume and (path / "checkpoint.pt").exists():
+            raise FileExistsError(f"{path}: already holds a run; resume it with --resume {path} "
+                                  "or choose another --out")
+        check_output_dir(path)
+        remove_orphaned_temp_files(path)
+        stale = [] if resume else [name for name in RUN_FILES if (path / name).exists()]
+        for name in stale:
+            target = path / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        return stale
+
+    stale = on_rank_zero(context, prepare)
+    if stale:
+        say(context, f"note: {path} held {', '.join(stale)} of an earlier start that stopped "
+                     "before its first checkpoint; this run replaces them")
+    return path
+
+
+def start_run(kind: str, dataset: str, out: str | Path | None, context: DistributedContext,
+              resume: bool, settings: Mapping[str, Any]) -> tuple[Path, bool]:
+    """The run directory as :func:`run_directory` makes it, and whether the run resumes:
+    ``resume`` (``--resume``), or implied when torchrun restarted the worker group and the
+    directory holds this run's checkpoint (same torchrun run id, same ``settings``: the run's
+    config as a dict). Another run's checkpoint is refused; a restart before the first
+    checkpoint starts afresh. Under a process group it also checks that every rank sees the
+    same directory (the output folder must be shared by the nodes)."""
+    path = Path(broadcast_object(str(out or default_run_dir(kind, dataset)), context))
+    restarted = elastic.group_restarted(gather_objects(elastic.restart_count(), context))
+    if restarted and not resume:
+        identity = elastic.run_identity(settings)
+        position = on_rank_zero(context, lambda: elastic.auto_resume(path / "checkpoint.pt",
+                                                                     identity, restarted))
+        resume = position is not None
+        where = ("no checkpoint was written yet: starting afresh" if position is None else
+                 f"resuming from its checkpoint at epoch {position['epoch'] + 2}, step "
+                 f"{position['step']}" if position["step"] else
+                 f"resuming from its checkpoint at the end of epoch {position['epoch'] + 1}")
+        say(context, f"torchrun restarted the workers (restart {restarted}): {path}: {where}")
+    path = run_directory(kind, dataset, path, context, resume)
+    check_shared_directory(path, context)
+    return path, resume
+
+
+def check_shared_directory(path: Path, context: DistributedContext, wait_seconds: float = 10.0
+                           ) -> None:
+    """Every rank sees the file rank 0 writes into ``path``, or all fail naming the hosts that
+    do not: rank 0 writes the run's files, every rank reads ``splits.json`` and the
+    checkpoints, so on several machines the run directory must be on shared storage."""
+    if not context.enabled:
+        return
+    token = broadcast_object(secrets.token_hex(8), context)
+    probe = path / f".shared-probe-{token}.tmp"  # a killed run's probe goes with the temp files
+    if context.is_main:
+        probe.write_bytes(b"")
+    barrier(context)
+    deadline = time.monotonic() + wait_seconds
+    while not probe.exists() and time.monotonic() < deadline:  # network file systems may lag
+        time.sleep(0.2)
+    seen = gather_objects((probe.exists(), socket.gethostname()), context)
+    barrier(context)
+    if context.is_main:
+        probe.unlink(missing_ok=True)
+    blind = sorted({host for visible, host in seen if not visible})
+    if blind:
+        raise OSError(f"{path}: the run directory is not shared: the ranks on {', '.join(blind)} "
+                      f"do not see the file rank 0 (on {seen[0][1]}) wrote there; every node must "
+                      "see the same --out (and --data-root), e.g. on a network file system")
+
+
+__all__ = ["RUN_FILES", "check_shared_directory", "default_run_dir", "run_directory", "start_run"]
