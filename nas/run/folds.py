@@ -135,7 +135,8 @@ def cross_validate(kind: str, dataset: str, data_root: str | Path | None, out: s
     """
     run = Path(broadcast_object(str(out or default_run_dir(kind, dataset)), context))
     restarted = elastic.group_restarted(gather_objects(elastic.restart_count(), context))
-    continuing = bool(resume or restarted)
+    # a torchrun restart continues the run it restarted once its folds exist (before: afresh)
+    continuing = bool(resume or (restarted and run_folds(run)))
     verify_data(dataset, data_root, context, **data_options)  # once, not per fold
 
     def base_splits() -> dict:

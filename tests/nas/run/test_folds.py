@@ -200,3 +200,13 @@ def test_a_3d_network_cross_validates_by_regions_and_its_folds_ensemble(tmp_path
     shutil.copytree(case, inputs / case.name)
     report = commands.predict_checkpoint(run, inputs, tmp_path / "predicted", device="cpu", progress=False)
     assert len(report.predictions) == 1 and not report.failures
+
+
+def test_a_restarted_worker_starts_a_folds_run_it_had_not_begun_and_keeps_the_folds_done(folds_run, tmp_path,
+                                                                                          torchrun_restart):
+    genotype, run, _ = folds_run
+    fresh = commands.retrain_genotype(genotype, out=tmp_path / "new", folds=3, fold=0, epochs=1, **_settings())
+    assert (tmp_path / "new" / "fold_0" / "metrics.json").is_file() and fresh["metrics"] is None
+    kept = (run / "fold_2" / "metrics.json").read_text()
+    again = commands.retrain_genotype(genotype, out=run, folds=3, fold=2, epochs=2, **_settings())
+    assert again["folds"] == {} and (run / "fold_2" / "metrics.json").read_text() == kept
