@@ -16,7 +16,7 @@ from nas.presets import SEARCH_PRESETS, VOLUME_SEARCH_PRESETS, WINDOW_OVERLAP, V
 from nas.search import SearchConfig, run_search
 from nas.train import resolve_precision
 from nas.train.distributed import DistributedContext, init_distributed, resolve_device, say
-from nas.train.run_dir import start_run
+from nas.train.run_dir import holding_run_directory, start_run
 from nas.train.runtime import autotuning_note
 from nas.train.settings import require_crop, require_number
 from nas.train.stopping import stop_on_signals
@@ -36,6 +36,7 @@ from .tensorboard import check_tensorboard, tensorboard_callback
 
 
 @stop_on_signals()  # SIGTERM: a checkpoint at the next step, then StopRequested
+@holding_run_directory()  # RUN/.lock until the command returns
 def search(dataset: str, data_root: str | Path | None = None, out: str | Path | None = None,
            *, device: str = "auto", resume: bool = False, seed: int = 0,
            val_fraction: float | None = None, skip_bad: bool = False, progress: bool = True,
