@@ -28,6 +28,7 @@ from .data_setup import (
     data_settings,
     prepare_splits,
     record_skipped,
+    run_data_identity,
     skipped_note,
     verify_data,
     write_fingerprint,
@@ -99,6 +100,7 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
         options = dict(image_size=config.image_size, skip_bad=skip_bad, **data_options)  # None: planned
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
                             resume=resume, **options)
+    identity = run_data_identity(dataset, data_root, splits, out_dir, context, resume, **data_options)
     evaluate = None
     if volumes:
         cases = data.load_splits(splits)
@@ -139,7 +141,7 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
                             if volumes else {})}}
     with tensorboard_callback(tensorboard, out_dir, context) as on_epoch_end:
         result = run_search(config, train_set, val_set, out_dir, context=context, resume=resume,
-                            metadata=metadata, evaluate=evaluate, on_epoch_end=on_epoch_end)
+                            metadata=metadata, evaluate=evaluate, on_epoch_end=on_epoch_end, data=identity)
     if context.is_main and pictures:
         draw_search_pictures(out_dir)
     for warning in result["warnings"]:

@@ -30,7 +30,14 @@ from nas.train.run_dir import start_run
 from nas.train.settings import require_crop
 
 from .brats import BRATS, evaluate_volumes, volume_validator
-from .data_setup import prepare_splits, record_skipped, skipped_note, verify_data, write_fingerprint
+from .data_setup import (
+    prepare_splits,
+    record_skipped,
+    run_data_identity,
+    skipped_note,
+    verify_data,
+    write_fingerprint,
+)
 from .networks import SPEC_KEY, build_network, build_spec, model_network, read_spec, searched_network, training_entry
 from .tensorboard import tensorboard_callback
 
@@ -109,6 +116,7 @@ def train_volumes(model_name: str, dataset: str, data_root: str | Path | None,
     options.update(crop_size=crop, skip_bad=skip_bad)
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
                             splits_file, resume=resume, **options)
+    data_identity = run_data_identity(dataset, data_root, splits, out_dir, context, resume, **(data_options or {}))
     sets = {split: data.get_dataset(dataset, data_root, split, seed, splits_file=splits,
                                     **targets[split], **options)
             for split in ("train", "val", "test")}
@@ -136,7 +144,8 @@ def train_volumes(model_name: str, dataset: str, data_root: str | Path | None,
                  f"epochs, loss {config.loss} -> {out_dir}")
     with tensorboard_callback(tensorboard, out_dir, context) as on_epoch_end:
         result = run_retrain(model, config, sets["train"], out_dir, evaluate, context=context,
-                             resume=resume, metadata=metadata, on_epoch_end=on_epoch_end)
+                             resume=resume, metadata=metadata, on_epoch_end=on_epoch_end,
+                             data=data_identity)
 
     barrier(context)  # rank 0 may still be renaming the last best.pt into place
     best = load_checkpoint(out_dir / "best.pt", map_location=context.device)
