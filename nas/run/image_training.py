@@ -24,6 +24,7 @@ from nas.train import (
     wrap_model,
 )
 from nas.train.distributed import barrier, say
+from nas.train.loop import RESUME_MAY_CHANGE
 from nas.train.run_dir import start_run
 
 from .data_setup import (
@@ -70,7 +71,7 @@ def train_and_score(network: TrainedNetwork, config: RetrainConfig, dataset: str
     in the network only: run directory, splits, data, loop, test evaluation and ``metrics.json``.
     ``config.image_size`` None: the size planned from the training cases."""
     out_dir, resume = start_run(network.run_kind, dataset, out, context, resume,
-                                dataclasses.asdict(config))
+                                dataclasses.asdict(config), RESUME_MAY_CHANGE)
     verify_data(dataset, data_root, context, **data_options)
     options = dict(image_size=config.image_size, skip_bad=skip_bad, **data_options)
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context, splits_file,

@@ -13,7 +13,7 @@ import data
 import models
 from nas import complexity
 from nas.presets import SEARCH_PRESETS, VOLUME_SEARCH_PRESETS, WINDOW_OVERLAP, VolumeSearchPreset
-from nas.search import SearchConfig, run_search
+from nas.search import RESUME_MAY_CHANGE, SearchConfig, run_search
 from nas.train import resolve_precision
 from nas.train.distributed import DistributedContext, init_distributed, resolve_device, say
 from nas.train.run_dir import holding_run_directory, start_run
@@ -92,7 +92,7 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
                                       **values)
     check_loss_fits(config.loss, facts.target)
     out_dir, resume = start_run("search", dataset, out, context, resume,
-                                dataclasses.asdict(config))
+                                dataclasses.asdict(config), RESUME_MAY_CHANGE)
     verify_data(dataset, data_root, context, **data_options)
     if volumes:
         options = dict(crop_size=config.crop_size, skip_bad=skip_bad, **data_options)

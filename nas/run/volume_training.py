@@ -26,6 +26,7 @@ from nas.search import network_complexity
 from nas.train import RetrainConfig, atomic_write_text, load_checkpoint, resolve_precision, run_retrain, wrap_model
 from nas.train.distributed import DistributedContext, barrier, say
 from nas.train.evaluation import VAL_DICE_MEAN, region_means
+from nas.train.loop import RESUME_MAY_CHANGE
 from nas.train.run_dir import start_run
 from nas.train.settings import require_crop
 
@@ -96,7 +97,7 @@ def train_volumes(model_name: str, dataset: str, data_root: str | Path | None,
                            drop_path=(searched.drop_path if drop_path is None else drop_path)
                            if searched else 0.0, **values)
     out_dir, resume = start_run("retrain" if searched else f"retrain-{model_name}", dataset, out,
-                                context, resume, dataclasses.asdict(config))
+                                context, resume, dataclasses.asdict(config), RESUME_MAY_CHANGE)
     verify_data(dataset, data_root, context, **options)
     torch.manual_seed(seed)  # the initial weights depend on the seed only
     built = (searched.entry() if searched else

@@ -11,9 +11,10 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from . import elastic
+from .checkpoints import check_resumable, load_checkpoint
 from .distributed import DistributedContext, barrier, broadcast_object, gather_objects, on_rank_zero, say
 from .files import check_output_dir, not_writable, remove_orphaned_temp_files
 
@@ -52,12 +53,17 @@ def _lock(path: Path) -> None:
     handle = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except (BlockingIOError, PermissionError):  # EAGAIN / EACCES: another process holds it
         with open(handle, closefd=True) as stream:  # the holder wrote who it is
             holder = stream.read().split()
         who = f"pid {holder[0]} on {holder[1]}" if len(holder) == 2 else "another process"
         raise RunInUseError(f"{path}: in use by {who}; wait for that run to end or choose another "
                             "--out") from None
+    except OSError as error:  # a file system without locks (ENOLCK): run, but say what is missing
+        os.close(handle)
+        print(f"note: {path}: its file system cannot lock files ({error.strerror or error}); a second run "
+              "started on this directory would not be refused", flush=True)
+        return
     os.ftruncate(handle, 0)
     os.write(handle, f"{os.getpid()} {socket.gethostname()}\n".encode())
     _held[key] = handle
@@ -130,13 +136,17 @@ def run_directory(kind: str, dataset: str, out: str | Path | None, context: Dist
 
 
 def start_run(kind: str, dataset: str, out: str | Path | None, context: DistributedContext,
-              resume: bool, settings: Mapping[str, Any]) -> tuple[Path, bool]:
+              resume: bool, settings: Mapping[str, Any], may_change: Iterable[str] | None = None
+              ) -> tuple[Path, bool]:
     """The run directory as :func:`run_directory` makes it, and whether the run resumes:
     ``resume`` (``--resume``), or implied when torchrun restarted the worker group and the
     directory holds this run's checkpoint (same torchrun run id, same ``settings``: the run's
     config as a dict). Another run's checkpoint is refused; a restart before the first
-    checkpoint starts afresh. Under a process group it also checks that every rank sees the
-    same directory (the output folder must be shared by the nodes)."""
+    checkpoint starts afresh. A resumed run with other settings than its checkpoint's (all but
+    ``may_change``; None: not checked here) is refused now, before any data is read; a setting
+    still None (decided from the data later) is compared when the loop resumes. Under a process
+    group it also checks that every rank sees the same directory (the output folder must be
+    shared by the nodes)."""
     path = Path(broadcast_object(str(out or default_run_dir(kind, dataset)), context))
     restarted = elastic.group_restarted(gather_objects(elastic.restart_count(), context))
     if restarted and not resume:
@@ -150,6 +160,10 @@ def start_run(kind: str, dataset: str, out: str | Path | None, context: Distribu
                  f"resuming from its checkpoint at the end of epoch {position['epoch'] + 1}")
         say(context, f"torchrun restarted the workers (restart {restarted}): {path}: {where}")
     path = run_directory(kind, dataset, path, context, resume)
+    if resume and may_change is not None:
+        given = {key: value for key, value in settings.items() if value is not None}
+        checkpoint = path / "checkpoint.pt"
+        on_rank_zero(context, lambda: check_resumable(checkpoint, load_checkpoint(checkpoint), given, may_change))
     check_shared_directory(path, context)
     return path, resume
 

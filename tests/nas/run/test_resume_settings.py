@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import data
-from nas import run as commands
 from nas.train import DistributedContext, evaluate_segmentation, run_retrain
 from supernet import from_genotype
 from tests.synthetic import SquaresDataset, retrain_config
@@ -48,10 +47,12 @@ def _copy_run(run, target):
     return target
 
 
-def test_a_search_resumed_with_other_settings_is_refused_naming_each(searched, tmp_path, one_line_error):
+def test_a_search_resumed_with_other_settings_is_refused_naming_each(searched, tmp_path, monkeypatch,
+                                                                      one_line_error):
     run, data_root = searched
     run = _copy_run(run, tmp_path / "run")
     before = (run / "checkpoint.pt").read_bytes()
+    monkeypatch.setattr(data, "get_dataset", lambda *args, **kwargs: pytest.fail("a case was prepared"))
     changed = ["--lambda-params", "0.5", "--lambda-flops", "0.2", "--lambda-memory", "0.1",
                "--budget-params", "0.3", "--weight-lr", "0.01", "--arch-lr", "0.001", "--loss", "dice",
                "--drop-path", "0.1", "--warmup-epochs", "1", "--epochs", "2"]
@@ -88,8 +89,9 @@ def test_a_search_resumed_on_other_data_is_refused_before_any_case_is_prepared(s
     splits = data.load_splits(run / "splits.json")
     cases = sum(len(splits[split]) for split in ("train", "val", "test"))
     assert line == (f"error: {run / 'checkpoint.pt'}: cannot resume: the data differ (the run was trained on "
-                    f"{data_root.resolve()}; under {other.resolve()} the files of 1 of its {cases} cases differ, e.g. "
-                    f"{case}); give --resume the data it was trained on (--data-root), or start a new run with another --out")
+                    f"{data_root.resolve()}; under {other.resolve()} the files of 1 of its {cases} cases differ, "
+                    f"e.g. {case}); give --resume the data it was trained on (--data-root), or start a new run "
+                    "with another --out")
 
 
 def test_resume_with_another_out_is_refused(searched, tmp_path, one_line_error, make_genotype):
