@@ -76,6 +76,11 @@ def run_directory_of(args: argparse.Namespace) -> str | None:
     return args.resume or args.out
 
 
+def add_overwrite_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--overwrite``: the one flag, in every command, that lets a command replace ``what``."""
+    parser.add_argument("--overwrite", action="store_true", help=f"replace {what} (refused without it)")
+
+
 def add_debug_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error instead of one line")

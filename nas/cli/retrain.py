@@ -22,7 +22,7 @@ from .predict import add_et_threshold, add_prediction_arguments
 #: --et-threshold apply to 3D genotypes)
 _THREE_D_FLAGS = {"model_options": "--model-option", "checkpoint": "--checkpoint",
                   "input": "--input", "output": "--output", "tta": "--tta",
-                  "probabilities": "--probabilities"}
+                  "probabilities": "--probabilities", "overwrite": "--overwrite"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
