@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_overwrite_flag
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from nas.run.export import FORMATS
@@ -20,12 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="best.pt or checkpoint.pt of a retrain run")
     parser.add_argument("--format", required=True, choices=FORMATS, dest="format")
     parser.add_argument("--output", required=True, help="file to write (FILE.json is written beside it)")
+    add_overwrite_flag(parser, "an existing --output file and its sidecar")
 
 
 def run(args: argparse.Namespace) -> int:
     from nas.run import export_checkpoint
 
-    report = export_checkpoint(args.checkpoint, args.format, args.output)
+    report = export_checkpoint(args.checkpoint, args.format, args.output, overwrite=args.overwrite)
     check = ("unchecked (onnxruntime not installed)" if report.max_abs_difference is None
              else f"max abs difference to the network {report.max_abs_difference:.2e}")
     spatial = "dynamic batch and spatial size" if report.dynamic_spatial else "dynamic batch, fixed spatial size"

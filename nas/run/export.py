@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 import nas
-from nas.train import atomic_path, atomic_write_text
+from nas.train import atomic_path, atomic_write_text, check_new_file
 from nas.train.optional import require_package
 
 from .networks import load_network
@@ -194,17 +194,22 @@ def sidecar_of(spec: Mapping[str, Any], fmt: str, path: Path, checkpoint: Path, 
     }
 
 
-def export_checkpoint(checkpoint: str | Path, fmt: str, output: str | Path) -> ExportReport:
+def export_checkpoint(checkpoint: str | Path, fmt: str, output: str | Path, overwrite: bool = False) -> ExportReport:
     """Write the checkpoint's network to ``output`` as ``fmt`` (``onnx`` or ``torchscript``) and
-    its sidecar to ``output + ".json"``; checks the exported file against the network."""
+    its sidecar to ``output + ".json"``; checks the exported file against the network. An
+    existing file (or sidecar) is replaced only with ``overwrite``; a folder is refused."""
     if fmt not in FORMATS:
         raise ValueError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    checkpoint, output = Path(checkpoint), Path(output)
+    checkpoint = Path(checkpoint)
+    output = check_new_file(output, "--output", overwrite, "net.onnx" if fmt == "onnx" else "net.pt")
+    sidecar = output.with_name(output.name + ".json")
+    if sidecar.exists() and not overwrite:
+        raise FileExistsError(f"--output {output}: its sidecar {sidecar} exists; choose another --output, or pass "
+                              "--overwrite to replace it")
     network, spec = load_network(checkpoint, "cpu")
     network = network.float().eval()
     output.parent.mkdir(parents=True, exist_ok=True)
     difference, dynamic = _export(fmt, network, spec, output)
-    sidecar = output.with_name(output.name + ".json")
     described = sidecar_of(spec, fmt, output, checkpoint, difference, spatial_multiple(spec, network) if dynamic
                            else None)
     atomic_write_text(sidecar, json.dumps(described, indent=2) + "\n")

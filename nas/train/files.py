@@ -112,6 +112,17 @@ def check_output_dir(path: str | os.PathLike, min_free_mb: float = 50.0) -> Path
     return path
 
 
+def check_new_file(path: str | os.PathLike, flag: str, overwrite: bool, example: str) -> Path:
+    """A file a command is to write, given as ``flag``: a folder there is refused (``example``: a
+    file name to suggest in it), and an existing file unless ``overwrite``, before any work."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{flag} {path}: is a folder; expected the file to write, e.g. {path / example}")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{flag} {path}: exists; choose another {flag}, or pass --overwrite to replace it")
+    return path
+
+
 def write_log(rows: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     """Rewrite ``log.csv`` from the full history (atomic): a resumed run rewrites the rows it
     restored from the checkpoint, so a crash between log and checkpoint cannot duplicate rows."""
