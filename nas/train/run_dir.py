@@ -43,7 +43,8 @@ def _lock(path: Path) -> None:
     """Hold ``path`` for this process (already held by it: nothing to do), or raise
     RunInUseError naming the holder. A POSIX record lock (``fcntl.lockf``): the kernel drops
     it when the holder dies, kill -9 included, and, unlike ``flock``, the processes a run forks
-    (loader workers, which can outlive a killed parent for seconds) do not inherit it."""
+    (loader workers, which can outlive a killed parent for seconds) do not inherit it. Closing
+    any descriptor of the file drops it too, so this process opens it once (``_held``)."""
     if _held_by[0] != os.getpid():
         _held.clear()
         _held_by[0] = os.getpid()
