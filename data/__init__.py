@@ -61,7 +61,7 @@ from data.prediction.outputs import in_output_order, write_prediction, write_pro
 from data.presets import PRESETS, get_preset, list_datasets
 from data.promise12 import find_promise12_cases, preprocess_promise12_case, read_promise12_case
 from data.sample import is_sample, sample_root, write_sample
-from data.sources import ROOT_SOURCES, extract_fingerprint
+from data.sources import ROOT_SOURCES, data_identity, extract_fingerprint
 from data.splits import (
     fold_splits,
     load_splits,
@@ -100,7 +100,7 @@ __all__ = [
     "BRATS_REGIONS", "DatasetFacts", "ROOT_SOURCES", "ENDINGS", "ENHANCING_LABEL", "ET_THRESHOLD", "MODALITIES",
     "PRESETS",
     "CaseDataset", "CheckReport", "DataError", "LabelTargets", "NnunetSpec", "RandomAugment3D", "SliceDataset",
-    "VolumeDataset", "extract_fingerprint", "find_nnunet_cases", "inspect_nnunet_case", "plan_2d_size",
+    "VolumeDataset", "data_identity", "extract_fingerprint", "find_nnunet_cases", "inspect_nnunet_case", "plan_2d_size",
     "prepare_nnunet_case", "read_dataset_json", "read_image_file", "read_nnunet_case", "regions_to_labels",
     "verify_dataset", "volume_from_slices", "write_like",
     "apply_augment_2d", "brats_case_files", "brats_index_to_labels", "brats_labels_to_index",

@@ -5,15 +5,16 @@ them for the cache) and how new images of it are read for a trained network (its
 The dataset classes, the checker, the fingerprint and prediction only talk to these, so adding a
 data set means one reader module and one entry here. Data sets that describe themselves (nnunet:
 its dataset.json) get an adapter built for their data root (`source_for`). `extract_fingerprint`
-reads the cases of a data set given by name.
+reads the cases of a data set given by name; `data_identity` tells its files from other ones.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from data.brats import (
     BRATS_LABEL_NAMES,
@@ -53,6 +54,7 @@ from data.promise12 import (
     segmentation_path,
 )
 from data.sample import sample_root
+from data.splits import SPLITS
 from data.transforms.resize import RESIZE_DESCRIPTION
 
 
@@ -242,3 +244,38 @@ def extract_fingerprint(
         raise data_error(root, f"case {unknown[0]} ({len(unknown)} in all) is not in the data set; "
                          "expected case ids of this data root")
     return fingerprint_of(source, {case: found[case] for case in chosen}, options, samples_per_case, skip_bad)
+
+
+#: Bytes of each end of a file that `data_identity` hashes: another image differs there (headers hold
+#: UIDs and sizes, compressed data differs from its first block), and reading them costs little
+#: even for thousands of files.
+IDENTITY_BYTES = 4096
+
+
+def _file_identity(path: Path, root: Path) -> bytes:
+    size = path.stat().st_size
+    with open(path, "rb") as stream:
+        head = stream.read(IDENTITY_BYTES)
+        stream.seek(max(size - IDENTITY_BYTES, len(head)))
+        tail = stream.read(IDENTITY_BYTES)
+    name = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+    return f"{name}\0{size}\0".encode() + hashlib.sha256(head + tail).digest()
+
+
+def data_identity(dataset: str, root: str | os.PathLike | None, splits: Mapping, **options) -> dict:
+    """What a run's data is, to tell other files from the same files moved: the data root and, per
+    case `splits` names (every split), a hash of its files (each one's path below the root, size,
+    and first and last `IDENTITY_BYTES` bytes). `root` None: the sample data; `options`: the data
+    set's (`get_dataset`'s). A case not under `root` gets the hash "missing"."""
+    options = {**get_preset(dataset).options, **{key: value for key, value in options.items() if value is not None}}
+    root = (sample_root(dataset) if root is None else Path(root).expanduser()).resolve()
+    source = source_for(dataset, root, options)
+    found = {source.case_id(path): path for path in source.find(root, options)}
+    cases = {}
+    for case in sorted({case for split in SPLITS for case in splits.get(split, ())}):
+        if case not in found:
+            cases[case] = "missing"
+            continue
+        files = sorted(Path(file).resolve() for file in source.files(found[case], options))
+        cases[case] = hashlib.sha256(b"".join(_file_identity(file, root) for file in files)).hexdigest()[:16]
+    return {"root": str(root), "cases": cases}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from types import ModuleType
 from typing import Callable, Sequence
 
@@ -64,6 +65,20 @@ def add_run_arguments(parser: argparse.ArgumentParser, network: str) -> None:
     parser.add_argument("--tensorboard", action="store_true",
                         help="also log every epoch to RUN/tensorboard/ (scalars, op weights, cell "
                              "pictures; needs the tensorboard package); log.csv stays the record")
+
+
+def run_directory_of(args: argparse.Namespace) -> str | None:
+    """The run directory of ``--out`` or ``--resume``: a resumed run continues in its own directory,
+    so ``--resume RUN --out OTHER`` is refused rather than ``--out`` ignored."""
+    if args.resume and args.out and Path(args.resume).resolve() != Path(args.out).resolve():
+        raise ValueError(f"--resume {args.resume} --out {args.out}: a resumed run continues in its own "
+                         f"directory; drop --out, or start a new run in {args.out} without --resume")
+    return args.resume or args.out
+
+
+def add_overwrite_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--overwrite``: the one flag, in every command, that lets a command replace ``what``."""
+    parser.add_argument("--overwrite", action="store_true", help=f"replace {what} (refused without it)")
 
 
 def add_debug_flag(parser: argparse.ArgumentParser) -> None:

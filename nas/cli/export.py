@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_overwrite_flag
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from nas.run.export import FORMATS
@@ -30,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--each-fold", action="store_true",
                         help="with a folds run's directory: one file per fold (FILE_fold<i>.onnx), not one "
                              "ensemble module")
+    add_overwrite_flag(parser, "an existing --output file and its sidecar")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
     from nas.run.export import export_each_fold
 
     if args.each_fold:
-        reports = export_each_fold(args.checkpoint, args.format, args.output, args.folds)
+        reports = export_each_fold(args.checkpoint, args.format, args.output, args.folds, overwrite=args.overwrite)
     else:
-        reports = [export_checkpoint(args.checkpoint, args.format, args.output, args.folds)]
+        reports = [export_checkpoint(args.checkpoint, args.format, args.output, args.folds, overwrite=args.overwrite)]
     for report in reports:
         check = ("unchecked (onnxruntime not installed)" if report.max_abs_difference is None
                  else f"max abs difference to the network {report.max_abs_difference:.2e}")

@@ -21,7 +21,7 @@ import sys
 from nas.presets import WINDOW_OVERLAP
 from nas.train.runtime import AUTO_PRECISION_RULE
 
-from .common import USAGE_ERROR, sizes
+from .common import USAGE_ERROR, add_overwrite_flag, sizes
 
 
 def add_prediction_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -31,10 +31,13 @@ def add_prediction_arguments(parser: argparse.ArgumentParser, required: bool = T
                              "(retrain.py --folds): the ensemble of its folds")
     parser.add_argument("--input", required=required, help="folder of cases to segment")
     parser.add_argument("--output", required=required,
-                        help="folder for the segmentations and metrics_*.csv")
+                        help="folder for the segmentations, metrics_*.csv and the manifest predictions.json "
+                             "(not an input folder)")
     parser.add_argument("--tta", action="store_true", help="average the flips (4 in 2D, 8 in 3D)")
     parser.add_argument("--probabilities", action="store_true",
                         help="also write the sigmoid/softmax maps (2D networks)")
+    add_overwrite_flag(parser, "the predictions of another checkpoint in --output (its files go), or files "
+                               "lwnas predict did not write")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
                                 batch_size=getattr(args, "batch_size", None),
                                 et_threshold=args.et_threshold, roi_size=args.crop_size,
                                 overlap=args.overlap, precision=args.precision or "auto",
-                                progress=not args.no_progress, folds=getattr(args, "ensemble_folds", None))
+                                progress=not args.no_progress, folds=getattr(args, "ensemble_folds", None),
+                                overwrite=args.overwrite)
     for failure in report.failures:
         print(f"failed: {failure}", file=sys.stderr)
     for problem in report.unscored:

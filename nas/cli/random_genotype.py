@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_overwrite_flag
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from nas.search.random_genotype import COST_TOLERANCE, MAX_TRIES
@@ -18,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--like", required=True, help="genotype.json of a search")
     parser.add_argument("--seed", type=int, required=True, help="one baseline per seed")
     parser.add_argument("--out", required=True, help="genotype file to write")
+    add_overwrite_flag(parser, "an existing --out file")
     parser.add_argument("--tolerance", type=float, default=COST_TOLERANCE,
                         help=f"relative cost gap allowed (default {COST_TOLERANCE})")
     parser.add_argument("--tries", type=int, default=MAX_TRIES, dest="max_tries",
@@ -28,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from nas.run.random_baseline import random_baseline
 
     record = random_baseline(args.like, args.seed, args.out, tolerance=args.tolerance,
-                             max_tries=args.max_tries)
+                             max_tries=args.max_tries, overwrite=args.overwrite)
     print(f"{args.out}: {record['params'] / 1e6:.4f}M params ({record['params_gap']:+.1%}), "
           f"{record['flops'] / 1e9:.4f} GFLOPs ({record['flops_gap']:+.1%}) against "
           f"{args.like}, after {record['tries']} draw(s)")

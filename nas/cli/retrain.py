@@ -17,14 +17,14 @@ import argparse
 
 from nas.presets import BASELINE_MODELS_2D, WINDOW_OVERLAP
 
-from .common import add_run_arguments, key_value, sizes
+from .common import add_run_arguments, key_value, run_directory_of, sizes
 from .predict import add_et_threshold, add_prediction_arguments
 
 #: flags of --model / --predict that a --genotype run does not take (--crop-size, --overlap and
 #: --et-threshold apply to 3D genotypes)
 _THREE_D_FLAGS = {"model_options": "--model-option", "checkpoint": "--checkpoint",
                   "input": "--input", "output": "--output", "tta": "--tta",
-                  "probabilities": "--probabilities"}
+                  "probabilities": "--probabilities", "overwrite": "--overwrite"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
                     image_size=args.image_size, precision=args.precision,
                     channels_last=args.channels_last, compile=args.compile,
                     deterministic=args.deterministic, num_workers=args.num_workers)
-    out = args.resume or args.out
+    out = run_directory_of(args)
     if args.model in BASELINE_MODELS_2D:
         given = [flag for name, flag in {**_THREE_D_FLAGS, "crop_size": "--crop-size"}.items()
                  if getattr(args, name)]

@@ -10,7 +10,7 @@ import argparse
 
 from nas.presets import WINDOW_OVERLAP
 
-from .common import add_run_arguments, sizes
+from .common import add_run_arguments, run_directory_of, sizes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,9 +98,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from nas.run import search
 
+    out = run_directory_of(args)
     options = {key: value for key, value in vars(args).items()
                if key not in ("debug", "parser", "run", "command")}
-    resume, out = options.pop("resume"), options.pop("out")
+    resume = options.pop("resume")
+    options.pop("out")
     data_options = dict(options.pop("data_options"))
     spatial_dims = options.pop("spatial_dims")
     if spatial_dims is not None:
@@ -109,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             args.parser.error(f"--spatial-dims {spatial_dims} and --option spatial_dims={given} disagree")
         data_options["spatial_dims"] = spatial_dims
     options["data_options"] = data_options or None
-    search(options.pop("dataset"), options.pop("data_root"), resume or out,
+    search(options.pop("dataset"), options.pop("data_root"), out,
            device=options.pop("device"), resume=resume is not None, seed=options.pop("seed"),
            val_fraction=options.pop("val_fraction"), skip_bad=options.pop("skip_bad"),
            progress=not options.pop("no_progress"), pictures=not options.pop("no_pictures"),

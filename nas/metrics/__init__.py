@@ -42,7 +42,7 @@ from .surface_distance import (
     surface_distance_scores,
     to_numpy,
 )
-from .tables import CumulativeMetric, case_table, summary_table, write_tables
+from .tables import CumulativeMetric, case_table, summary_table, table_names, write_tables
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -79,6 +79,7 @@ __all__ = [
     "sensitivity",
     "specificity",
     "summary_table",
+    "table_names",
     "write_tables",
 ]
 

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 
-__all__ = ["CumulativeMetric", "case_table", "summary_table", "write_tables", "gather_rows"]
+__all__ = ["CumulativeMetric", "case_table", "summary_table", "table_names", "write_tables", "gather_rows"]
 
 CASE_COLUMN = "case"
 SUMMARY_COLUMNS = ("metric", "region", "mean", "std", "median", "count")
@@ -56,6 +56,11 @@ def summary_table(cases: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=list(SUMMARY_COLUMNS))
 
 
+def table_names(prefix: str) -> tuple[str, str]:
+    """The file names of :func:`write_tables`: ``<prefix>_cases.csv`` and ``<prefix>_summary.csv``."""
+    return f"{prefix}_cases.csv", f"{prefix}_summary.csv"
+
+
 def write_tables(cases: pd.DataFrame, out_dir: str | Path, prefix: str) -> tuple[Path, Path]:
     """Write ``<prefix>_cases.csv`` and ``<prefix>_summary.csv`` into ``out_dir``; return both paths.
 
@@ -63,7 +68,7 @@ def write_tables(cases: pd.DataFrame, out_dir: str | Path, prefix: str) -> tuple
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cases_path, summary_path = out_dir / f"{prefix}_cases.csv", out_dir / f"{prefix}_summary.csv"
+    cases_path, summary_path = (out_dir / name for name in table_names(prefix))
     cases.to_csv(cases_path, index=False)
     summary_table(cases).to_csv(summary_path, index=False)
     return cases_path, summary_path

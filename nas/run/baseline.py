@@ -15,6 +15,7 @@ import torch
 from nas.presets import BASELINE_MODELS_2D, RETRAIN_PRESETS, merge, retrain_preset
 from nas.search import network_complexity
 from nas.train import RetrainConfig, init_distributed
+from nas.train.run_dir import holding_run_directory
 from nas.train.stopping import stop_on_signals
 
 from .data_setup import check_val_fraction, data_settings
@@ -24,6 +25,7 @@ from .tensorboard import check_tensorboard
 
 
 @stop_on_signals()  # SIGTERM: a checkpoint at the next step, then StopRequested
+@holding_run_directory()  # RUN/.lock until the command returns
 def retrain_baseline(model_name: str, dataset: str | None, data_root: str | Path | None = None,
                      out: str | Path | None = None, *, device: str = "auto", resume: bool = False,
                      seed: int = 0, splits_file: str | Path | None = None, val_fraction: float | None = None,

@@ -16,12 +16,13 @@ from torch import nn
 import data
 from nas.metrics import evaluate_case
 from nas.presets import WINDOW_OVERLAP
-from nas.train import atomic_path, check_output_dir, load_checkpoint, resolve_device, resolve_precision
+from nas.train import atomic_path, load_checkpoint, resolve_device, resolve_precision
 from nas.train.settings import require_crop
 
 from .brats import segment_volume
 from .networks import SPEC_KEY, load_predictor, network_name, restore_network, spec_of
 from .prediction_cases import PredictionReport, predict_cases
+from .prediction_folder import prediction_folder
 
 #: Scores of ``predict`` per region WT/TC/ET (distances in mm).
 PREDICT_METRICS = ("dice", "hd95", "sensitivity", "specificity")
@@ -64,7 +65,7 @@ def predict(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Pat
             device: str = "auto", model: str | None = None, tta: bool = False,
             et_threshold: int = data.ET_THRESHOLD, roi_size: int | Sequence[int] | None = None,
             overlap: float | None = None, sw_batch_size: int = 1, precision: str = "auto",
-            progress: bool = True, folds: Sequence[int] | None = None) -> PredictionReport:
+            progress: bool = True, folds: Sequence[int] | None = None, overwrite: bool = False) -> PredictionReport:
     """Segment every BraTS case under ``input_dir`` into ``output_dir/<case>.nii.gz``.
 
     Sliding windows of the checkpoint's training crop (or ``roi_size``) with Gaussian-weighted
@@ -77,10 +78,11 @@ def predict(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Pat
 
     A case that cannot be read (missing modality, modalities of different shapes, corrupt
     file) is skipped and reported in one line naming the file; the others are still
-    predicted. A bad checkpoint or an input folder without cases raises ``ValueError``
-    before anything is written. Runs in one process. ``checkpoint`` may be a folds run's
-    directory: the ensemble of its ``folds`` (default all) segments, the mean of their
-    probabilities (each fold's TTA first) made labels once.
+    predicted. A bad checkpoint, an input folder without cases, or an ``output_dir`` among the
+    cases or holding another checkpoint's predictions (unless ``overwrite``;
+    ``nas.run.prediction_folder``) raises before anything is written. Runs in one process.
+    ``checkpoint`` may be a folds run's directory: the ensemble of its ``folds`` (default all)
+    segments, the mean of their probabilities (each fold's TTA first) made labels once.
     """
     target_device = resolve_device(device)
     overlap = WINDOW_OVERLAP if overlap is None else overlap
@@ -88,7 +90,7 @@ def predict(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Pat
     roi = require_crop("crop_size", roi_size if roi_size is not None else spec["input"]["size"])
     dtype = resolve_precision(precision, target_device, network)
     cases = data.find_brats_cases(input_dir)  # DataError (one line) without any case
-    output_dir = check_output_dir(output_dir, min_free_mb=1.0)
+    output_dir = Path(output_dir)
 
     def read(case_dir: Path) -> tuple[Any, dict]:
         image, _, meta = data.read_brats_case(case_dir, normalise=True, read_label=False)
@@ -112,7 +114,10 @@ def predict(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Pat
     def summary(scores: dict[str, float]) -> str:
         return "Dice WT/TC/ET " + "/".join(f"{scores[f'dice/{region}']:.3f}" for region in data.BRATS_REGIONS)
 
-    return predict_cases(cases, output_dir, name=lambda case_dir: case_dir.name, read=read,
-                         read_label=data.read_brats_label, segment=segment, target=target, write=write,
-                         score=score, summary=summary,
-                         say=(lambda line: print(line, flush=True)) if progress else None)
+    with prediction_folder(output_dir, checkpoint, input_dir, {case_dir.name: [case_dir] for case_dir in cases},
+                           [target(case_dir).name for case_dir in cases], overwrite=overwrite,
+                           details={"tta": tta, "et_threshold": et_threshold}):
+        return predict_cases(cases, output_dir, name=lambda case_dir: case_dir.name, read=read,
+                             read_label=data.read_brats_label, segment=segment, target=target, write=write,
+                             score=score, summary=summary,
+                             say=(lambda line: print(line, flush=True)) if progress else None)

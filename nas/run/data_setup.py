@@ -1,5 +1,6 @@
 """Data set-up shared by the commands: the integrity check of a user's data set, the preset a
-data set starts from, the run's ``splits.json``, ``skipped.json`` and ``fingerprint.json``."""
+data set starts from, the run's ``splits.json``, ``skipped.json`` and ``fingerprint.json``, and
+the identity of its data (what a resumed run must be given again)."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ from typing import Any, Mapping
 import data
 from nas import losses
 from nas.presets import ACTIVATION_FOR_TARGET, LOSS_FOR_TARGET, closest_seed_dataset
+from nas.train.checkpoints import check_resumable, load_checkpoint
 from nas.train.distributed import DistributedContext, barrier, on_rank_zero
 from nas.train.files import atomic_write_text
 from nas.train.settings import require_number
@@ -87,6 +89,21 @@ def prepare_splits(dataset: str, data_root, out_dir: Path, seed: int, val_fracti
     return target
 
 
+def run_data_identity(dataset: str, data_root: str | Path | None, splits: Path, out_dir: Path,
+                      context: DistributedContext, resume: bool, **data_options: Any) -> dict[str, Any]:
+    """The identity of the run's data (``data.data_identity`` of the cases of ``splits``), which
+    its checkpoints record; a resumed run's is checked against its checkpoint's now, before any
+    case is prepared, so that a run is never continued on other files."""
+    def identify() -> dict[str, Any]:
+        identity = data.data_identity(dataset, data_root, data.load_splits(splits), **data_options)
+        if resume:
+            checkpoint = out_dir / "checkpoint.pt"
+            check_resumable(checkpoint, load_checkpoint(checkpoint), data=identity)
+        return identity
+
+    return on_rank_zero(context, identify)
+
+
 def record_skipped(out_dir: Path, datasets: Mapping[str, Any], context: DistributedContext
                    ) -> int:
     """Report every case ``--skip-bad`` left out: one line each (case, file, reason), listed in
@@ -112,4 +129,4 @@ def skipped_note(count: int) -> str:
 
 
 __all__ = ["check_loss_fits", "check_val_fraction", "data_settings", "prepare_splits", "record_skipped",
-           "skipped_note", "verify_data", "write_fingerprint"]
+           "run_data_identity", "skipped_note", "verify_data", "write_fingerprint"]

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 import nas
-from nas.train import atomic_path, atomic_write_text
+from nas.train import atomic_path, atomic_write_text, check_new_file
 from nas.train.optional import require_package
 
 from .fold_layout import fold_checkpoints
@@ -198,9 +198,10 @@ def sidecar_of(spec: Mapping[str, Any], fmt: str, path: Path, checkpoint: Path, 
 
 
 def export_checkpoint(checkpoint: str | Path, fmt: str, output: str | Path,
-                      folds: Sequence[int] | None = None) -> ExportReport:
+                      folds: Sequence[int] | None = None, overwrite: bool = False) -> ExportReport:
     """Write the checkpoint's network to ``output`` as ``fmt`` (``onnx`` or ``torchscript``) and
-    its sidecar to ``output + ".json"``; checks the exported file against the network.
+    its sidecar to ``output + ".json"``; checks the exported file against the network. An
+    existing file (or sidecar) is replaced only with ``overwrite``; a folder is refused.
 
     ``checkpoint`` may be a folds run's directory (``retrain.py --folds``): one module holds its
     ``folds`` (default all) and returns the logits of the mean of their probabilities
@@ -209,12 +210,16 @@ def export_checkpoint(checkpoint: str | Path, fmt: str, output: str | Path,
     one by one instead."""
     if fmt not in FORMATS:
         raise ValueError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    checkpoint, output = Path(checkpoint), Path(output)
+    checkpoint = Path(checkpoint)
+    output = check_new_file(output, "--output", overwrite, "net.onnx" if fmt == "onnx" else "net.pt")
+    sidecar = output.with_name(output.name + ".json")
+    if sidecar.exists() and not overwrite:
+        raise FileExistsError(f"--output {output}: its sidecar {sidecar} exists; choose another --output, or pass "
+                              "--overwrite to replace it")
     network, spec = load_predictor(checkpoint, "cpu", folds=folds)
     network = network.float().eval()
     output.parent.mkdir(parents=True, exist_ok=True)
     difference, dynamic = _export(fmt, network, spec, output)
-    sidecar = output.with_name(output.name + ".json")
     described = sidecar_of(spec, fmt, output, checkpoint, difference, spatial_multiple(spec, network) if dynamic
                            else None)
     atomic_write_text(sidecar, json.dumps(described, indent=2) + "\n")
@@ -222,13 +227,14 @@ def export_checkpoint(checkpoint: str | Path, fmt: str, output: str | Path,
 
 
 def export_each_fold(run: str | Path, fmt: str, output: str | Path,
-                     folds: Sequence[int] | None = None) -> list[ExportReport]:
+                     folds: Sequence[int] | None = None, overwrite: bool = False) -> list[ExportReport]:
     """Write each of ``folds`` (default all) of the folds run ``run`` as its own file: ``output``
     with ``_fold<i>`` before its suffix (``net.onnx`` -> ``net_fold0.onnx``), each with its sidecar."""
     output = Path(output)
     suffix = "".join(output.suffixes)
     stem = output.name[:len(output.name) - len(suffix)] if suffix else output.name
-    return [export_checkpoint(path, fmt, output.with_name(f"{stem}_{path.parent.name.replace('_', '')}{suffix}"))
+    return [export_checkpoint(path, fmt, output.with_name(f"{stem}_{path.parent.name.replace('_', '')}{suffix}"),
+                              overwrite=overwrite)
             for path in fold_checkpoints(run, folds)]
 
 

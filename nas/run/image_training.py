@@ -26,9 +26,17 @@ from nas.train import (
 )
 from nas.train.distributed import barrier, say
 from nas.train.evaluation import scoring_rule, segmentation_scores
+from nas.train.loop import RESUME_MAY_CHANGE
 from nas.train.run_dir import start_run
 
-from .data_setup import prepare_splits, record_skipped, skipped_note, verify_data, write_fingerprint
+from .data_setup import (
+    prepare_splits,
+    record_skipped,
+    run_data_identity,
+    skipped_note,
+    verify_data,
+    write_fingerprint,
+)
 from .folds import cross_validate, folds_requested
 from .networks import SPEC_KEY, build_spec, training_entry
 from .tensorboard import tensorboard_callback
@@ -91,12 +99,13 @@ def train_and_score(network: TrainedNetwork, config: RetrainConfig, dataset: str
     or the splits themselves (a fold's); ``verify`` False: the data set was checked already (the
     folds of a cross-validation)."""
     out_dir, resume = start_run(network.run_kind, dataset, out, context, resume,
-                                dataclasses.asdict(config))
+                                dataclasses.asdict(config), RESUME_MAY_CHANGE)
     if verify:
         verify_data(dataset, data_root, context, **data_options)
     options = dict(image_size=config.image_size, skip_bad=skip_bad, **data_options)
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context, splits_file,
                             resume=resume, **options)
+    data_identity = run_data_identity(dataset, data_root, splits, out_dir, context, resume, **data_options)
     sets = {split: data.get_dataset(dataset, data_root, split, seed, splits_file=splits,
                                     augment=split == "train", **options)
             for split in ("train", "val", "test")}
@@ -130,7 +139,7 @@ def train_and_score(network: TrainedNetwork, config: RetrainConfig, dataset: str
         result = run_retrain(model, config, sets["train"], out_dir, evaluate,
                              context=context, resume=resume,
                              metadata={**network.checkpoint_metadata, SPEC_KEY: spec},
-                             on_epoch_end=on_epoch_end)
+                             on_epoch_end=on_epoch_end, data=data_identity)
     barrier(context)  # rank 0 may still be renaming the last best.pt into place
     best = load_checkpoint(out_dir / "best.pt", map_location=context.device)
     module.load_state_dict(best["model"])

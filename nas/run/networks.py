@@ -233,6 +233,11 @@ def spec_of(state: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
     """The inference description of a loaded checkpoint; an old checkpoint without it, or with an
     unusable one, is one line naming the file and the missing fields."""
     spec = state.get(SPEC_KEY)
+    if spec is None and "alphas_history" in state:  # what only a search's checkpoint.pt records
+        raise CheckpointSpecError(
+            f"{path}: a search checkpoint (the supernet's weights and op weights); predict and export take a "
+            f"trained network: retrain its genotype first (lwnas retrain --genotype "
+            f"{Path(path).parent / 'genotype.json'}) and give that run's best.pt")
     problems = spec_problems(spec, str(path))
     if problems:
         hint = (" (a checkpoint written before checkpoints described themselves; retrain it with "

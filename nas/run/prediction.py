@@ -29,7 +29,7 @@ import data
 from nas.inference import ACTIVATIONS, flip_axes_subsets, predict_probabilities, predict_with_flips
 from nas.metrics import evaluate_case
 from nas.presets import WINDOW_OVERLAP
-from nas.train import check_output_dir, resolve_device, resolve_precision
+from nas.train import resolve_device, resolve_precision
 from nas.train.runtime import autocast
 from nas.train.settings import require_crop, require_int
 
@@ -37,6 +37,7 @@ from .brats_prediction import predict
 from .fold_layout import fold_checkpoints, is_folds_run
 from .networks import load_predictor, read_spec
 from .prediction_cases import PredictionReport, predict_cases
+from .prediction_folder import prediction_folder
 
 #: Scores of a 2D prediction per foreground class (distances in mm of the input's spacing).
 PREDICT_METRICS_2D = ("dice", "iou", "hd95")
@@ -91,7 +92,7 @@ def predict_images(checkpoint: str | Path, input_path: str | Path, output_dir: s
                    device: str = "auto", tta: bool = False, probabilities: bool = False, batch_size: int = 8,
                    precision: str = "auto", model: str | None = None, progress: bool = True,
                    roi_size: int | Sequence[int] | None = None, overlap: float | None = None,
-                   folds: Sequence[int] | None = None) -> PredictionReport:
+                   folds: Sequence[int] | None = None, overwrite: bool = False) -> PredictionReport:
     """Segment every case under ``input_path`` (formats: ``data.inputs``) with a 2D checkpoint, or a
     3D one of nnU-Net volumes, or the ensemble of a folds run's ``folds`` (default all; the mean of
     their probabilities, ``nas.run.networks.load_fold_ensemble``) into ``output_dir``: a mask per
@@ -103,7 +104,9 @@ def predict_images(checkpoint: str | Path, input_path: str | Path, output_dir: s
     sliding windows of their training crop (``roi_size`` overrides it) with ``overlap``,
     ``batch_size`` windows per forward. A case that cannot be read is reported in one line naming
     its file and the others are still predicted; a bad checkpoint, a bad flag or an input without
-    any case raises ``ValueError`` before anything is written.
+    any case raises ``ValueError`` before anything is written, as does an ``output_dir`` among the
+    inputs or holding another checkpoint's predictions (unless ``overwrite``;
+    ``nas.run.prediction_folder``: its manifest ``predictions.json``).
     """
     require_int("batch_size", batch_size)
     target_device = resolve_device(device)
@@ -117,7 +120,7 @@ def predict_images(checkpoint: str | Path, input_path: str | Path, output_dir: s
     preprocessing, label_map = spec["preprocessing"], spec["labels"]
     dtype = resolve_precision(precision, target_device, network)
     items = data.find_prediction_inputs(input_path, preprocessing)  # DataError (one line) without any case
-    output_dir = check_output_dir(output_dir, min_free_mb=1.0)
+    output_dir = Path(output_dir)
 
     def segment(stack: np.ndarray, meta: dict) -> tuple[np.ndarray, np.ndarray]:
         """(labels, probabilities (K, ...)) on the input's own grid."""
@@ -141,7 +144,10 @@ def predict_images(checkpoint: str | Path, input_path: str | Path, output_dir: s
     def summary(scores: dict[str, float]) -> str:
         return f"Dice {np.mean([value for key, value in scores.items() if key.split('/')[0] == 'dice']):.3f}"
 
-    with tqdm(items, desc="predict", unit="case", disable=not progress) as bar:
+    with prediction_folder(output_dir, checkpoint, input_path, {item.case: item.files for item in items},
+                           [item.output for item in items], overwrite=overwrite,
+                           labels=[item.label for item in items if item.label is not None],
+                           details={"tta": tta}), tqdm(items, desc="predict", unit="case", disable=not progress) as bar:
         return predict_cases(bar, output_dir, name=lambda item: item.case,
                              read=lambda item: data.read_prediction_input(item, preprocessing),
                              read_label=lambda item, meta: data.read_prediction_label(item, preprocessing,
@@ -155,13 +161,14 @@ def predict_checkpoint(checkpoint: str | Path, input_path: str | Path, output_di
                        batch_size: int | None = None, precision: str = "auto", model: str | None = None,
                        progress: bool = True, et_threshold: int = data.ET_THRESHOLD,
                        roi_size: int | Sequence[int] | None = None, overlap: float | None = None,
-                       folds: Sequence[int] | None = None) -> PredictionReport:
+                       folds: Sequence[int] | None = None, overwrite: bool = False) -> PredictionReport:
     """``lwnas predict``: a 3D checkpoint segments BraTS cases (``nas.run.brats_prediction.predict``:
     sliding windows, ``et_threshold``, ``roi_size``, ``overlap``; ``batch_size`` windows per
     forward) or, trained on nnU-Net volumes, those volumes whole; a 2D one images, series and
     volumes slice by slice (:func:`predict_images`). ``checkpoint`` may be a folds run's directory
     (``retrain.py --folds``): the ensemble of its ``folds`` (default all) predicts, each fold's
-    TTA first, then the mean of the folds' probabilities."""
+    TTA first, then the mean of the folds' probabilities. ``overwrite``: replace another
+    checkpoint's predictions in ``output_dir`` (``nas.run.prediction_folder``)."""
     if batch_size is not None:
         require_int("batch_size", batch_size)
     spec, _ = read_spec(fold_checkpoints(checkpoint, folds)[0] if is_folds_run(checkpoint) else checkpoint)
@@ -169,7 +176,7 @@ def predict_checkpoint(checkpoint: str | Path, input_path: str | Path, output_di
         return predict_images(checkpoint, input_path, output_dir, device=device, tta=tta,
                               probabilities=probabilities, batch_size=1 if batch_size is None else batch_size,
                               precision=precision, model=model, progress=progress, roi_size=roi_size,
-                              overlap=overlap, folds=folds)
+                              overlap=overlap, folds=folds, overwrite=overwrite)
     if spec["spatial_dims"] == 3:
         if probabilities:
             raise ValueError(f"--probabilities: not available for 3D checkpoints ({checkpoint}); "
@@ -177,7 +184,7 @@ def predict_checkpoint(checkpoint: str | Path, input_path: str | Path, output_di
         return predict(checkpoint, input_path, output_dir, device=device, model=model, tta=tta,
                        et_threshold=et_threshold, roi_size=roi_size, overlap=overlap,
                        sw_batch_size=1 if batch_size is None else batch_size, precision=precision,
-                       progress=progress, folds=folds)
+                       progress=progress, folds=folds, overwrite=overwrite)
     ignored = [flag for flag, given in (("--crop-size", roi_size is not None), ("--overlap", overlap is not None),
                                         ("--et-threshold", et_threshold != data.ET_THRESHOLD)) if given]
     if ignored:
@@ -185,7 +192,7 @@ def predict_checkpoint(checkpoint: str | Path, input_path: str | Path, output_di
                          f"{spec['network']['name']} network")
     return predict_images(checkpoint, input_path, output_dir, device=device, tta=tta, probabilities=probabilities,
                           batch_size=8 if batch_size is None else batch_size, precision=precision, model=model,
-                          progress=progress, folds=folds)
+                          progress=progress, folds=folds, overwrite=overwrite)
 
 
 __all__ = ["PREDICT_METRICS_2D", "predict_checkpoint", "predict_images", "slice_probabilities"]

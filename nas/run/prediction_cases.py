@@ -11,6 +11,9 @@ import data
 from nas.metrics import case_table, write_tables
 from nas.train.settings import one_line
 
+#: The metrics tables of a prediction: ``metrics_cases.csv`` and ``metrics_summary.csv``.
+METRICS_PREFIX = "metrics"
+
 
 @dataclass(frozen=True)
 class PredictionReport:
@@ -68,8 +71,8 @@ def predict_cases(cases: Iterable[Any], output_dir: Path, *, name: Callable[[Any
                 say(line)
     finally:
         if rows:
-            metrics_files = write_tables(case_table(rows), output_dir, "metrics")
+            metrics_files = write_tables(case_table(rows), output_dir, METRICS_PREFIX)
     return PredictionReport(written, failures, metrics_files, unscored)
 
 
-__all__ = ["PredictionReport", "predict_cases"]
+__all__ = ["METRICS_PREFIX", "PredictionReport", "predict_cases"]

@@ -8,14 +8,17 @@ from typing import Any
 
 from nas.search import load_genotype_file, save_genotype
 from nas.search.random_genotype import COST_TOLERANCE, MAX_TRIES, cost_matched_genotype
+from nas.train import check_new_file
 
 
 def random_baseline(like: str | Path, seed: int, out: str | Path, *,
-                    tolerance: float = COST_TOLERANCE, max_tries: int = MAX_TRIES
-                    ) -> dict[str, Any]:
+                    tolerance: float = COST_TOLERANCE, max_tries: int = MAX_TRIES,
+                    overwrite: bool = False) -> dict[str, Any]:
     """Draw the cost-matched random genotype of the genotype file ``like`` and write it to
-    ``out``; returns the match record (costs, gaps, draws)."""
+    ``out`` (an existing file only with ``overwrite``); returns the match record (costs, gaps,
+    draws)."""
     like = Path(like)
+    check_new_file(out, "--out", overwrite, "genotype.json")
     reference, metadata = load_genotype_file(like)
     search = metadata.get("search") or {}
     shape = (metadata.get("complexity") or {}).get("input_shape")

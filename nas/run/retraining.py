@@ -11,6 +11,7 @@ from nas.presets import RETRAIN_PRESETS, merge, retrain_preset
 from nas.search import load_genotype_file, network_complexity
 from nas.train import RetrainConfig, init_distributed
 from nas.train.distributed import DistributedContext
+from nas.train.run_dir import holding_run_directory
 from nas.train.stopping import stop_on_signals
 from supernet import Genotype, from_genotype
 
@@ -62,6 +63,7 @@ def _genotype_splits(genotype_path: Path, metadata: dict) -> Path | None:
 
 
 @stop_on_signals()  # SIGTERM: a checkpoint at the next step, then StopRequested
+@holding_run_directory()  # RUN/.lock until the command returns
 def retrain_genotype(genotype: str | Path, dataset: str | None = None,
                      data_root: str | Path | None = None, out: str | Path | None = None, *,
                      device: str = "auto", resume: bool = False, seed: int = 0,

@@ -14,10 +14,10 @@ import models
 from nas import complexity
 from nas.metrics import overlap_rule
 from nas.presets import SEARCH_PRESETS, VOLUME_SEARCH_PRESETS, WINDOW_OVERLAP, VolumeSearchPreset
-from nas.search import SearchConfig, run_search
+from nas.search import RESUME_MAY_CHANGE, SearchConfig, run_search
 from nas.train import resolve_precision
 from nas.train.distributed import DistributedContext, init_distributed, resolve_device, say
-from nas.train.run_dir import start_run
+from nas.train.run_dir import holding_run_directory, start_run
 from nas.train.runtime import autotuning_note
 from nas.train.settings import require_crop, require_number
 from nas.train.stopping import stop_on_signals
@@ -29,6 +29,7 @@ from .data_setup import (
     data_settings,
     prepare_splits,
     record_skipped,
+    run_data_identity,
     skipped_note,
     verify_data,
     write_fingerprint,
@@ -37,6 +38,7 @@ from .tensorboard import check_tensorboard, tensorboard_callback
 
 
 @stop_on_signals()  # SIGTERM: a checkpoint at the next step, then StopRequested
+@holding_run_directory()  # RUN/.lock until the command returns
 def search(dataset: str, data_root: str | Path | None = None, out: str | Path | None = None,
            *, device: str = "auto", resume: bool = False, seed: int = 0,
            val_fraction: float | None = None, skip_bad: bool = False, progress: bool = True,
@@ -91,7 +93,7 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
                                       **values)
     check_loss_fits(config.loss, facts.target)
     out_dir, resume = start_run("search", dataset, out, context, resume,
-                                dataclasses.asdict(config))
+                                dataclasses.asdict(config), RESUME_MAY_CHANGE)
     verify_data(dataset, data_root, context, **data_options)
     if volumes:
         options = dict(crop_size=config.crop_size, skip_bad=skip_bad, **data_options)
@@ -99,6 +101,7 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
         options = dict(image_size=config.image_size, skip_bad=skip_bad, **data_options)  # None: planned
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
                             resume=resume, **options)
+    identity = run_data_identity(dataset, data_root, splits, out_dir, context, resume, **data_options)
     evaluate = None
     if volumes:
         cases = data.load_splits(splits)
@@ -141,7 +144,7 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
                             if volumes else {})}}
     with tensorboard_callback(tensorboard, out_dir, context) as on_epoch_end:
         result = run_search(config, train_set, val_set, out_dir, context=context, resume=resume,
-                            metadata=metadata, evaluate=evaluate, on_epoch_end=on_epoch_end)
+                            metadata=metadata, evaluate=evaluate, on_epoch_end=on_epoch_end, data=identity)
     if context.is_main and pictures:
         draw_search_pictures(out_dir)
     for warning in result["warnings"]:

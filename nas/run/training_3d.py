@@ -8,6 +8,7 @@ from typing import Any, Mapping, Sequence
 
 import data
 from nas.train import init_distributed
+from nas.train.run_dir import holding_run_directory
 from nas.train.stopping import stop_on_signals
 
 from .data_setup import check_val_fraction
@@ -16,6 +17,7 @@ from .volume_training import volume_runs
 
 
 @stop_on_signals()  # SIGTERM: a checkpoint at the next step, then StopRequested
+@holding_run_directory()  # RUN/.lock until the command returns
 def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path | None = None,
                   out: str | Path | None = None, *, device: str = "auto", resume: bool = False,
                   seed: int = 0, splits_file: str | Path | None = None,

@@ -29,11 +29,19 @@ from nas.search import network_complexity
 from nas.train import RetrainConfig, atomic_write_text, load_checkpoint, resolve_precision, run_retrain, wrap_model
 from nas.train.distributed import DistributedContext, barrier, say
 from nas.train.evaluation import VAL_DICE_MEAN, class_scorer, region_means
+from nas.train.loop import RESUME_MAY_CHANGE
 from nas.train.run_dir import start_run
 from nas.train.settings import require_crop
 
 from .brats import BRATS, evaluate_volumes, volume_validator
-from .data_setup import prepare_splits, record_skipped, skipped_note, verify_data, write_fingerprint
+from .data_setup import (
+    prepare_splits,
+    record_skipped,
+    run_data_identity,
+    skipped_note,
+    verify_data,
+    write_fingerprint,
+)
 from .folds import cross_validate, folds_requested
 from .image_training import overlap_note
 from .networks import SPEC_KEY, build_network, build_spec, model_network, read_spec, searched_network, training_entry
@@ -93,7 +101,8 @@ def train_volumes(model_name: str, dataset: str, data_root: str | Path | None,
                            image_size=crop, select_metric=VAL_DICE_MEAN,
                            drop_path=(searched.drop_path if drop_path is None else drop_path)
                            if searched else 0.0, **values)
-    out_dir, resume = start_run(_run_kind(model_name), dataset, out, context, resume, dataclasses.asdict(config))
+    out_dir, resume = start_run(_run_kind(model_name), dataset, out, context, resume, dataclasses.asdict(config),
+                                RESUME_MAY_CHANGE)
     if verify:  # False: checked already (the folds of a cross-validation)
         verify_data(dataset, data_root, context, **options)
     torch.manual_seed(seed)  # the initial weights depend on the seed only
@@ -114,6 +123,7 @@ def train_volumes(model_name: str, dataset: str, data_root: str | Path | None,
     options.update(crop_size=crop, skip_bad=skip_bad)
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
                             splits_file, resume=resume, **options)
+    data_identity = run_data_identity(dataset, data_root, splits, out_dir, context, resume, **(data_options or {}))
     sets = {split: data.get_dataset(dataset, data_root, split, seed, splits_file=splits,
                                     **targets[split], **options)
             for split in ("train", "val", "test")}
@@ -141,7 +151,8 @@ def train_volumes(model_name: str, dataset: str, data_root: str | Path | None,
                  f"epochs, loss {config.loss} -> {out_dir}")
     with tensorboard_callback(tensorboard, out_dir, context) as on_epoch_end:
         result = run_retrain(model, config, sets["train"], out_dir, evaluate, context=context,
-                             resume=resume, metadata=metadata, on_epoch_end=on_epoch_end)
+                             resume=resume, metadata=metadata, on_epoch_end=on_epoch_end,
+                             data=data_identity)
 
     barrier(context)  # rank 0 may still be renaming the last best.pt into place
     best = load_checkpoint(out_dir / "best.pt", map_location=context.device)

@@ -7,15 +7,16 @@ from typing import Any
 
 import ops
 from nas.presets import MACROS, SearchPreset, merge, search_preset
+from nas.train.elastic import UNHASHED_SETTINGS
 from nas.train.runtime import PRECISIONS
 from nas.train.settings import SettingError, require_choice, require_crop, require_int, require_number
 from supernet import SPACES, parse_layout
 
-#: Settings that must match for ``--resume`` to continue a run (the rest may change).
-RESUME_KEYS = ("dataset", "space", "layout", "channels", "width_growth", "image_size",
-               "partial_channels", "edge_normalization", "alpha_sharing", "primitives", "order",
-               "seed",
-               "batch_size", "fused", "spatial_dims", "crop_size")
+#: The settings ``--resume`` may change: the number of epochs (a run is extended, or ended
+#: sooner), where latency tables are cached, and what does not change what a run computes.
+#: Every other one must be the run's own: a lambda, budget or learning rate changed halfway
+#: would leave a genotype.json claiming the whole search used the new value.
+RESUME_MAY_CHANGE = ("epochs", "latency_cache", *UNHASHED_SETTINGS)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -181,9 +181,14 @@ def load_genotype_file(path: str | os.PathLike) -> tuple[Genotype, dict]:
     """Read and validate a genotype file: the genotype and the whole parsed JSON (metadata)."""
     source = str(path)
     try:
-        text = Path(path).read_text()
+        content = Path(path).read_bytes()
     except OSError as error:
         raise GenotypeError(f"{source}: cannot read genotype file ({error.strerror})") from None
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:  # a checkpoint (a zip of pickles) or an image given for the JSON file
+        raise _fail(source, "not a genotype file but a binary file (a checkpoint?); expected the genotype.json "
+                            "of a search") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:

@@ -48,7 +48,7 @@ from ops import convert_sync_batchnorm
 from supernet import Genotype, build_supernet
 
 from .architect import Architect
-from .config import RESUME_KEYS, SearchConfig, architecture_lr
+from .config import RESUME_MAY_CHANGE, SearchConfig, architecture_lr
 from .costs import UNITS, CostModel, network_complexity
 from .derive import (
     decision_margins,
@@ -244,8 +244,8 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
                context: DistributedContext | None = None, resume: bool = False,
                metadata: dict[str, Any] | None = None,
                on_epoch_end: Callable[[int, dict], None] | None = None,
-               evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None
-               ) -> dict[str, Any]:
+               evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+               data: dict[str, Any] | None = None) -> dict[str, Any]:
     """Search on ``train_set`` (weights) and ``val_set`` (alphas) and write the run into
     ``out_dir``. Returns the final genotype, the per-epoch history and why it stopped.
 
@@ -259,7 +259,9 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
     (its scores go to ``log.csv``; a 3D search passes a whole-volume sliding-window evaluation),
     by default the loss, DSC and MIoU over ``val_set``'s items. The supernet's output activation
     follows the data's ``target_kind`` (``"regions"``: sigmoid channels) and is recorded in the
-    genotype file.
+    genotype file. ``data``: the data's identity (``data.data_identity``), recorded in
+    ``checkpoint.pt``; ``resume`` refuses other data, and other settings but
+    :data:`~nas.search.config.RESUME_MAY_CHANGE`.
     """
     context = context or DistributedContext(device=resolve_device("auto"))
     out_dir = Path(out_dir)
@@ -279,7 +281,8 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
     model, settings, parts = search.model, dataclasses.asdict(config), search.parts()
     start_epoch, history, alphas_history, state = 0, [], [], None
     if resume:
-        state = resume_training(checkpoint_path, settings, parts, RESUME_KEYS, map_location=context.device)
+        state = resume_training(checkpoint_path, settings, parts, RESUME_MAY_CHANGE, map_location=context.device,
+                                data=data)
         search.schedule.set_epochs(config.epochs, state["epoch"] + 1)  # a changed --epochs
         history, alphas_history = state["history"], state["alphas_history"]
         start_epoch = state["epoch"] + 1
@@ -287,7 +290,7 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
 
     def snapshot(completed: int) -> dict[str, Any]:  # checkpoint.pt after epoch ``completed``
         return training_state(completed, settings, parts, run=identity, history=history,
-                              alphas_history=alphas_history)
+                              alphas_history=alphas_history, data=data)
 
     stop_reason = "completed"
     genotype = derive_genotype(model, config.max_parameter_free)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
 
 from .files import atomic_write
+from .settings import flag
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
@@ -63,24 +64,78 @@ def training_state(epoch: int, settings: Mapping[str, Any], parts: Mapping[str, 
                    **records: Any) -> dict[str, Any]:
     """What a loop's ``checkpoint.pt`` holds after epoch ``epoch``: its ``settings`` (the config
     as a dict), the state dict of each of ``parts`` (the model, optimisers, schedule) under its
-    name, ``records`` (history, run identity, ...) and every RNG state."""
+    name, ``records`` (history, run identity, the data's identity, ...) and every RNG state."""
     return {"epoch": epoch, "config": dict(settings),
             **{name: part.state_dict() for name, part in parts.items()}, **records,
             "rng": capture_rng_state()}
 
 
+def _plain(value: Any) -> Any:
+    """A setting as JSON would hold it (tuples as lists), so a recorded value compares equal to
+    the same value given again whichever way it travelled."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def changed_settings(recorded: Mapping[str, Any], given: Mapping[str, Any],
+                     may_change: Iterable[str] = ()) -> list[str]:
+    """The settings of ``given`` whose value differs from ``recorded``'s, each as
+    ``--flag: old -> new`` in ``given``'s order: the rule of a resumed run (every setting as it
+    was started with, but ``may_change``). A setting ``recorded`` lacks (written by an older
+    lwnas) is not compared."""
+    allowed = set(may_change)
+    return [f"{flag(key)}: {recorded[key]!r} -> {value!r}" for key, value in given.items()
+            if key not in allowed and key in recorded and _plain(recorded[key]) != _plain(value)]
+
+
+def changed_data(recorded: Mapping[str, Any] | None, given: Mapping[str, Any] | None) -> str | None:
+    """How the data ``given`` (``data.data_identity``: a root and a hash per case) differs from the
+    ``recorded`` data of a run, in words, or None: the same files (in the same or another place),
+    or one side unknown (a checkpoint of an older lwnas)."""
+    if not recorded or not given:
+        return None
+    before, now = recorded["cases"], given["cases"]
+    differing = [case for case, digest in now.items() if before.get(case) != digest]
+    if not differing:
+        return None
+    count = f"the files of {len(differing)} of its {len(before)} cases"
+    if recorded["root"] == given["root"]:
+        return f"under {given['root']} {count} changed since it started, e.g. {differing[0]}"
+    return f"the run was trained on {recorded['root']}; under {given['root']} {count} differ, e.g. {differing[0]}"
+
+
+def check_resumable(path: str | os.PathLike, state: Mapping[str, Any], settings: Mapping[str, Any] | None = None,
+                    may_change: Iterable[str] = (), data: Mapping[str, Any] | None = None) -> None:
+    """Refuse, in one line naming ``path`` and every difference, to resume the checkpoint ``state``
+    with other ``settings`` than its ``config`` (:func:`changed_settings`; all but ``may_change``)
+    or on other ``data`` than it records (:func:`changed_data`); None: not compared."""
+    problems, remedies = [], []
+    changed = changed_settings(state.get("config") or {}, settings or {}, may_change)
+    if changed:
+        problems.append(f"the settings differ ({'; '.join(changed)})")
+        epochs = " (another --epochs is allowed)" if "epochs" in set(may_change) else ""
+        remedies.append(f"the settings the run was started with{epochs}")
+    other = changed_data(state.get("data"), data)
+    if other:
+        problems.append(f"the data differ ({other})")
+        remedies.append("the data it was trained on (--data-root)")
+    if problems:
+        raise ValueError(f"{path}: cannot resume: {' and '.join(problems)}; give --resume {' and '.join(remedies)}, "
+                         "or start a new run with another --out")
+
+
 def resume_training(path: str | os.PathLike, settings: Mapping[str, Any], parts: Mapping[str, Any],
-                    resume_keys: Sequence[str], map_location: Any = "cpu") -> dict[str, Any]:
+                    may_change: Iterable[str], map_location: Any = "cpu",
+                    data: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Load a :func:`training_state` checkpoint into ``parts`` (by the names it saved them
-    under) and restore every RNG, after refusing, in one line, a change of any of
-    ``resume_keys`` between its settings and ``settings``. Returns the checkpoint (its epoch,
+    under) and restore every RNG, after refusing (:func:`check_resumable`) other ``settings``
+    than its own but ``may_change``, or other ``data``. Returns the checkpoint (its epoch,
     records, ...)."""
     state = load_checkpoint(path, map_location=map_location)
-    saved = state["config"]
-    changed = [key for key in resume_keys if saved.get(key) != settings.get(key)]
-    if changed:
-        details = ", ".join(f"{key}: {saved.get(key)!r} -> {settings.get(key)!r}" for key in changed)
-        raise ValueError(f"{path}: cannot resume with different settings ({details})")
+    check_resumable(path, state, settings, may_change, data)
     for name, part in parts.items():
         part.load_state_dict(state[name])
     restore_rng_state(state["rng"])

@@ -89,6 +89,11 @@ def remove_orphaned_temp_files(directory: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def not_writable(path: str | os.PathLike, error: OSError) -> OutputDirectoryError:
+    """The error of a run directory that cannot be created or written."""
+    return OutputDirectoryError(f"{path}: run directory is not writable ({error.strerror or error})")
+
+
 def check_output_dir(path: str | os.PathLike, min_free_mb: float = 50.0) -> Path:
     """Create the run directory and prove it is writable with room to spare, so a full disk or
     a read-only mount fails now rather than at the first checkpoint."""
@@ -99,12 +104,22 @@ def check_output_dir(path: str | os.PathLike, min_free_mb: float = 50.0) -> Path
         probe.write_bytes(b"0" * 4096)
         probe.unlink()
     except OSError as error:
-        raise OutputDirectoryError(f"{path}: run directory is not writable "
-                                   f"({error.strerror or error})") from None
+        raise not_writable(path, error) from None
     free_mb = shutil.disk_usage(path).free / 2**20
     if free_mb < min_free_mb:
         raise OutputDirectoryError(f"{path}: only {free_mb:.0f} MB free, need at least "
                                    f"{min_free_mb:.0f} MB for checkpoints")
+    return path
+
+
+def check_new_file(path: str | os.PathLike, flag: str, overwrite: bool, example: str) -> Path:
+    """A file a command is to write, given as ``flag``: a folder there is refused (``example``: a
+    file name to suggest in it), and an existing file unless ``overwrite``, before any work."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{flag} {path}: is a folder; expected the file to write, e.g. {path / example}")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{flag} {path}: exists; choose another {flag}, or pass --overwrite to replace it")
     return path
 
 

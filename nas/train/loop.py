@@ -22,7 +22,7 @@ from nas import losses
 
 from .checkpoints import resume_training, save_checkpoint, training_state, unwrap_model
 from .distributed import DistributedContext, all_reduce_mean, resolve_device
-from .elastic import run_identity
+from .elastic import UNHASHED_SETTINGS, run_identity
 from .files import check_output_dir, write_log
 from .loader import make_loader
 from .runtime import (
@@ -40,7 +40,9 @@ from .schedule import SCHEDULES, EpochSchedule
 from .settings import require_choice, require_int, require_number
 from .stopping import StepBoundary
 
-_RESUME_KEYS = ("dataset", "model", "batch_size", "seed", "image_size", "loss")
+#: The settings ``--resume`` may change: the number of epochs, and what does not change what a
+#: run computes; every other one must be the run's own.
+RESUME_MAY_CHANGE = ("epochs", *UNHASHED_SETTINGS)
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -108,12 +110,14 @@ def run_retrain(model: nn.Module, config: RetrainConfig, train_set, out_dir: str
                 evaluate: Callable[[nn.Module], dict[str, float]], *,
                 context: DistributedContext | None = None, resume: bool = False,
                 metadata: dict[str, Any] | None = None,
-                on_epoch_end: Callable[[int, dict], None] | None = None) -> dict[str, Any]:
+                on_epoch_end: Callable[[int, dict], None] | None = None,
+                data: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train ``model`` on ``train_set`` for ``config.epochs``; after each epoch ``evaluate`` it
     (it returns at least ``config.select_metric``) and keep the best weights in ``best.pt``.
 
-    ``model`` may already be wrapped for DistributedDataParallel. Returns the history and the
-    best epoch's metrics.
+    ``model`` may already be wrapped for DistributedDataParallel. ``data``: the data's identity
+    (``data.data_identity``), recorded in ``checkpoint.pt``; ``resume`` refuses other data, and
+    other settings but :data:`RESUME_MAY_CHANGE`. Returns the history and the best epoch's metrics.
     """
     context = context or DistributedContext(device=resolve_device("auto"))
     device = context.device
@@ -138,7 +142,7 @@ def run_retrain(model: nn.Module, config: RetrainConfig, train_set, out_dir: str
     start_epoch, history, best = 0, [], {"epoch": -1, "score": -math.inf}
     state = None
     if resume:
-        state = resume_training(checkpoint_path, settings, parts, _RESUME_KEYS, map_location=device)
+        state = resume_training(checkpoint_path, settings, parts, RESUME_MAY_CHANGE, map_location=device, data=data)
         schedule.set_epochs(config.epochs, state["epoch"] + 1)  # a changed --epochs
         history, best = state["history"], state["best"]
         start_epoch = state["epoch"] + 1
@@ -146,7 +150,7 @@ def run_retrain(model: nn.Module, config: RetrainConfig, train_set, out_dir: str
 
     def snapshot(completed: int) -> dict[str, Any]:  # checkpoint.pt after epoch ``completed``
         return training_state(completed, settings, parts, run=run_identity(settings), history=history,
-                              best=best, **(metadata or {}))
+                              best=best, data=data, **(metadata or {}))
 
     loader = make_loader(train_set, config.batch_size, shuffle=True, drop_last=True,
                          num_workers=config.num_workers, distributed=context.enabled,

@@ -133,7 +133,7 @@ def test_a_folder_of_new_png_and_tiff_images_of_any_size_and_colour(dsb, tmp_pat
                      str(out), "--device", "cpu", "--probabilities", "--no-progress"]) == 0
     assert sorted(p.name for p in out.glob("*")) == [
         "cells.png", "cells_prob_nucleus.tif", "cells_rgb.tif", "cells_rgb_prob_nucleus.tif", "grey.png",
-        "grey_prob_nucleus.tif"]  # no labels beside the images: no metrics tables
+        "grey_prob_nucleus.tif", "predictions.json"]  # no labels beside the images: no metrics tables
     expected = _expected(network, torch.from_numpy(image)[None], "sigmoid", (70, 53))[0, 0]
     for name in ("cells", "cells_rgb"):  # RGBA and RGB of the same pixels: the same prediction
         mask = np.asarray(Image.open(out / f"{name}{'.png' if name == 'cells' else '.tif'}"))

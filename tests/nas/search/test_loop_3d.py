@@ -74,7 +74,7 @@ def test_3d_search_resumes_exactly(tmp_path):
     assert resumed["genotype"] == straight["genotype"]
     for key, value in straight["model"].state_dict().items():
         assert torch.equal(value, resumed["model"].state_dict()[key]), key
-    with pytest.raises(ValueError, match="crop_size"):
+    with pytest.raises(ValueError, match=r"--crop-size: \(8, 8, 8\) -> \(8, 8, 4\)"):
         run_search(_config(crop_size=(8, 8, 4), epochs=3), train, val, tmp_path / "resumed",
                    resume=True)
 

@@ -69,6 +69,6 @@ def test_the_command_writes_a_genotype_retrain_reads_with_the_searched_splits(
     assert metadata["dataset"] == "dsb2018" and metadata["search"]["image_size"] == 32
     assert metadata["splits"] == str((run / "splits.json").resolve())
     assert metadata["random_baseline"]["seed"] == 1
-    line = one_line_error(["random-genotype", "--like", like, "--seed", "0", "--out", out,
+    line = one_line_error(["random-genotype", "--like", like, "--seed", "0", "--out", out, "--overwrite",
                            "--tolerance", "0", "--tries", "2"])
     assert line.startswith("error: no random genotype of 2 drawn with seed 0")

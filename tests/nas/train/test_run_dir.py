@@ -1,13 +1,24 @@
-"""The run directory under torchrun: a restarted command resumes its own run by itself and
-refuses another's; restartable runs are named after the job; every node must see the
-directory."""
+"""The run directory: held by one run at a time; under torchrun a restarted command resumes
+its own run by itself and refuses another's; restartable runs are named after the job; every
+node must see the directory."""
+import multiprocessing
+import os
+import signal
+import socket
 from pathlib import Path
 
 import pytest
 
 from nas.train import DistributedContext, run_dir
 from nas.train.elastic import RESTART_COUNT, RUN_ID, run_identity
-from nas.train.run_dir import check_shared_directory, default_run_dir, start_run
+from nas.train.run_dir import (
+    RunInUseError,
+    check_shared_directory,
+    default_run_dir,
+    holding_run_directory,
+    run_directory,
+    start_run,
+)
 
 SETTINGS = {"dataset": "dsb2018", "seed": 0, "epochs": 2, "progress": False, "num_workers": 0}
 
@@ -58,3 +69,58 @@ def test_a_directory_some_node_does_not_see_is_refused(tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())  # the probe is gone
     monkeypatch.setattr(run_dir, "gather_objects", lambda value, context: [value] * 3)
     check_shared_directory(tmp_path, context, wait_seconds=0)
+
+
+def _hold(path, ready):
+    """A run that holds ``path`` and has written its splits (no checkpoint yet), until killed."""
+    run_directory("search", "dsb2018", path, DistributedContext(), False)
+    (path / "splits.json").write_text("the first run's cases")
+    ready.set()
+    signal.pause()
+
+
+def _try(path, results):
+    try:
+        run_directory("search", "dsb2018", path, DistributedContext(), False)
+        results.send("started")
+    except RunInUseError as error:
+        results.send(str(error))
+    os._exit(0)
+
+
+def test_a_held_directory_is_refused_until_its_holder_dies(tmp_path):
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    holder = context.Process(target=_hold, args=(tmp_path, ready))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        with pytest.raises(RunInUseError) as error:
+            run_directory("search", "dsb2018", tmp_path, DistributedContext(), False)
+        assert str(error.value) == (f"{tmp_path}: in use by pid {holder.pid} on {socket.gethostname()}; wait "
+                                    "for that run to end or choose another --out")
+        # not taken for the files of a start that stopped before its first checkpoint
+        assert (tmp_path / "splits.json").read_text() == "the first run's cases"
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.join()
+    run_directory("search", "dsb2018", tmp_path, DistributedContext(), False)  # the lock died with it
+    assert not (tmp_path / "splits.json").exists()
+
+
+def test_a_command_holds_its_directory_until_it_returns(tmp_path):
+    context = multiprocessing.get_context("fork")
+    received, results = context.Pipe(duplex=False)
+
+    def attempt():
+        process = context.Process(target=_try, args=(tmp_path, results))
+        process.start()
+        process.join(60)
+        assert received.poll(10)
+        return received.recv()
+
+    with holding_run_directory():
+        run_directory("search", "dsb2018", tmp_path, DistributedContext(), False)
+        run_directory("search", "dsb2018", tmp_path, DistributedContext(), False)  # its own: held again
+        assert attempt().startswith(f"{tmp_path}: in use by pid {os.getpid()} on ")
+    assert attempt() == "started"
