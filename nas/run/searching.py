@@ -14,6 +14,7 @@ import models
 from nas import complexity
 from nas.presets import SEARCH_PRESETS, VOLUME_SEARCH_PRESETS, WINDOW_OVERLAP, VolumeSearchPreset
 from nas.search import SearchConfig, run_search
+from nas.search.config import require_cuda_graph_device
 from nas.train import resolve_precision
 from nas.train.distributed import DistributedContext, init_distributed, resolve_device, say
 from nas.train.run_dir import start_run
@@ -57,6 +58,7 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
     the training cases where the data set has none."""
     # every setting is checked before any data is read or anything is written
     context = init_distributed(device)
+    require_cuda_graph_device(overrides.get("cuda_graph"), context.device, context.world_size)
     check_val_fraction(val_fraction)
     check_tensorboard(tensorboard)
     overlap = WINDOW_OVERLAP if overlap is None else overlap

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -70,13 +70,15 @@ def training_state(epoch: int, settings: Mapping[str, Any], parts: Mapping[str, 
 
 
 def resume_training(path: str | os.PathLike, settings: Mapping[str, Any], parts: Mapping[str, Any],
-                    resume_keys: Sequence[str], map_location: Any = "cpu") -> dict[str, Any]:
+                    resume_keys: Sequence[str], map_location: Any = "cpu",
+                    upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Load a :func:`training_state` checkpoint into ``parts`` (by the names it saved them
     under) and restore every RNG, after refusing, in one line, a change of any of
-    ``resume_keys`` between its settings and ``settings``. Returns the checkpoint (its epoch,
+    ``resume_keys`` between its settings and ``settings`` (the saved ones read through
+    ``upgrade``, which renames what older versions saved). Returns the checkpoint (its epoch,
     records, ...)."""
     state = load_checkpoint(path, map_location=map_location)
-    saved = state["config"]
+    saved = upgrade(state["config"]) if upgrade else state["config"]
     changed = [key for key in resume_keys if saved.get(key) != settings.get(key)]
     if changed:
         details = ", ".join(f"{key}: {saved.get(key)!r} -> {settings.get(key)!r}" for key in changed)
