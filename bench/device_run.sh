@@ -10,17 +10,17 @@
 # or set REF=PATH. Without the reference, bench.search_step is skipped (its ratios need it).
 #
 # Python packages. The GPU image has torch 2.11, pandas, tabulate, scipy, matplotlib, pillow,
-# opencv and pytest, but not nibabel, SimpleITK, pydicom, albumentations or thop. Everything
-# below except two steps needs none of them: the benches build networks and synthetic data
-# only, and the cuda tests import no data reader. The two that read the sample data (the real
-# `search.py --dataset dsb2018` and the `lwnas predict` CUDA test) need, for Python 3.12:
-#   albumentations==2.0.8 albucore==0.0.24 pydantic==2.14.4 pydantic_core==2.50.5
-#   annotated-types==0.8.0 typing-inspection==0.4.5 simsimd==6.5.16 stringzilla==5.3.2
-#   nibabel==5.4.2 pydicom==3.0.2 simpleitk==2.5.7       (66.4 MB in all; SimpleITK 52.8 MB)
-# fetched into .whl/ with the command bench/device_wheels.sh runs, and `.whl` named in the
-# call's carry. All of them exceed the 64 MiB a call carries with the tree; without SimpleITK
-# (13.7 MB) the data package cannot import (its PNG reader is SimpleITK), so those two steps
-# say "skipped" and the rest runs. This script installs whatever .whl/ holds.
+# opencv and pytest, but not nibabel, SimpleITK, pydicom, albumentations or thop. `import data`
+# needs none of them (data.io.lazy imports the file formats' packages at their first file), and
+# the benches and cuda tests build networks and synthetic data only. What reads the sample data
+# needs some: `search.py --dataset dsb2018` (step 6) reads PNGs with SimpleITK and augments with
+# albumentations; the `lwnas predict` CUDA test reads them too. For Python 3.12:
+#   simpleitk==2.5.7 (52.8 MB) albumentations==2.0.8 albucore==0.0.24 pydantic==2.14.4
+#   pydantic_core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 simsimd==6.5.16
+#   stringzilla==5.3.2                   (nibabel and pydicom only for the volume data sets)
+# fetched into .whl/ with bench/device_wheels.sh, and `.whl` named in the call's carry (64 MiB
+# with the tree: the script prints the size; WITH_SIMPLEITK=0 leaves SimpleITK out, and step 6
+# then says "skipped"). This script installs whatever .whl/ holds.
 #
 # Steps, in order of importance, each within its own time limit and all within BUDGET seconds
 # (default 540; the device tool stops a command at 600):
@@ -28,17 +28,19 @@
 #   2. bench.search_step at the issue configuration (b2, 256x256, C16, 2/3/2, 8 ops, first
 #      order): reference, fused, batched, batched K=4, and the four CUDA-graph variants
 #      (fused, batched, batched K=4, batched with checkpointed cells: the memory target)
-#   3. bench.op_latency --precision fp32 bf16: per op, fused op and kernel, cuDNN autotuning
+#   3. bench.search_first_steps: the search loop with dsb2018's default flags, first step and
+#      steady step: defaults, --cells batched, --cuda-graph, both (what decides the default
+#      cells and whether --cuda-graph earns a place in the presets), --deterministic, bf16
+#   4. bench.op_latency --precision fp32 bf16: per op, fused op and kernel, cuDNN autotuning
 #      on and off: names what makes the bf16 search slow
-#   4. pytest -m cuda (the cuda test files)
-#   5. bench.search_first_steps: the search loop with dsb2018's default flags, first step and
-#      steady step (defaults, --deterministic, --precision bf16)
-#   6. bench.models3d (unet3d, mfsnet, dmfnet; fp32 and bf16)
-#   7. bench.search_step at the CHAOS preset's layout (3/3/3, 256x256): the 2 GPU-hour target
-#   8. search.py --dataset dsb2018 --device cuda, default flags, 3 epochs (if the data imports)
+#   5. pytest -m cuda (the cuda test files; the search loop with --cuda-graph among them)
+#   6. search.py --dataset dsb2018 --device cuda, 3 epochs: default flags, --cells batched,
+#      --cuda-graph (if SimpleITK and albumentations import); log.csv's seconds per epoch
+#   7. bench.models3d (unet3d, mfsnet, dmfnet; fp32 and bf16)
+#   8. bench.search_step at the CHAOS preset's layout (3/3/3, 256x256): the 2 GPU-hour target
 #   9. bench.search_step's other variants (per-edge, channels-last, compile, bf16), as time allows
 # Files in $OUT (at most 8 come back): device.md (every bench section, as BENCHMARKS.md takes
-# them), run.log (all output), pytest.txt, search_log.csv (step 8's log.csv).
+# them), run.log (all output), pytest.txt, search_log_{default,batched,cuda_graph}.csv (step 6).
 #
 # DEVICE=cpu SMOKE=1 bash bench/device_run.sh runs every step at toy sizes on a CPU, to check
 # the script itself before spending device time on it.
@@ -49,8 +51,14 @@ if [ "${SMOKE:-0}" = 1 ]; then
     SMALL_OPS=(--size 16 --repeats 1 --warmup 1)
     SMALL_FIRST=(--size 16 --steps 4)
     SMALL_3D=(--size 16 --volume 24x24x16 --repeats 1)
+    # a CPU's search.py spends ~20 s of CPU time on start-up, data checks and costs alone
+    SMALL_SEARCH=(--epochs 1 --image-size 32 --layout 1/0/1 --channels 8) SEARCH_LIMIT=120
+    # on a shared CPU, OpenMP threads spin on barriers while descheduled (a 16x16 search step
+    # took 12 s on 2 threads at load 5, 0.5 s on one)
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 else
     SMALL_STEP=() SMALL_OPS=() SMALL_FIRST=() SMALL_3D=()
+    SMALL_SEARCH=(--epochs 3) SEARCH_LIMIT=40
 fi
 OUT=${OUT:-runs/device}
 mkdir -p "$OUT"
@@ -115,18 +123,35 @@ EOF
 SEARCH_STEP=(-m bench.search_step --device "$DEVICE" --steps 5 --warmup 2 --variant-timeout 40
     --output "$MD" ${SMALL_STEP[@]+"${SMALL_STEP[@]}"})
 if [ -n "$REF" ]; then
-    step search_step 180 "$PY" "${SEARCH_STEP[@]}" --reference "$REF" --variants reference \
+    step search_step 170 "$PY" "${SEARCH_STEP[@]}" --reference "$REF" --variants reference \
         "ours, fused edges" "ours, batched" "ours, batched + partial channels K=4" \
         "ours, fused + CUDA graph" "ours, batched + CUDA graph" "ours, batched + K=4 + CUDA graph" \
         "ours, batched + checkpointed + CUDA graph"
 fi
-step op_latency 80 "$PY" -m bench.op_latency --device "$DEVICE" --precision fp32 bf16 --repeats 5 \
+step search_first_steps 150 "$PY" -m bench.search_first_steps --device "$DEVICE" --variant-timeout 35 \
+    --output "$MD" ${SMALL_FIRST[@]+"${SMALL_FIRST[@]}"} --variants defaults "--cells batched" \
+    "--cuda-graph (one graph an epoch)" "--cells batched --cuda-graph" \
+    "--deterministic (no cuDNN autotuning)" \
+    "--precision bf16 (the old CUDA default)"
+step op_latency 70 "$PY" -m bench.op_latency --device "$DEVICE" --precision fp32 bf16 --repeats 5 \
     --warmup 2 --variant-timeout 10 --output "$MD" ${SMALL_OPS[@]+"${SMALL_OPS[@]}"}
 step pytest_cuda 80 bash -c "'$PY' -m pytest -m cuda -p no:cacheprovider -q -ra \
     tests/supernet/test_cuda.py tests/models/test_cuda.py tests/ops/test_cuda.py \
-    tests/nas/train/test_cuda_graph.py tests/nas/run/test_predict_cuda.py 2>&1 | tee '$OUT/pytest.txt'"
-step search_first_steps 80 "$PY" -m bench.search_first_steps --device "$DEVICE" --variant-timeout 35 \
-    --output "$MD" ${SMALL_FIRST[@]+"${SMALL_FIRST[@]}"}
+    tests/nas/train/test_cuda_graph.py tests/nas/search/test_cuda.py tests/nas/run/test_predict_cuda.py \
+    2>&1 | tee '$OUT/pytest.txt'"
+# the real command on the sample data; on a CPU (SMOKE) --cuda-graph is refused in one line
+if "$PY" -c "import SimpleITK, albumentations" >/dev/null 2>&1; then
+    for flags in "default:" "batched:--cells batched" "cuda_graph:--cuda-graph"; do
+        name=${flags%%:*}
+        # shellcheck disable=SC2086
+        step "search_py_$name" "$SEARCH_LIMIT" "$PY" search.py --dataset dsb2018 --device "$DEVICE" --no-progress \
+            --no-pictures ${flags#*:} "${SMALL_SEARCH[@]}" --out "/tmp/search-dsb2018-$name"
+        cp "/tmp/search-dsb2018-$name/log.csv" "$OUT/search_log_$name.csv" 2>/dev/null
+    done
+else
+    echo "SKIPPED search_py: SimpleITK or albumentations does not import here (bring the wheels above)" \
+        | tee -a "$LOG"
+fi
 step models3d 50 "$PY" -m bench.models3d --device "$DEVICE" --models unet3d mfsnet dmfnet \
     --precisions fp32 bf16 --repeats 3 --warmup 1 --variant-timeout 15 --output "$MD" \
     ${SMALL_3D[@]+"${SMALL_3D[@]}"}
@@ -134,13 +159,6 @@ if [ -n "$REF" ]; then
     step search_step_chaos 50 "$PY" "${SEARCH_STEP[@]}" --reference "$REF" --layout 3/3/3 \
         --variants reference "ours, fused edges" "ours, batched + CUDA graph" \
         "ours, batched + K=4 + CUDA graph"
-fi
-if "$PY" -c "import data" >/dev/null 2>&1; then
-    step search_py 45 "$PY" search.py --dataset dsb2018 --device "$DEVICE" --epochs 3 --no-progress \
-        --out /tmp/search-dsb2018
-    cp /tmp/search-dsb2018/log.csv "$OUT/search_log.csv" 2>/dev/null
-else
-    echo "SKIPPED search_py: the data package does not import here (bring the wheels above)" | tee -a "$LOG"
 fi
 if [ -n "$REF" ]; then
     step search_step_more 120 "$PY" "${SEARCH_STEP[@]}" --reference "$REF" --variants reference \

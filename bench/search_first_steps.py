@@ -8,7 +8,10 @@ images of the preset's shape, so it needs none of the data readers' packages (th
 lacks some), and times every step from the moments its batches are fetched (the loop reads each
 loss on the host, so a step ends on the device before the next batch is fetched). Each variant
 runs in its own process (its first step pays CUDA's start-up, as a user's does), within
-``--variant-timeout`` seconds; rows are appended as they finish.
+``--variant-timeout`` seconds; rows are appended as they finish. The variants beside the
+defaults are the search's speed options (``--cells batched``, ``--cuda-graph``: a CUDA graph
+replays each step after 3 eager steps in the first epoch and 1 in each later one, so the
+steady step is a replayed one) and the old questions (``--deterministic``, bf16).
 
     python -m bench.search_first_steps --device cuda --variant-timeout 90
     python -m bench.search_first_steps --device cpu --size 32 --steps 4 --no-write
@@ -36,6 +39,11 @@ from bench.common import MarkdownRows, add_publish_arguments, device_description
 #: name -> SearchConfig overrides on top of the preset's (the first: its defaults)
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
+    "--cells batched": {"cells": "batched"},
+    "--cells per-edge": {"cells": "per-edge"},
+    # eager warm-up steps (3 in the first epoch, 1 in later ones), then one graph per epoch
+    "--cuda-graph (one graph an epoch)": {"cuda_graph": True},
+    "--cells batched --cuda-graph": {"cells": "batched", "cuda_graph": True},
     "--deterministic (no cuDNN autotuning)": {"deterministic": True},
     "--precision bf16 (the old CUDA default)": {"precision": "bf16"},
 }
@@ -99,7 +107,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", default="dsb2018", help="the search preset (defaults)")
     parser.add_argument("--in-channels", type=int, default=3, help="3: DSB2018's RGB")
     parser.add_argument("--size", type=int, default=64, help="64: the sample data's images")
-    parser.add_argument("--steps", type=int, default=12, help="steps in all (over --epochs)")
+    # 12 an epoch: a CUDA graph variant's steady median is then a replayed step's
+    parser.add_argument("--steps", type=int, default=24, help="steps in all (over --epochs)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=None)
     parser.add_argument("--variant-timeout", type=float, default=None, metavar="S")
@@ -127,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]] | None:
         "training batch's fetch to the next's; steady: the median after the first two."])
     table = MarkdownRows(heading, COLUMNS, args.no_write, args.output)
     for name in args.variants or list(VARIANTS):
+        if VARIANTS[name].get("cuda_graph") and device.type != "cuda":
+            table.add({"variant": name, "note": "needs CUDA: not run"})
+            continue
         try:
             result = subprocess.run(
                 [sys.executable, "-m", "bench.search_first_steps", *given, "--one", name],

@@ -11,11 +11,11 @@ import re
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 from data.errors import checked_labels, data_error, millimetres, reason, require_data_root, require_finite
 from data.interfaces import InputReader, PredictionInput
 from data.io.images import VOLUME_ENDINGS, ending_of, listed_files, read_label_file, stem_of
+from data.io.lazy import sitk
 from data.transforms.intensity import scale_percentiles, standardise
 
 _CASE = re.compile(r"Case\d{2}\.mhd")

@@ -7,6 +7,7 @@ Cell widths grow per level: ``channels * width_growth ** level`` (doubling by de
 """
 from __future__ import annotations
 
+import copy
 from typing import Callable, Mapping, Sequence
 
 import torch
@@ -183,6 +184,61 @@ class USupernet(SupernetMixin, UShapedNetwork):
         keys = list(dict.fromkeys(self.cell_types))
         self.architecture = ArchitectureParameters(keys, nodes, num_edges(nodes),
                                                    self.primitives, edge_normalization)
+
+    @torch.no_grad()
+    def load_from(self, per_edge: "USupernet") -> "USupernet":
+        """Take over the weights, alphas and statistics of a per-edge supernet of the same
+        settings: this one then computes the same function, whatever its cells."""
+        if per_edge.fused or per_edge.batched:
+            raise ValueError("load_from takes a per-edge supernet (fused=False, batched=False)")
+        outside = {k: v for k, v in per_edge.state_dict().items() if not k.startswith("cells.")}
+        # the cells' keys are reported (batch norms without a batch count add theirs): not ours
+        result = self.load_state_dict(outside, strict=False)
+        foreign = [k for k in result.missing_keys + result.unexpected_keys if not k.startswith("cells.")]
+        if foreign:
+            raise ValueError(f"another supernet: {', '.join(foreign)}")
+        for mine, theirs in zip(self.cells, per_edge.cells, strict=True):
+            if isinstance(mine, SearchCell):
+                mine.load_state_dict(theirs.state_dict())
+            else:
+                mine.load_from(theirs)
+        return self
+
+    @torch.no_grad()
+    def export_to(self, per_edge: "USupernet") -> "USupernet":
+        """Write this supernet's weights, alphas and statistics into ``per_edge`` (a per-edge
+        supernet of the same settings), so that ``per_edge`` computes the same function: the
+        inverse of :meth:`load_from`. ``load_from`` copies each value of the per-edge layout to
+        places of this one; run on numbered values it says where each comes from, so no
+        layout's inverse is written out by hand. Per-edge statistics this layout does not keep
+        (parameter-free ops' norms, shared here) keep their own values."""
+        def values(net: nn.Module) -> list[torch.Tensor]:
+            return [t for t in (*net.parameters(), *net.buffers()) if t.is_floating_point()]
+
+        numbered = copy.deepcopy(per_edge).double()
+        count = 0
+        for tensor in values(numbered):
+            tensor.copy_(torch.arange(count, count + tensor.numel(), dtype=torch.float64).view_as(tensor))
+            count += tensor.numel()
+        traced = copy.deepcopy(self).double()
+        for tensor in values(traced):
+            tensor.fill_(-1.0)
+        traced.load_from(numbered)
+        sources = torch.cat([t.flatten() for t in values(traced)])
+        mine = torch.cat([t.detach().flatten().double() for t in values(self)])
+        flat = torch.cat([t.detach().flatten().double() for t in values(per_edge)])
+        written = torch.zeros(count, dtype=torch.bool)
+        kept = sources >= 0
+        flat[sources[kept].long()] = mine[kept]
+        written[sources[kept].long()] = True
+        parameters = sum(p.numel() for p in per_edge.parameters() if p.is_floating_point())
+        if not written[:parameters].all():  # parameters come first in values()
+            raise ValueError("this supernet does not hold every weight of the per-edge one")
+        offset = 0
+        for tensor in values(per_edge):
+            tensor.copy_(flat[offset: offset + tensor.numel()].view_as(tensor))
+            offset += tensor.numel()
+        return per_edge
 
 
 class FixedUNet(UShapedNetwork):

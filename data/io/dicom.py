@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pydicom
 
 from data.errors import data_error, reason, require_finite
 from data.io.geometry import GRID_TOLERANCE
+from data.io.lazy import pydicom
 
 # How far an ImagePositionPatient step along the slice normal may stray from the series' median
 # step, as a fraction of it. Scanners write positions to about 0.01 mm, under 1 % of any slice

@@ -22,12 +22,11 @@ import os
 import re
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
-import SimpleITK as sitk
 from PIL import Image, UnidentifiedImageError
 
 from data.errors import DataError, data_error, reason
+from data.io.lazy import nib, sitk
 from data.io.nifti import load_nifti_header, write_nifti_like
 
 # Each ending nnU-Net reads, with the library that reads it here. The one list of endings.

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from data.errors import data_error, reason
+from data.io.lazy import nib
 
 
 def nifti_paths(folder: Path, stem: str) -> list[Path]:

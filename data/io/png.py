@@ -15,9 +15,9 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 from data.errors import data_error, reason
+from data.io.lazy import sitk
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
 from data.brats import LAYOUTS, MISNAMED_SEGMENTATIONS
+from data.io.lazy import nib
 from data.sample.shapes import ellipsoid, texture
 
 YEARS = tuple(layout.name for layout in LAYOUTS)

@@ -10,10 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pydicom
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
+from data.io.lazy import pydicom
 from data.io.png import write_png, write_png_1bit
 from data.sample.shapes import ellipsoid, texture
 
@@ -115,18 +113,19 @@ def write_mr_patient(folder: Path, rng: np.random.Generator, patient: str, slice
 def dicom_image(series: str, index: int, modality: str, pixels: np.ndarray, position: list[float],
                 spacing: float, thickness: float) -> pydicom.Dataset:
     """A minimal but valid single-frame DICOM image with deterministic UIDs."""
-    storage = CTImageStorage if modality == "CT" else MRImageStorage
-    instance = generate_uid(entropy_srcs=["lwnas-sample", series, str(index)])
-    meta = FileMetaDataset()
+    storage = pydicom.uid.CTImageStorage if modality == "CT" else pydicom.uid.MRImageStorage
+    instance = pydicom.uid.generate_uid(entropy_srcs=["lwnas-sample", series, str(index)])
+    meta = pydicom.dataset.FileMetaDataset()
     meta.MediaStorageSOPClassUID = storage
     meta.MediaStorageSOPInstanceUID = instance
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
     header = pydicom.Dataset()
     header.file_meta = meta
     header.SOPClassUID = storage
     header.SOPInstanceUID = instance
-    header.StudyInstanceUID = generate_uid(entropy_srcs=["lwnas-sample-study", "-".join(series.split("-")[:2])])
-    header.SeriesInstanceUID = generate_uid(entropy_srcs=["lwnas-sample-series", series])
+    study = "-".join(series.split("-")[:2])
+    header.StudyInstanceUID = pydicom.uid.generate_uid(entropy_srcs=["lwnas-sample-study", study])
+    header.SeriesInstanceUID = pydicom.uid.generate_uid(entropy_srcs=["lwnas-sample-series", series])
     header.Modality = modality
     header.PatientID = series
     header.InstanceNumber = index + 1

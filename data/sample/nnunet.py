@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 from PIL import Image
 
+from data.io.lazy import nib
 from data.sample.shapes import ellipsoid, texture
 
 VARIANTS = ("nifti", "png", "decathlon")

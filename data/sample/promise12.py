@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
+from data.io.lazy import sitk
 from data.sample.shapes import ellipsoid, texture
 
 SPACING_XYZ = (0.625, 0.625, 3.6)  # close to the data set's median 0.61 x 0.61 x 3.6 mm

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import albumentations as A
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from data.presets import Augment2D
+
+if TYPE_CHECKING:  # imported where a pipeline is built: `import data` needs no albumentations
+    import albumentations as A
 
 # OpenCV flag values, named here so that this package needs no cv2 import.
 _INTER_NEAREST = 0
@@ -19,6 +23,7 @@ def build_augment_2d(settings: Augment2D, seed: int | None = None) -> A.Compose:
     Geometric steps move image (bilinear) and mask (nearest) together; cutout
     blanks the image only, leaving the mask as the target to recover.
     """
+    import albumentations as A
     steps: list = []
     if settings.horizontal_flip > 0:
         steps.append(A.HorizontalFlip(p=settings.horizontal_flip))

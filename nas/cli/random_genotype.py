@@ -4,8 +4,11 @@
 
 Draws genotypes from the search's own space (layout, widths, primitives, two distinct inputs
 per node, the search's cap on parameter-free ops) and keeps the first whose params and FLOPs
-are both within --tolerance of the reference's; ``retrain.py --genotype FILE`` then trains it
-on the searched run's splits, exactly like the searched genotype.
+are both within --tolerance of the reference's; where none of --tries draws is, the closest
+have ops swapped towards the reference's cost until one is (a searched genotype in the tail of
+the space's costs), and where none gets there either, it fails in one line naming the gap.
+``retrain.py --genotype FILE`` then trains it on the searched run's splits, exactly like the
+searched genotype.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tolerance", type=float, default=COST_TOLERANCE,
                         help=f"relative cost gap allowed (default {COST_TOLERANCE})")
     parser.add_argument("--tries", type=int, default=MAX_TRIES, dest="max_tries",
-                        help=f"draws before giving up (default {MAX_TRIES})")
+                        help=f"uniform draws before the closest are repaired (default {MAX_TRIES})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
 
     record = random_baseline(args.like, args.seed, args.out, tolerance=args.tolerance,
                              max_tries=args.max_tries, overwrite=args.overwrite)
+    repaired = (f", {record['repaired_ops']} op(s) swapped towards the cost (no draw matched)"
+                if record["repaired_ops"] else "")
     print(f"{args.out}: {record['params'] / 1e6:.4f}M params ({record['params_gap']:+.1%}), "
           f"{record['flops'] / 1e9:.4f} GFLOPs ({record['flops_gap']:+.1%}) against "
-          f"{args.like}, after {record['tries']} draw(s)")
+          f"{args.like}, after {record['tries']} draw(s){repaired}")
     return 0

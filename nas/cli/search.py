@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from nas.presets import WINDOW_OVERLAP
+from nas.search.config import CELLS
 
 from .common import add_run_arguments, run_directory_of, sizes
 
@@ -86,8 +87,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shrink-below", type=float, metavar="W",
                         help="progressive shrinking: after each epoch past the warm-up, stop "
                              "computing ops whose weight on an edge fell below W")
-    parser.add_argument("--no-fused", dest="fused", action="store_false", default=None,
-                        help="one mixed op per edge instead of the fused cells (same function)")
+    speed = parser.add_argument_group(
+        "search step speed (the same search, faster or leaner; U space)")
+    speed.add_argument("--cells", choices=CELLS,
+                       help="search cell implementation, one function of the same alphas: fused "
+                            "(default: the edges leaving a node together), batched (fewer "
+                            "kernels still: the cell inputs' edges, norms and mixed sums "
+                            "together), per-edge (one mixed op per edge)")
+    speed.add_argument("--no-fused", dest="cells", action="store_const", const="per-edge",
+                       help="the same as --cells per-edge")
+    speed.add_argument("--checkpoint-cells", action="store_true", default=None,
+                       help="keep only each cell's inputs for backward and run the cell again "
+                            "there: a fraction of the activation memory for one more forward")
+    speed.add_argument("--cuda-graph", action="store_true", default=None,
+                       help="replay each step (architecture + weight update) as one CUDA graph: "
+                            "one launch instead of thousands of small kernels (CUDA only, one "
+                            "process; a few eager steps first, and one per epoch)")
     parser.add_argument("--val-fraction", type=float,
                         help="share of the training cases that update the alphas (default: the "
                              "data set's, data.get_preset(NAME).val_fraction)")

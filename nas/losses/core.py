@@ -149,7 +149,10 @@ def class_targets(target: torch.Tensor, prediction: torch.Tensor) -> torch.Tenso
             f"class-index target must be (N, *spatial) = {(prediction.shape[0], *spatial_shape)} "
             f"or (N, 1, *spatial), got {tuple(target.shape)}"
         )
-    if target.numel() and (int(target.min()) < 0 or int(target.max()) >= num_classes):
+    # the range check reads the labels on the host, which a CUDA graph's capture cannot (the
+    # search's --cuda-graph): there the eager warm-up steps check, and CUDA's one_hot asserts
+    capturing = target.is_cuda and torch.cuda.is_current_stream_capturing()
+    if target.numel() and not capturing and (int(target.min()) < 0 or int(target.max()) >= num_classes):
         raise ValueError(
             f"class indices must lie in 0..{num_classes - 1}, got {int(target.min())}..{int(target.max())}"
             " (BraTS label 4 must be mapped to 3 for a 4-class softmax)"

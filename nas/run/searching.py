@@ -15,6 +15,7 @@ from nas import complexity
 from nas.metrics import overlap_rule
 from nas.presets import SEARCH_PRESETS, VOLUME_SEARCH_PRESETS, WINDOW_OVERLAP, VolumeSearchPreset
 from nas.search import RESUME_MAY_CHANGE, SearchConfig, run_search
+from nas.search.config import require_cuda_graph_device
 from nas.train import resolve_precision
 from nas.train.distributed import DistributedContext, init_distributed, resolve_device, say
 from nas.train.run_dir import holding_run_directory, start_run
@@ -60,6 +61,7 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
     the training cases where the data set has none."""
     # every setting is checked before any data is read or anything is written
     context = init_distributed(device)
+    require_cuda_graph_device(overrides.get("cuda_graph"), context.device, context.world_size)
     check_val_fraction(val_fraction)
     check_tensorboard(tensorboard)
     overlap = WINDOW_OVERLAP if overlap is None else overlap

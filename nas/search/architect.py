@@ -25,7 +25,8 @@ class Architect:
                  arch_lr: float = 6e-4, arch_betas: tuple[float, float] = (0.5, 0.999),
                  arch_weight_decay: float = 1e-3, order: int = 1,
                  finite_difference_eps: float = 0.01,
-                 reduce_hook: Callable[[list[torch.Tensor]], None] | None = None) -> None:
+                 reduce_hook: Callable[[list[torch.Tensor]], None] | None = None,
+                 capturable: bool = False) -> None:
         if order not in (1, 2):
             raise ValueError(f"order must be 1 (first order) or 2 (unrolled), got {order!r}")
         self.model = model
@@ -39,14 +40,25 @@ class Architect:
         self.reduce_hook = reduce_hook or (lambda tensors: None)
         self.arch_params = list(model.arch_parameters())
         self.weight_params = [p for p in model.weight_parameters() if p.requires_grad]
+        # capturable: Adam keeps its step count on the device, so a CUDA graph can replay it
+        self.capturable = capturable
         self.optimizer = torch.optim.Adam(self.arch_params, lr=arch_lr, betas=arch_betas,
-                                          weight_decay=arch_weight_decay)
+                                          weight_decay=arch_weight_decay, capturable=capturable)
 
     def state_dict(self) -> dict:
-        return self.optimizer.state_dict()
+        """Adam's state in one layout whether or not it is capturable (step counts on the CPU,
+        ``capturable`` False), so a checkpoint resumes with or without ``--cuda-graph``."""
+        state = self.optimizer.state_dict()
+        return {"state": {index: {**values, "step": values["step"].detach().float().cpu()}
+                          if "step" in values else values
+                          for index, values in state["state"].items()},
+                "param_groups": [{**group, "capturable": False} for group in state["param_groups"]]}
 
     def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state)
+        # the saved groups' flags would replace this optimizer's: keep its own capturable
+        # (Adam then moves the step counts to the parameters' device where it is capturable)
+        groups = [{**group, "capturable": self.capturable} for group in state["param_groups"]]
+        self.optimizer.load_state_dict({**state, "param_groups": groups})
 
     def step(self, train_batch: Any, val_batch: Any,
              weight_optimizer: torch.optim.Optimizer | None = None) -> torch.Tensor:
@@ -130,16 +142,17 @@ class Architect:
     def hessian_vector_product(self, vector: Sequence[torch.Tensor], train_batch: Any
                                ) -> list[torch.Tensor]:
         """(d/d alpha) (dL_train/dw . vector) by a central difference in w along ``vector``,
-        with step R = eps / ||vector|| (DARTS). Weights are left as they were."""
+        with step R = eps / ||vector|| (DARTS). Weights are left as they were. R stays on the
+        device (no host synchronisation: the step can be captured as a CUDA graph)."""
         norm = torch.sqrt(sum((v.double() ** 2).sum() for v in vector))
-        radius = self.eps / max(float(norm), 1e-12)
+        radius = self.eps / norm.clamp_min(1e-12)
         snapshot = self._snapshot()
         try:
             gradients = []
             for sign in (1.0, -1.0):
                 self._restore(snapshot)
                 with torch.no_grad():
-                    torch._foreach_add_(self.weight_params, list(vector), alpha=sign * radius)
+                    torch._foreach_add_(self.weight_params, torch._foreach_mul(list(vector), sign * radius))
                 loss = self.train_loss(self.model, train_batch)
                 gradients.append(torch.autograd.grad(loss, self.arch_params, allow_unused=True))
         finally:

@@ -5,18 +5,30 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 import ops
 from nas.presets import MACROS, SearchPreset, merge, search_preset
 from nas.train.elastic import UNHASHED_SETTINGS
 from nas.train.runtime import PRECISIONS
 from nas.train.settings import SettingError, require_choice, require_crop, require_int, require_number
 from supernet import SPACES, parse_layout
+from supernet.batched import batchable
+from supernet.fused_ops import fusable
 
 #: The settings ``--resume`` may change: the number of epochs (a run is extended, or ended
 #: sooner), where latency tables are cached, and what does not change what a run computes.
 #: Every other one must be the run's own: a lambda, budget or learning rate changed halfway
 #: would leave a genotype.json claiming the whole search used the new value.
-RESUME_MAY_CHANGE = ("epochs", "latency_cache", *UNHASHED_SETTINGS)
+#: ``checkpoint_cells`` only recomputes the same arithmetic in backward (memory, not results).
+RESUME_MAY_CHANGE = ("epochs", "latency_cache", "checkpoint_cells", *UNHASHED_SETTINGS)
+
+#: The U space's search cell implementations (``--cells``), one function of the same alphas:
+#: fused (the edges leaving a node together; the default, the fastest step measured on a GPU so
+#: far), batched (the cell inputs' edges, last norms and mixed sums together: 0.55x the fused
+#: step's kernels, not yet timed on a GPU: issue 26's device run decides whether it becomes the
+#: default), per-edge (one mixed op per edge: the reference). The DARTS stack is per-edge only.
+CELLS = ("fused", "batched", "per-edge")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,7 +62,9 @@ class SearchConfig(SearchPreset):
     beta_regularization: float = 0.0
     seed: int = 0
     precision: str = "auto"
-    fused: bool = True
+    cells: str = "fused"  # CELLS
+    checkpoint_cells: bool = False  # recompute each cell in backward: its inputs kept only
+    cuda_graph: bool = False  # the whole step (both updates) replayed as one CUDA graph
     channels_last: bool = False
     compile: bool = False
     deterministic: bool = False
@@ -99,6 +113,7 @@ class SearchConfig(SearchPreset):
         require_choice("order", self.order, (1, 2))
         require_choice("alpha_sharing", self.alpha_sharing, ("type", "cell"))
         require_choice("precision", self.precision, PRECISIONS)
+        self._check_speed_options()
         for field in ("max_parameter_free", "early_stop_skip"):
             if getattr(self, field) is not None:
                 require_int(field, getattr(self, field), minimum=0)
@@ -120,6 +135,20 @@ class SearchConfig(SearchPreset):
             raise SettingError(f"--layout: {error}") from None
         if self.space == "darts" and sum(counts) < 3:
             raise SettingError(f"--layout {self.layout}: the DARTS space needs at least 3 cells")
+
+    def _check_speed_options(self) -> None:
+        """``--cells``, ``--checkpoint-cells``, ``--cuda-graph``: what each can run with."""
+        require_choice("cells", self.cells, CELLS)
+        primitives = self.primitives or ops.SEARCH_OPS
+        supported = {"fused": fusable, "batched": batchable}.get(self.cells)
+        if self.space == "unet" and supported is not None and not supported(primitives):
+            raise SettingError(f"--cells {self.cells} cannot run the primitives "
+                               f"{', '.join(primitives)}; use --cells per-edge")
+        if self.checkpoint_cells and self.space != "unet":
+            raise SettingError("--checkpoint-cells applies to the U space (--space unet)")
+        if self.cuda_graph and self.compile:
+            raise SettingError("--cuda-graph replays the eager step as one CUDA graph; drop "
+                               "--compile (or use --compile alone)")
 
     @property
     def input_size(self) -> tuple[int, ...]:
@@ -159,6 +188,29 @@ class SearchConfig(SearchPreset):
         if unknown:
             raise ValueError(f"unknown search setting(s): {', '.join(sorted(unknown))}")
         return cls(**values)
+
+
+def upgrade_settings(saved: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's settings in today's names: ``fused`` (a bool, before ``--cells``) read as
+    ``cells``, so runs started before it resume."""
+    if "cells" in saved or "fused" not in saved:
+        return saved
+    upgraded = {key: value for key, value in saved.items() if key != "fused"}
+    return {**upgraded, "cells": "fused" if saved["fused"] else "per-edge"}
+
+
+def require_cuda_graph_device(cuda_graph: bool | None, device: torch.device,
+                              processes: int = 1) -> None:
+    """Refuse ``--cuda-graph`` where no graph can be captured: a CPU (a flag that silently did
+    nothing would make a CPU run look like the graph's), or several processes (the gradients'
+    all-reduce is not captured)."""
+    if not cuda_graph:
+        return
+    if device.type != "cuda":
+        raise SettingError("--cuda-graph needs a CUDA device")
+    if processes > 1:
+        raise SettingError(f"--cuda-graph runs in one process ({processes} here: the gradients' "
+                           "all-reduce between processes is not captured)")
 
 
 def architecture_lr(config: SearchConfig, steps_per_epoch: int) -> float:

@@ -4,6 +4,10 @@ Each epoch alternates, per training batch, an architecture step on a validation 
 (:class:`~nas.search.architect.Architect`) and a weight step (SGD, momentum, cosine schedule, gradient
 clipping); then it validates, derives the genotype, measures the derived network, and writes
 ``log.csv``, ``genotype.json``, ``alphas.json`` and ``checkpoint.pt`` (atomically).
+
+The two updates are one step function of the batches' tensors that reads nothing on the host
+(its losses are checked for NaN after it), so that ``--cuda-graph`` can replay it as one CUDA
+graph (:class:`~nas.train.cuda_graph.GraphedStep`); without the flag it runs as it is.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import ops
 from nas import losses
 from nas.presets import ACTIVATION_FOR_TARGET
 from nas.train.checkpoints import resume_training, save_checkpoint, training_state
+from nas.train.cuda_graph import GraphedStep
 from nas.train.distributed import (
     DistributedContext,
     all_reduce_gradients,
@@ -46,9 +51,10 @@ from nas.train.schedule import EpochSchedule
 from nas.train.stopping import StepBoundary
 from ops import convert_sync_batchnorm
 from supernet import Genotype, build_supernet
+from supernet.fused_ops import fusable
 
 from .architect import Architect
-from .config import RESUME_MAY_CHANGE, SearchConfig, architecture_lr
+from .config import RESUME_MAY_CHANGE, SearchConfig, architecture_lr, require_cuda_graph_device, upgrade_settings
 from .costs import UNITS, CostModel, network_complexity
 from .derive import (
     decision_margins,
@@ -69,12 +75,25 @@ def _supernet(config: SearchConfig, in_channels: int, num_classes: int,
                   partial_channels=config.partial_channels,
                   edge_normalization=config.edge_normalization, drop_path_rate=config.drop_path,
                   spatial_dims=config.spatial_dims, output_activation=output_activation)
-    if config.space == "unet":
-        # fused cells compute the same function faster (reduction-free U cells only)
-        return build_supernet("unet", layout=config.layout, alpha_sharing=config.alpha_sharing,
-                              fused=config.fused, width_growth=config.width_growth, **common)
-    cells = sum(int(part) for part in config.layout.split("/"))
-    return build_supernet("darts", num_cells=cells, **common)
+    if config.space == "darts":
+        cells = sum(int(part) for part in config.layout.split("/"))
+        return build_supernet("darts", num_cells=cells, **common)
+    common.update(layout=config.layout, alpha_sharing=config.alpha_sharing,
+                  width_growth=config.width_growth, checkpoint_cells=config.checkpoint_cells)
+
+    def build(cells: str) -> torch.nn.Module:
+        return build_supernet("unet", fused=cells == "fused", batched=cells == "batched", **common)
+
+    # One seed, one search, whatever --cells says: the default's fused supernet draws the
+    # weights and alphas (where the primitives allow it), the others take them over (the same
+    # function); their own draws, overwritten, leave the random state as the default's left it.
+    drawn = "fused" if fusable(common["primitives"]) else "per-edge"
+    model = build(drawn)
+    if config.cells == drawn:
+        return model
+    with torch.random.fork_rng(devices=[]):
+        per_edge = model.export_to(build("per-edge")) if drawn == "fused" else model
+        return per_edge if config.cells == "per-edge" else build(config.cells).load_from(per_edge)
 
 
 @dataclasses.dataclass
@@ -100,10 +119,14 @@ class _Search:
     architect: Architect = dataclasses.field(init=False)  # steps with this object's losses
     epoch: int = 0  # the epoch running (the beta regulariser's ramp reads it)
 
-    def segmentation_loss(self, net: torch.nn.Module, batch: Any) -> torch.Tensor:
-        image, label = unpack_batch(batch, self.context.device, self.config.channels_last)
-        with autocast(self.context.device, self.precision):
-            logits = self.forward(image)  # ``net`` is ``model``; ``forward`` may be its compiled form
+    def segmentation_loss(self, net: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
+                          ) -> torch.Tensor:
+        """The loss of ``net`` (``model``; ``forward`` may be its compiled form) on a batch's
+        (image, label) on the device."""
+        image, label = batch
+        # a CUDA graph must not hold weight casts made outside its capture
+        with autocast(self.context.device, self.precision, cache=not self.config.cuda_graph):
+            logits = self.forward(image)
         return self.loss_fn(logits.float(), label)
 
     def architecture_loss(self, net: torch.nn.Module, batch: Any) -> torch.Tensor:
@@ -113,6 +136,25 @@ class _Search:
             ramp = config.beta_regularization * self.epoch / config.epochs
             loss = loss + ramp * net.architecture.mean_logsumexp()
         return loss
+
+    def step(self, train_image: torch.Tensor, train_label: torch.Tensor,
+             val_image: torch.Tensor | None = None, val_label: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, ...]:
+        """One search step on the device: an architecture update on the validation batch (when
+        one is given), then a weight update on the training batch. Returns the detached
+        (weight loss,) or (weight loss, architecture loss). Nothing in it reads a tensor on the
+        host (the caller checks the losses afterwards), so it can be captured as a CUDA graph."""
+        train = (train_image, train_label)
+        arch_loss = None
+        if val_image is not None:
+            arch_loss = self.architect.step(train, (val_image, val_label), self.weight_optimizer)
+        self.weight_optimizer.zero_grad(set_to_none=True)
+        loss = self.segmentation_loss(self.model, train)
+        loss.backward()
+        all_reduce_gradients(self.weight_params, self.context)
+        torch.nn.utils.clip_grad_norm_(self.weight_params, self.config.grad_clip)
+        self.weight_optimizer.step()
+        return (loss.detach(),) if arch_loss is None else (loss.detach(), arch_loss)
 
     def parts(self) -> dict[str, Any]:
         """What ``checkpoint.pt`` saves the state of, by name."""
@@ -170,12 +212,21 @@ def _build(config: SearchConfig, train_set, val_set, context: DistributedContext
                      schedule, loss_fn, precision, train_loader, arch_loader, evaluate, arch_lr)
     search.architect = Architect(model, search.segmentation_loss, search.architecture_loss, arch_lr,
                                  (0.5, 0.999), config.arch_weight_decay, config.order,
-                                 reduce_hook=lambda tensors: all_reduce_tensors(tensors, context))
+                                 reduce_hook=lambda tensors: all_reduce_tensors(tensors, context),
+                                 capturable=config.cuda_graph)
     return search
 
 
+#: Eager steps before the first capture of a run (cuDNN autotuning, the optimizers' lazy state
+#: and the cells' index tensors settle there, as ``torch.cuda.graphs`` asks), and before the
+#: capture of every later epoch (a new learning rate, the alphas' first update after the
+#: warm-up epochs, ops pruned by --shrink-below: each epoch's step is captured anew).
+GRAPH_WARMUP = (3, 1)
+
+
 def _train_epoch(search: _Search, epoch: int, boundary: StepBoundary,
-                 snapshot: Callable[[int], dict[str, Any]], checkpoint_path: Path) -> tuple[float, float]:
+                 snapshot: Callable[[int], dict[str, Any]], checkpoint_path: Path,
+                 first_epoch: bool) -> tuple[float, float]:
     """One epoch's steps (an architecture step before each weight step once the warm-up is
     over); returns (the weights' learning rate, the mean training loss over ranks)."""
     config, context, model = search.config, search.context, search.model
@@ -186,23 +237,24 @@ def _train_epoch(search: _Search, epoch: int, boundary: StepBoundary,
     arch_batches = cycle(search.arch_loader)
     loss_sum = torch.zeros((), dtype=torch.float64, device=context.device)
     steps = 0
+    with_arch = epoch >= config.warmup_epochs
     first, loss_sum, steps = boundary.begin_epoch(
-        epoch, loss_sum, (search.train_loader,),
-        (search.arch_loader,) if epoch >= config.warmup_epochs else ())
+        epoch, loss_sum, (search.train_loader,), (search.arch_loader,) if with_arch else ())
+    # every setting a step reads from Python (learning rates, the beta ramp, the active ops)
+    # is fixed within an epoch: one graph per epoch, captured after its eager warm-up steps
+    run_step = (GraphedStep(search.step, warmup=GRAPH_WARMUP[0 if first_epoch else 1])
+                if config.cuda_graph else search.step)
     bar = tqdm(search.train_loader, desc=f"search {epoch + 1}/{config.epochs}", leave=False,
                disable=not (config.progress and context.is_main))
     for step, train_batch in enumerate(bar, start=first):
-        if epoch >= config.warmup_epochs:
-            val_loss = search.architect.step(train_batch, next(arch_batches), search.weight_optimizer)
-            check_finite(val_loss, epoch, step, "architecture", checkpoint_path)
-        search.weight_optimizer.zero_grad(set_to_none=True)
-        loss = search.segmentation_loss(model, train_batch)
-        check_finite(loss, epoch, step, "weight", checkpoint_path)
-        loss.backward()
-        all_reduce_gradients(search.weight_params, context)
-        torch.nn.utils.clip_grad_norm_(search.weight_params, config.grad_clip)
-        search.weight_optimizer.step()
-        loss_sum += loss.detach().double()
+        tensors = unpack_batch(train_batch, context.device, config.channels_last)
+        if with_arch:
+            tensors += unpack_batch(next(arch_batches), context.device, config.channels_last)
+        losses = run_step(*tensors)  # a graph's outputs: read them before the next step
+        if with_arch:
+            check_finite(losses[1], epoch, step, "architecture", checkpoint_path)
+        check_finite(losses[0], epoch, step, "weight", checkpoint_path)
+        loss_sum += losses[0].double()
         steps += 1
         boundary.step_done(epoch, step + 1, loss_sum, steps, snapshot)
     return current_lr, all_reduce_mean(loss_sum / steps, context).item()
@@ -264,6 +316,7 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
     :data:`~nas.search.config.RESUME_MAY_CHANGE`.
     """
     context = context or DistributedContext(device=resolve_device("auto"))
+    require_cuda_graph_device(config.cuda_graph, context.device, context.world_size)
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / "checkpoint.pt"
     spatial_dims = int(getattr(train_set, "spatial_dims", 2))
@@ -282,7 +335,7 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
     start_epoch, history, alphas_history, state = 0, [], [], None
     if resume:
         state = resume_training(checkpoint_path, settings, parts, RESUME_MAY_CHANGE, map_location=context.device,
-                                data=data)
+                                data=data, upgrade=upgrade_settings)
         search.schedule.set_epochs(config.epochs, state["epoch"] + 1)  # a changed --epochs
         history, alphas_history = state["history"], state["alphas_history"]
         start_epoch = state["epoch"] + 1
@@ -296,7 +349,8 @@ def run_search(config: SearchConfig, train_set, val_set, out_dir: str | Path, *,
     genotype = derive_genotype(model, config.max_parameter_free)
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
-        current_lr, train_loss = _train_epoch(search, epoch, boundary, snapshot, checkpoint_path)
+        current_lr, train_loss = _train_epoch(search, epoch, boundary, snapshot, checkpoint_path,
+                                              first_epoch=epoch == start_epoch)
         row, genotype, derived = _epoch_row(search, epoch, started, current_lr, train_loss, in_channels)
         history.append(row)
         alphas_history.append({k: v.tolist() for k, v in model.alpha_weights().items()})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -129,12 +129,16 @@ def check_resumable(path: str | os.PathLike, state: Mapping[str, Any], settings:
 
 def resume_training(path: str | os.PathLike, settings: Mapping[str, Any], parts: Mapping[str, Any],
                     may_change: Iterable[str], map_location: Any = "cpu",
-                    data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                    data: Mapping[str, Any] | None = None,
+                    upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Load a :func:`training_state` checkpoint into ``parts`` (by the names it saved them
     under) and restore every RNG, after refusing (:func:`check_resumable`) other ``settings``
-    than its own but ``may_change``, or other ``data``. Returns the checkpoint (its epoch,
+    than its own but ``may_change``, or other ``data`` (the saved settings read through
+    ``upgrade``, which renames what older versions saved). Returns the checkpoint (its epoch,
     records, ...)."""
     state = load_checkpoint(path, map_location=map_location)
+    if upgrade:
+        state = {**state, "config": upgrade(state["config"])}
     check_resumable(path, state, settings, may_change, data)
     for name, part in parts.items():
         part.load_state_dict(state[name])

@@ -137,10 +137,13 @@ def resolve_precision(precision: str, device: torch.device,
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+def autocast(device: torch.device, dtype: torch.dtype | None, cache: bool = True
+             ) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` on ``device`` (None: nothing). ``cache=False`` inside a step captured
+    as a CUDA graph: the graph must not keep weight casts made outside its capture."""
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
+    return torch.autocast(device.type, dtype=dtype, cache_enabled=cache)
 
 
 def unpack_batch(batch: Any, device: torch.device, channels_last: bool = False

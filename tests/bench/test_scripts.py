@@ -155,5 +155,13 @@ def test_the_device_script_names_only_variants_and_files_that_exist():
     for path in re.findall(r"tests/[\w/]+\.py", script):
         assert (root / path).is_file(), path
     assert "--variant-timeout" in script and set(search_first_steps.VARIANTS)
+    # the search loop's variants the script names exist, and argparse takes every name as a
+    # value (a name like "--cuda-graph" would read as an option)
+    block = script[script.index("-m bench.search_first_steps"):]
+    block = block[:block.index("\nstep ")]
+    named = re.findall(r'"(defaults|--[^"]+)"', block)
+    assert named and set(named) <= set(search_first_steps.VARIANTS), set(named) - set(search_first_steps.VARIANTS)
+    assert search_first_steps.parse_args(["--variants", *search_first_steps.VARIANTS]).variants == list(
+        search_first_steps.VARIANTS)
     for module in re.findall(r"-m (bench\.\w+)", script):
         assert (root / (module.replace(".", "/") + ".py")).is_file(), module

@@ -170,3 +170,18 @@ def test_batched_rejects_what_it_cannot_batch():
                   batched=True)
     with pytest.raises(ValueError, match="batch norm"):
         BatchedSearchCell(8, 8, 8, 2, norm="instance")
+
+
+@pytest.mark.parametrize("kind", ["fused", "batched"])
+def test_a_supernet_exports_its_weights_to_a_per_edge_one(kind):
+    """``export_to``, the inverse of ``load_from``: the per-edge supernet then computes the
+    same function (float64), and loading it back gives the same weights."""
+    torch.manual_seed(0)
+    options = dict(channels=8, layout="1/1/1", partial_channels=2, edge_normalization=True)
+    fast = USupernet(3, 1, **{kind: True}, **options).double()
+    per_edge = fast.export_to(USupernet(3, 1, **options).double())
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    torch.testing.assert_close(per_edge(x), fast(x))
+    again = USupernet(3, 1, **{kind: True}, **options).double().load_from(per_edge)
+    for (name, mine), theirs in zip(again.named_parameters(), fast.parameters()):
+        assert torch.equal(mine, theirs), name
