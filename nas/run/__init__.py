@@ -6,12 +6,15 @@ command module; the steps commands share live in their own modules: data set-up
 (``data_setup``), the 2D and 3D training flows (``image_training``, ``volume_training``), the
 networks and their checkpoints' description (``networks``), BraTS's facts for the whole-volume
 evaluation (``brats``), BraTS prediction (``brats_prediction``) and the per-case rule of
-prediction (``prediction_cases``)."""
+prediction (``prediction_cases``). ``lwnas run`` (``pipeline``) calls the other commands, which
+it is given (``COMMANDS``), not imports; its stages are ``pipeline_stages``, their records
+``stage_record``."""
 from .baseline import retrain_baseline
 from .brats_prediction import load_model_checkpoint, predict
 from .data_setup import prepare_splits
 from .export import export_checkpoint
 from .networks import load_network, read_spec
+from .pipeline import run_pipeline
 from .prediction import predict_checkpoint, predict_images
 from .prediction_cases import PredictionReport
 from .random_baseline import random_baseline
@@ -21,10 +24,10 @@ from .training_3d import retrain_model
 
 #: The functions the ``lwnas`` subcommands (and ``search.py`` / ``retrain.py``) call: search,
 #: retrain --genotype, retrain --model (a 2D baseline, a 3D network), predict, export,
-#: random-genotype.
+#: random-genotype, and run (the whole way, calling the others).
 COMMANDS = (search, retrain_genotype, retrain_baseline, retrain_model, predict_checkpoint,
-            export_checkpoint, random_baseline)
+            export_checkpoint, random_baseline, run_pipeline)
 
 __all__ = ["COMMANDS", "PredictionReport", "draw_search_pictures", "export_checkpoint", "load_model_checkpoint",
            "load_network", "predict", "predict_checkpoint", "predict_images", "prepare_splits", "random_baseline",
-           "read_spec", "retrain_baseline", "retrain_genotype", "retrain_model", "search"]
+           "read_spec", "retrain_baseline", "retrain_genotype", "retrain_model", "run_pipeline", "search"]
