@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import data
 from nas.presets import RUN_BASELINES, RUN_PRESET
-from nas.train.distributed import barrier, init_distributed, say
+from nas.train.distributed import barrier, init_distributed, on_rank_zero, say
 from nas.train.files import atomic_write_text, check_output_dir
 from nas.train.settings import require_int
 from nas.train.stopping import stop_on_signals
@@ -136,9 +136,10 @@ def run_pipeline(dataset: str, data_root: str | Path | None, out: str | Path, *,
         search=dict(search or {}), retrain=dict(retrain or {}), random=dict(random or {}),
         export={"fmt": RUN_PRESET.export_format, **(export or {})}, commands=named, context=context)
     planned_epochs(p)  # the search's and the retraining's settings, checked now
-    _prepare_run_dir(p)
+    _check_run_dir(p)
     _refuse_changed_settings(p)
     _refuse_missing_needs(p, chosen)
+    _write_run_file(p)
     started, outcome = time.monotonic(), {}
     for index, stage in enumerate(STAGES, 1):
         if stage.name not in chosen:
@@ -161,21 +162,27 @@ def _chosen_stages(names: Sequence[str] | None) -> list[str]:
     return [name for name in STAGE_NAMES if name in names]
 
 
-def _prepare_run_dir(p: stages.Pipeline) -> None:
+def _check_run_dir(p: stages.Pipeline) -> None:
     """The run directory: writable, and either new, empty or one of ``lwnas run``'s (its
     ``run.json``), so a run never writes into another command's directory."""
-    if p.context.is_main:
-        run_file = p.run_dir / RUN_FILE
-        if p.run_dir.is_dir() and any(p.run_dir.iterdir()) and not run_file.is_file():
+    def check() -> None:
+        if p.run_dir.is_dir() and any(p.run_dir.iterdir()) and not (p.run_dir / RUN_FILE).is_file():
             raise FileExistsError(f"{p.run_dir}: holds files but no {RUN_FILE} of lwnas run; choose another "
                                   "--out (a new or empty directory, or an earlier lwnas run's)")
         check_output_dir(p.run_dir)
+
+    on_rank_zero(p.context, check)
+
+
+def _write_run_file(p: stages.Pipeline) -> None:
+    """``run.json``: what this run was asked (its stages' records hold what each did)."""
+    if p.context.is_main:
         described = {"command": "lwnas run", "dataset": p.dataset, "data_root": p.data_root,
                      "data_options": p.data_options, "seed": p.seed, "folds": p.folds,
                      "search_seeds": list(p.search_seeds), "random_seed": p.random_seed,
                      "val_fraction": p.val_fraction, "skip_bad": p.skip_bad, "baseline": p.baseline,
                      "search": p.search, "retrain": p.retrain, "random": p.random, "export": p.export}
-        atomic_write_text(run_file, json.dumps(described, indent=2, default=str) + "\n")
+        atomic_write_text(p.run_dir / RUN_FILE, json.dumps(described, indent=2, default=str) + "\n")
     barrier(p.context)
 
 

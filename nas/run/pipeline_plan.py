@@ -36,7 +36,7 @@ def planned_epochs(p: Pipeline) -> dict[str, int]:
     overrides = {key: value for key, value in p.retrain.items() if key in _RETRAIN_FIELDS}
     facts, preset = data_settings(p.dataset, p.data_root, overrides, RETRAIN_PRESETS, p.data_options)
     if p.spatial_dims == 2:
-        values = merge(retrain_preset(preset), overrides)
+        values = {"image_size": None, **merge(retrain_preset(preset), overrides)}
     else:
         values = {**training_values(p.baseline, overrides, sample=facts.sample),
                   "image_size": None, "drop_path": 0.0}
