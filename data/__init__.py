@@ -29,7 +29,7 @@ from data.chaos import find_chaos_cases, preprocess_chaos_case, read_chaos_case
 from data.datasets import CaseDataset, SliceDataset, VolumeDataset
 from data.dsb2018 import find_dsb2018_cases, preprocess_dsb2018_case, read_dsb2018_case
 from data.errors import DataError
-from data.factory import DatasetFacts, dataset_facts, get_dataset
+from data.factory import DatasetFacts, dataset_facts, default_splits, get_dataset
 from data.io.images import ENDINGS, read_image_file, write_like, write_nifti_geometry
 from data.io.nifti import write_nifti_like
 from data.nnunet.fingerprint import plan_2d_size
@@ -107,7 +107,8 @@ __all__ = [
     "brats_labels_to_regions", "brats_probabilities_to_labels", "brats_regions",
     "brats_regions_to_labels", "build_augment_2d", "cache_root", "check_dataset", "clear_cache",
     "crop", "crop_start", "find_brats_cases", "find_chaos_cases", "find_dsb2018_cases", "find_promise12_cases",
-    "dataset_facts", "fold_splits", "get_dataset", "get_preset", "is_sample", "list_datasets", "load_splits",
+    "dataset_facts", "default_splits", "fold_splits", "get_dataset", "get_preset", "is_sample", "list_datasets",
+    "load_splits",
     "make_folds", "make_splits", "with_folds",
     "preprocess_chaos_case", "preprocess_dsb2018_case", "preprocess_promise12_case", "random_flip",
     "random_intensity", "random_rotate", "read_brats_case", "read_brats_label", "read_chaos_case", "read_dsb2018_case",

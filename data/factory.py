@@ -57,7 +57,8 @@ def get_dataset(
         its own crop). Defaults in data/presets.py.
 
     The dataset has attributes in_channels, num_classes, spatial_dims, cases,
-    items (item index -> (case, slice index)), splits, skipped.
+    items (item index -> (case, slice index)), splits, skipped, class_names, target_kind and
+    planar (each case one 2D image, scored per image; else a volume, scored per case).
     """
     preset = get_preset(name)
     if split not in SPLITS:
@@ -84,13 +85,13 @@ def get_dataset(
             raise data_error(splits_file, f"case {missing[0]} ({len(missing)} in all) is not under {root}; "
                              "expected the data root the splits were made from")
     else:
-        splits = make_splits(list(case_paths), preset.test_fraction,
-                             preset.val_fraction if val_fraction is None else val_fraction, seed, dataset=name)
+        splits = _seeded_splits(name, list(case_paths), seed, val_fraction)
 
     cache_folder = cache_root(cache_dir) / "preprocessed" / name
     fingerprint = None
     if source.plan is not None:  # settings the training cases decide (the same for every split)
-        options = source.plan({case: case_paths[case] for case in splits["train"]}, options, cache_folder, skip_bad)
+        planned = splits.get("plan_cases") or splits["train"]  # a fold: every case of its cross-validation
+        options = source.plan({case: case_paths[case] for case in planned}, options, cache_folder, skip_bad)
         fingerprint = options.pop("fingerprint", None)
     settings = {"dataset": name, **{k: v for k, v in options.items() if k not in preset.item_options}}
     cache = CaseCache(cache_folder, settings)
@@ -127,7 +128,26 @@ def get_dataset(
     dataset.seed = seed
     dataset.fingerprint = fingerprint  # of the training cases (data sets with a plan), else None
     dataset.class_names, dataset.target_kind = _class_facts(source, options)
+    dataset.planar = _planar(source)
     return dataset
+
+
+def default_splits(name: str, root: str | os.PathLike | None = None, seed: int = 0,
+                   val_fraction: float | None = None, **dataset_options) -> dict:
+    """The seeded splits `get_dataset` cuts when given no splits file, from the case ids alone
+    (no case is read or prepared)."""
+    preset = get_preset(name)
+    options = _options(name, preset.options, dataset_options)
+    root = sample_root(name) if root is None else Path(root).expanduser()
+    source = source_for(name, root, options)
+    return _seeded_splits(name, [source.case_id(path) for path in source.find(root, options)], seed,
+                          val_fraction)
+
+
+def _seeded_splits(name: str, cases: list[str], seed: int, val_fraction: float | None) -> dict:
+    preset = get_preset(name)
+    return make_splits(cases, preset.test_fraction, preset.val_fraction if val_fraction is None else val_fraction,
+                       seed, dataset=name)
 
 
 @dataclass(frozen=True)
@@ -162,9 +182,15 @@ def dataset_facts(name: str, root: str | os.PathLike | None = None, **dataset_op
     channels = tuple(source.channels(options))
     side, crop = preset.sizes(sample)
     return DatasetFacts(name, source.spatial_dims, preset.in_channels or len(channels), source.num_classes(options),
-                        channels, *_class_facts(source, options), source.kind == "images",
+                        channels, *_class_facts(source, options), _planar(source),
                         image_size=side if source.spatial_dims == 2 else None,
                         crop_size=crop if source.spatial_dims == 3 else None, sample=sample)
+
+
+def _planar(source) -> bool:
+    """Whether each case is one 2D image (photographs, microscopy) rather than a volume, sliced
+    or whole: its scores are taken per image, a volume's per case (the metrics' two rules)."""
+    return source.kind == "images"
 
 
 def _class_facts(source, options: dict) -> tuple[tuple[str, ...], str]:

@@ -102,14 +102,21 @@ def with_folds(splits: dict, folds: int, seed: int = 0, strata: Mapping[str, Has
 
 
 def fold_splits(splits: dict, fold: int) -> dict:
-    """The plain train / val / test splits of fold `fold` of a splits dict with folds."""
+    """The plain train / val / test splits of fold `fold` of a splits dict with folds.
+
+    `plan_cases` names every case of the cross-validation: data sets planned from their training
+    cases (nnunet: the 2D size, CT statistics) are planned from these in every fold, as nnU-Net
+    plans once for all its folds, so the folds' networks take the same inputs and ensemble.
+    """
     folds = splits.get("folds")
     if not folds:
         raise ValueError("these splits hold no folds")
-    if not 0 <= fold < len(folds):
+    if not isinstance(fold, int) or not 0 <= fold < len(folds):
         raise ValueError(f"fold must be in 0..{len(folds) - 1}, got {fold}")
     plain = {key: value for key, value in splits.items() if key not in ("folds", "fold_seed")}
-    return {**plain, **{name: list(folds[fold][name]) for name in SPLITS}, "fold": fold}
+    every = sorted({case for name in SPLITS for case in splits[name]})
+    return {**plain, **{name: list(folds[fold][name]) for name in SPLITS}, "fold": fold,
+            "plan_cases": every}
 
 
 def splits_text(splits: dict, path: str | os.PathLike = "<splits>") -> str:
@@ -122,6 +129,8 @@ def without_cases(splits: dict, cases: set[str]) -> dict:
     """The splits with `cases` left out of every list, folds included (cases skipped as
     unreadable)."""
     kept = {**splits, **{name: [c for c in splits[name] if c not in cases] for name in SPLITS}}
+    if "plan_cases" in splits:
+        kept["plan_cases"] = [c for c in splits["plan_cases"] if c not in cases]
     if "folds" in splits:
         kept["folds"] = [{name: [c for c in fold[name] if c not in cases] for name in SPLITS}
                          for fold in splits["folds"]]
@@ -166,6 +175,9 @@ def _validate(path: str | os.PathLike, splits: dict) -> None:
                 raise data_error(path, f"case {case} is in both {seen[case]} and {name}; "
                                  "expected disjoint splits")
             seen[case] = name
+    plan = splits.get("plan_cases")
+    if plan is not None and (not isinstance(plan, list) or not set(plan) <= set(seen)):
+        raise data_error(path, "expected `plan_cases` to list cases of train, val and test")
     folds = splits.get("folds")
     if folds is None:
         return

@@ -1,12 +1,15 @@
 """Segment new images or volumes with a trained checkpoint:
 
     lwnas predict --checkpoint runs/.../best.pt --input PATH --output DIR [--tta] [--probabilities]
+    lwnas predict --checkpoint runs/cv/searched --input PATH --output DIR [--folds 0 2]   # fold ensemble
 
 2D networks (genotypes, the unet2d baseline) take what their data set's readers read: PNG/TIFF
 images or a DSB2018 tree (dsb2018), a DICOM series folder (chaos), .mhd/.mha/.nii.gz/.nrrd
 volumes predicted slice by slice (promise12), the data set's own files such as imagesTs/
-(nnunet). 3D BraTS networks take case folders. Writes one segmentation per case in the input's
-geometry, and a metrics table where labels lie beside the inputs. A case that cannot be read is
+(nnunet). 3D BraTS networks take case folders. A folds run's directory (retrain.py --folds)
+predicts with the mean of its folds' probabilities (with --tta, each fold's flip average first).
+Writes one segmentation per case in the input's geometry, and a metrics table where labels lie
+beside the inputs. A case that cannot be read is
 reported and the rest are predicted (exit 1); a bad checkpoint or input stops before anything is
 written (exit 2).
 """
@@ -24,7 +27,8 @@ from .common import USAGE_ERROR, sizes
 def add_prediction_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
     """The flags of a prediction (shared with ``retrain.py --predict``)."""
     parser.add_argument("--checkpoint", required=required,
-                        help="best.pt or checkpoint.pt of a retrain run")
+                        help="best.pt or checkpoint.pt of a retrain run, or a folds run's directory "
+                             "(retrain.py --folds): the ensemble of its folds")
     parser.add_argument("--input", required=required, help="folder of cases to segment")
     parser.add_argument("--output", required=required,
                         help="folder for the segmentations and metrics_*.csv")
@@ -39,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int,
                         help="slices per forward (2D, default 8) or windows per forward (3D, default 1)")
     parser.add_argument("--model", help="refuse a checkpoint holding another network")
+    parser.add_argument("--folds", type=int, nargs="+", metavar="I", dest="ensemble_folds",
+                        help="with a folds run's directory: the folds to ensemble (default: all)")
     parser.add_argument("--crop-size", type=sizes, metavar="N|NxNxN",
                         help="sliding window (default: the training crop)")
     parser.add_argument("--overlap", type=float,
@@ -65,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
                                 batch_size=getattr(args, "batch_size", None),
                                 et_threshold=args.et_threshold, roi_size=args.crop_size,
                                 overlap=args.overlap, precision=args.precision or "auto",
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, folds=getattr(args, "ensemble_folds", None))
     for failure in report.failures:
         print(f"failed: {failure}", file=sys.stderr)
     for problem in report.unscored:

@@ -1,6 +1,8 @@
 """Train a network from scratch, or segment new cases with a trained network.
 
     python retrain.py --genotype runs/.../genotype.json          # a searched 2D or 3D network
+    python retrain.py --genotype runs/.../genotype.json --folds 5 --out runs/cv/searched   # 5-fold CV
+    python retrain.py --model unet2d --dataset dsb2018 --splits runs/cv/searched/splits.json  # its folds
     python retrain.py --model unet2d --dataset dsb2018 [--splits runs/.../splits.json]  # its baseline
     python retrain.py --model mfsnet --dataset brats [--data-root DIR]
     python retrain.py --predict --checkpoint runs/.../best.pt --input PATH --output DIR [--tta]
@@ -41,7 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="run directory (default: runs/DATASET/retrain-TIME)")
     parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
     parser.add_argument("--splits", dest="splits_file",
-                        help="splits.json to use (default: the one beside the genotype)")
+                        help="splits.json to use (default: the one beside the genotype); one with folds "
+                             "(another network's folds run) trains on those folds")
+    parser.add_argument("--folds", type=int, metavar="K",
+                        help="K-fold cross-validation: K networks on a case-level K-fold split into "
+                             "OUT/fold_i/, cv_metrics.json at OUT (resume with --resume OUT)")
+    parser.add_argument("--fold", type=int, metavar="I",
+                        help="train fold I only (0..K-1) of a folds run (with --folds K, or --splits / "
+                             "--out of one); folds may run as separate jobs into one --out")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
@@ -72,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         return _predict(parser, args)
     if not (args.genotype or args.model):
         parser.error("one of --genotype, --model or --predict is required")
-    common = dict(resume=args.resume is not None, splits_file=args.splits_file)
+    common = dict(resume=args.resume is not None, splits_file=args.splits_file, folds=args.folds,
+                  fold=args.fold)
     training = training_options(args)
     out = args.resume or args.out
     if args.model in BASELINE_MODELS_2D:

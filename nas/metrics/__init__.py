@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .case_overlap import CaseOverlap, overlap_summary
+from .case_overlap import PER_CASE, PER_IMAGE, CaseOverlap, OverlapRule, overlap_rule, overlap_summary
+from .cross_validation import case_dsc, cross_validation_table, fold_row, pooled_cases
 from .paired import PairedComparison, compare_paired
 from .surface_distance import (
     ArrayLike,
@@ -47,11 +48,18 @@ __all__ = [
     "DEFAULT_METRICS",
     "METRIC_NAMES",
     "CaseOverlap",
+    "OverlapRule",
+    "PER_CASE",
+    "PER_IMAGE",
     "ConfusionCounts",
     "CumulativeMetric",
     "SegmentationMetric",
     "average_symmetric_surface_distance",
+    "case_dsc",
     "case_table",
+    "cross_validation_table",
+    "fold_row",
+    "pooled_cases",
     "PairedComparison",
     "class_mean_iou",
     "compare_paired",
@@ -65,6 +73,7 @@ __all__ = [
     "iou_per_case",
     "jaccard",
     "miou",
+    "overlap_rule",
     "overlap_summary",
     "relative_absolute_volume_difference",
     "sensitivity",

@@ -19,16 +19,47 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
 
-__all__ = ["CaseOverlap", "overlap_summary"]
+__all__ = ["PER_CASE", "PER_IMAGE", "CaseOverlap", "OverlapRule", "overlap_rule", "overlap_summary"]
 
 #: The per-case score columns, ``<metric>/<class name>``.
 METRICS = ("dsc", "iou")
+
+
+@dataclass(frozen=True)
+class OverlapRule:
+    """How a data set's overlap scores are taken: ``name`` (what a summary calls it),
+    ``both_empty`` (a case's score for a class absent from prediction and truth, see
+    :class:`CaseOverlap`) and ``definition`` (the sentence ``metrics.json`` states)."""
+
+    name: str
+    both_empty: float
+    definition: str
+
+
+#: Volumes, sliced for 2D training or whole: nnU-Net's rule.
+PER_CASE = OverlapRule(
+    "per case", math.nan,
+    "Dice / IoU per case and class over the whole volume (2D slices summed back into their "
+    "volume), averaged over the cases; a class empty in both prediction and truth is left out "
+    "of its mean and counted (empty/<class>), as nnU-Net does")
+#: 2D images that are cases of their own (DSB2018): seed 002's rule.
+PER_IMAGE = OverlapRule(
+    "per image", 1.0,
+    "Dice / IoU per image and class, averaged over the images; an image where prediction and "
+    "truth are both empty scores 1 (seed 002)")
+
+
+def overlap_rule(planar: bool) -> OverlapRule:
+    """The rule of a data set whose cases are 2D images (``planar``: :data:`PER_IMAGE`) or
+    volumes (:data:`PER_CASE`), whatever the network sees of them."""
+    return PER_IMAGE if planar else PER_CASE
 
 
 class CaseOverlap:

@@ -18,7 +18,7 @@ from nas.train import RetrainConfig, init_distributed
 from nas.train.stopping import stop_on_signals
 
 from .data_setup import check_val_fraction, data_settings
-from .image_training import TrainedNetwork, train_and_score
+from .image_training import TrainedNetwork, image_runs
 from .networks import BASELINE_BUILDERS, model_network
 from .tensorboard import check_tensorboard
 
@@ -28,10 +28,15 @@ def retrain_baseline(model_name: str, dataset: str | None, data_root: str | Path
                      out: str | Path | None = None, *, device: str = "auto", resume: bool = False,
                      seed: int = 0, splits_file: str | Path | None = None, val_fraction: float | None = None,
                      skip_bad: bool = False, progress: bool = True, tensorboard: bool = False,
-                     data_options: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+                     data_options: dict[str, Any] | None = None, folds: int | None = None,
+                     fold: int | None = None, **overrides: Any) -> dict[str, Any]:
     """Train the 2D baseline ``model_name`` from scratch on ``dataset`` and write ``metrics.json``
     (test DSC/MIoU of the best checkpoint, params, FLOPs, input shape, ``model``) beside a
-    self-describing ``best.pt``. ``overrides``: ``RetrainConfig`` fields (None = preset)."""
+    self-describing ``best.pt``. ``overrides``: ``RetrainConfig`` fields (None = preset).
+
+    ``folds`` K: K networks on a case-level K-fold split into ``out/fold_i/`` and the
+    cross-validated scores at ``out`` (``nas.run.folds``); ``fold``: that fold only. With a
+    ``splits_file`` holding folds (a searched network's folds run) it trains on those folds."""
     # every setting is checked before any data is read or anything is written
     context = init_distributed(device)
     check_val_fraction(val_fraction)
@@ -66,9 +71,9 @@ def retrain_baseline(model_name: str, dataset: str | None, data_root: str | Path
         run_kind=f"retrain-{model_name}", identity={"model": model_name}, spatial_dims=2,
         in_channels=facts.in_channels, build=lambda config: build(**shape), complexity=complexity,
         spec_network=model_network(model_name, kwargs, facts.in_channels, facts.num_classes))
-    return train_and_score(network, config, dataset, data_root, out, context, resume=resume, seed=seed,
-                           splits_file=splits_file, val_fraction=val_fraction, skip_bad=skip_bad,
-                           tensorboard=tensorboard, data_options=data_options)
+    return image_runs(network, config, dataset, data_root, out, context, resume=resume, seed=seed,
+                      splits_file=splits_file, val_fraction=val_fraction, skip_bad=skip_bad, tensorboard=tensorboard,
+                      data_options=data_options, folds=folds, fold=fold)
 
 
 __all__ = ["retrain_baseline"]

@@ -20,7 +20,7 @@ from nas.train import atomic_path, check_output_dir, load_checkpoint, resolve_de
 from nas.train.settings import require_crop
 
 from .brats import segment_volume
-from .networks import SPEC_KEY, network_name, restore_network, spec_of
+from .networks import SPEC_KEY, load_predictor, network_name, restore_network, spec_of
 from .prediction_cases import PredictionReport, predict_cases
 
 #: Scores of ``predict`` per region WT/TC/ET (distances in mm).
@@ -64,7 +64,7 @@ def predict(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Pat
             device: str = "auto", model: str | None = None, tta: bool = False,
             et_threshold: int = data.ET_THRESHOLD, roi_size: int | Sequence[int] | None = None,
             overlap: float | None = None, sw_batch_size: int = 1, precision: str = "auto",
-            progress: bool = True) -> PredictionReport:
+            progress: bool = True, folds: Sequence[int] | None = None) -> PredictionReport:
     """Segment every BraTS case under ``input_dir`` into ``output_dir/<case>.nii.gz``.
 
     Sliding windows of the checkpoint's training crop (or ``roi_size``) with Gaussian-weighted
@@ -78,11 +78,13 @@ def predict(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Pat
     A case that cannot be read (missing modality, modalities of different shapes, corrupt
     file) is skipped and reported in one line naming the file; the others are still
     predicted. A bad checkpoint or an input folder without cases raises ``ValueError``
-    before anything is written. Runs in one process.
+    before anything is written. Runs in one process. ``checkpoint`` may be a folds run's
+    directory: the ensemble of its ``folds`` (default all) segments, the mean of their
+    probabilities (each fold's TTA first) made labels once.
     """
     target_device = resolve_device(device)
     overlap = WINDOW_OVERLAP if overlap is None else overlap
-    network, spec = load_model_checkpoint(checkpoint, target_device, model)
+    network, spec = load_predictor(checkpoint, target_device, model, folds, load=load_model_checkpoint)
     roi = require_crop("crop_size", roi_size if roi_size is not None else spec["input"]["size"])
     dtype = resolve_precision(precision, target_device, network)
     cases = data.find_brats_cases(input_dir)  # DataError (one line) without any case

@@ -63,17 +63,19 @@ def check_val_fraction(val_fraction: float | None) -> None:
 
 
 def prepare_splits(dataset: str, data_root, out_dir: Path, seed: int, val_fraction: float | None,
-                   context: DistributedContext, splits_file: str | Path | None = None,
+                   context: DistributedContext, splits_file: str | Path | Mapping[str, Any] | None = None,
                    resume: bool = False, **options: Any) -> Path:
-    """The run's ``splits.json`` (case lists, seeded), or a copy of ``splits_file``, written
-    by rank 0, so that every later step (and a later retrain) uses exactly these cases. A
-    resumed run keeps its own."""
+    """The run's ``splits.json`` (case lists, seeded), or a copy of ``splits_file`` (a file, or
+    the splits themselves: a fold's), written by rank 0, so that every later step (and a later
+    retrain) uses exactly these cases. A resumed run keeps its own."""
     target = out_dir / "splits.json"
 
     def write() -> None:
         if resume and target.is_file():
             return
-        if splits_file is not None:
+        if isinstance(splits_file, Mapping):
+            splits = dict(splits_file)
+        elif splits_file is not None:
             splits = data.load_splits(splits_file)
         else:
             splits = data.get_dataset(dataset, data_root, "train", seed,

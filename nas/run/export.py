@@ -1,4 +1,5 @@
-"""``lwnas export``: a checkpoint's network as ONNX or TorchScript, with a JSON sidecar.
+"""``lwnas export``: a checkpoint's network, or a folds run's ensemble, as ONNX or TorchScript,
+with a JSON sidecar.
 
 The network is rebuilt from the checkpoint's inference description (``nas.run.networks``),
 in eval mode, fp32, on the CPU, and traced with an input of its training size. The file takes
@@ -21,7 +22,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -31,7 +32,8 @@ import nas
 from nas.train import atomic_path, atomic_write_text
 from nas.train.optional import require_package
 
-from .networks import load_network
+from .fold_layout import fold_checkpoints
+from .networks import load_predictor
 
 FORMATS = ("onnx", "torchscript")
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -191,16 +193,24 @@ def sidecar_of(spec: Mapping[str, Any], fmt: str, path: Path, checkpoint: Path, 
                   "inputs": "the example, and a batch of 2" + (" one spatial_multiple larger per axis"
                                                                 if dynamic_spatial else ""),
                   "max_abs_difference": difference},
+        **({"ensemble": spec["ensemble"]} if "ensemble" in spec else {}),
     }
 
 
-def export_checkpoint(checkpoint: str | Path, fmt: str, output: str | Path) -> ExportReport:
+def export_checkpoint(checkpoint: str | Path, fmt: str, output: str | Path,
+                      folds: Sequence[int] | None = None) -> ExportReport:
     """Write the checkpoint's network to ``output`` as ``fmt`` (``onnx`` or ``torchscript``) and
-    its sidecar to ``output + ".json"``; checks the exported file against the network."""
+    its sidecar to ``output + ".json"``; checks the exported file against the network.
+
+    ``checkpoint`` may be a folds run's directory (``retrain.py --folds``): one module holds its
+    ``folds`` (default all) and returns the logits of the mean of their probabilities
+    (``nas.inference.FoldEnsemble``), checked against the torch ensemble as one network is; the
+    sidecar's ``ensemble`` names the folds and the rule. :func:`export_each_fold` writes them
+    one by one instead."""
     if fmt not in FORMATS:
         raise ValueError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     checkpoint, output = Path(checkpoint), Path(output)
-    network, spec = load_network(checkpoint, "cpu")
+    network, spec = load_predictor(checkpoint, "cpu", folds=folds)
     network = network.float().eval()
     output.parent.mkdir(parents=True, exist_ok=True)
     difference, dynamic = _export(fmt, network, spec, output)
@@ -211,5 +221,16 @@ def export_checkpoint(checkpoint: str | Path, fmt: str, output: str | Path) -> E
     return ExportReport(output, sidecar, difference, dynamic)
 
 
+def export_each_fold(run: str | Path, fmt: str, output: str | Path,
+                     folds: Sequence[int] | None = None) -> list[ExportReport]:
+    """Write each of ``folds`` (default all) of the folds run ``run`` as its own file: ``output``
+    with ``_fold<i>`` before its suffix (``net.onnx`` -> ``net_fold0.onnx``), each with its sidecar."""
+    output = Path(output)
+    suffix = "".join(output.suffixes)
+    stem = output.name[:len(output.name) - len(suffix)] if suffix else output.name
+    return [export_checkpoint(path, fmt, output.with_name(f"{stem}_{path.parent.name.replace('_', '')}{suffix}"))
+            for path in fold_checkpoints(run, folds)]
+
+
 __all__ = ["EXAMPLE_SEED", "ExportReport", "FORMATS", "INPUT_NAME", "ONNX_OPSET", "OUTPUT_NAME", "example_input",
-           "export_checkpoint", "sidecar_of", "spatial_multiple"]
+           "export_checkpoint", "export_each_fold", "sidecar_of", "spatial_multiple"]

@@ -37,11 +37,14 @@ from torch import nn
 import data
 import models
 import nas
+from nas.inference import FoldEnsemble
 from nas.presets import ACTIVATION_FOR_TARGET, GENOTYPE_PRESETS_3D, ModelPreset, RetrainPreset
 from nas.search import genotype_from_dict, genotype_to_dict, load_genotype_file
 from nas.train import load_checkpoint
 from nas.train.settings import one_line
 from supernet import Genotype, from_genotype, output_activation_for
+
+from .fold_layout import fold_checkpoints, is_folds_run
 
 #: ``name`` of a genotype network's entry.
 GENOTYPE = "genotype"
@@ -259,6 +262,46 @@ def load_network(path: str | Path, device: torch.device | str = "cpu", expected_
     return restore_network(state, spec, path, device, expected_model), spec
 
 
+def load_fold_ensemble(run: str | Path, device: torch.device | str = "cpu", expected_model: str | None = None,
+                       folds: Sequence[int] | None = None,
+                       load: Callable[..., tuple[nn.Module, dict[str, Any]]] | None = None
+                       ) -> tuple[FoldEnsemble, dict[str, Any]]:
+    """The networks of ``folds`` (default: all) of the folds run ``run`` as one
+    :class:`nas.inference.FoldEnsemble` (the mean of their probabilities), on ``device``, with the
+    first fold's description and an ``ensemble`` entry (folds, checkpoints, rule). ``load(path,
+    device, expected_model)`` loads one fold (default :func:`load_network`). Folds whose network
+    or inputs differ (another architecture, preprocessing or label map) are refused in one line."""
+    load = load or load_network
+    paths = fold_checkpoints(run, folds)
+    members, specs = zip(*(load(path, device, expected_model) for path in paths))
+    first = {key: value for key, value in specs[0].items() if key != "training"}
+    for path, spec in zip(paths[1:], specs[1:]):
+        differing = sorted(key for key, value in first.items() if spec.get(key) != value)
+        if differing:
+            raise CheckpointSpecError(f"{path}: differs from {paths[0]} in {', '.join(differing)}; the folds of an "
+                                      "ensemble must share the network, its inputs and its label map")
+    chosen = [int(path.parent.name.rsplit("_", 1)[1]) for path in paths]
+    spec = {**specs[0], "ensemble": {"run": str(run), "folds": chosen, "checkpoints": [str(path) for path in paths],
+                                     "rule": "the mean of the folds' probabilities (each fold's own TTA first); "
+                                             "its logits are logit(p) for a sigmoid, log(p) for a softmax"}}
+    return FoldEnsemble(list(members)).to(device).eval(), spec
+
+
+def load_predictor(checkpoint: str | Path, device: torch.device | str = "cpu", expected_model: str | None = None,
+                   folds: Sequence[int] | None = None,
+                   load: Callable[..., tuple[nn.Module, dict[str, Any]]] | None = None
+                   ) -> tuple[nn.Module, dict[str, Any]]:
+    """The network of a checkpoint file (``load``, default :func:`load_network`), or of a folds
+    run's directory the ensemble of its ``folds`` (:func:`load_fold_ensemble`), with the
+    description."""
+    if is_folds_run(checkpoint):
+        return load_fold_ensemble(checkpoint, device, expected_model, folds, load)
+    if folds is not None:
+        raise ValueError(f"--folds: {checkpoint} is a single checkpoint; --folds picks the folds of a folds run's "
+                         "directory (retrain.py --folds)")
+    return (load or load_network)(checkpoint, device, expected_model)
+
+
 def restore_network(state: Mapping[str, Any], spec: Mapping[str, Any], path: str | Path,
                     device: torch.device | str = "cpu", expected_model: str | None = None) -> nn.Module:
     """The network of a loaded checkpoint (``state``, its description ``spec``), weights loaded, in
@@ -292,6 +335,7 @@ def _rebuild(entry: Mapping[str, Any], source: str) -> nn.Module:
 
 __all__ = ["BASELINE_BUILDERS", "CheckpointSpecError", "GENOTYPE", "NETWORK_KINDS", "SPEC_FIELDS", "SPEC_FORMAT",
            "SPEC_KEY", "SearchedNetwork", "build_network", "build_spec", "genotype_entry", "genotype_network",
-           "genotype_output_activation", "genotype_target", "is_genotype", "load_network", "model_network",
+           "genotype_output_activation", "genotype_target", "is_genotype", "load_fold_ensemble", "load_network",
+           "load_predictor", "model_network",
            "network_name", "read_spec", "restore_network", "searched_network", "spec_of", "spec_problems",
            "training_entry"]

@@ -34,7 +34,8 @@ from nas.train.runtime import autocast
 from nas.train.settings import require_crop, require_int
 
 from .brats_prediction import predict
-from .networks import load_network, read_spec
+from .fold_layout import fold_checkpoints, is_folds_run
+from .networks import load_predictor, read_spec
 from .prediction_cases import PredictionReport, predict_cases
 
 #: Scores of a 2D prediction per foreground class (distances in mm of the input's spacing).
@@ -89,10 +90,12 @@ def _write_case(item: data.PredictionInput, labels: np.ndarray, maps: np.ndarray
 def predict_images(checkpoint: str | Path, input_path: str | Path, output_dir: str | Path, *,
                    device: str = "auto", tta: bool = False, probabilities: bool = False, batch_size: int = 8,
                    precision: str = "auto", model: str | None = None, progress: bool = True,
-                   roi_size: int | Sequence[int] | None = None, overlap: float | None = None
-                   ) -> PredictionReport:
+                   roi_size: int | Sequence[int] | None = None, overlap: float | None = None,
+                   folds: Sequence[int] | None = None) -> PredictionReport:
     """Segment every case under ``input_path`` (formats: ``data.inputs``) with a 2D checkpoint, or a
-    3D one of nnU-Net volumes, into ``output_dir``: a mask per case in the input's geometry and
+    3D one of nnU-Net volumes, or the ensemble of a folds run's ``folds`` (default all; the mean of
+    their probabilities, ``nas.run.networks.load_fold_ensemble``) into ``output_dir``: a mask per
+    case in the input's geometry and
     format, ``--probabilities`` the probability maps beside it, and where labels lie beside the
     inputs ``metrics_cases.csv`` and ``metrics_summary.csv`` (Dice, IoU, HD95 per foreground class).
 
@@ -104,7 +107,7 @@ def predict_images(checkpoint: str | Path, input_path: str | Path, output_dir: s
     """
     require_int("batch_size", batch_size)
     target_device = resolve_device(device)
-    network, spec = load_network(checkpoint, target_device, model)
+    network, spec = load_predictor(checkpoint, target_device, model, folds)
     volumes = spec["spatial_dims"] == 3
     if volumes and spec["preprocessing"].get("inputs") != "nnunet":
         raise ValueError(f"{checkpoint}: holds a 3D network of {spec['dataset']}; whole-volume prediction "
@@ -151,20 +154,22 @@ def predict_checkpoint(checkpoint: str | Path, input_path: str | Path, output_di
                        device: str = "auto", tta: bool = False, probabilities: bool = False,
                        batch_size: int | None = None, precision: str = "auto", model: str | None = None,
                        progress: bool = True, et_threshold: int = data.ET_THRESHOLD,
-                       roi_size: int | Sequence[int] | None = None, overlap: float | None = None
-                       ) -> PredictionReport:
+                       roi_size: int | Sequence[int] | None = None, overlap: float | None = None,
+                       folds: Sequence[int] | None = None) -> PredictionReport:
     """``lwnas predict``: a 3D checkpoint segments BraTS cases (``nas.run.brats_prediction.predict``:
     sliding windows, ``et_threshold``, ``roi_size``, ``overlap``; ``batch_size`` windows per
     forward) or, trained on nnU-Net volumes, those volumes whole; a 2D one images, series and
-    volumes slice by slice (:func:`predict_images`)."""
+    volumes slice by slice (:func:`predict_images`). ``checkpoint`` may be a folds run's directory
+    (``retrain.py --folds``): the ensemble of its ``folds`` (default all) predicts, each fold's
+    TTA first, then the mean of the folds' probabilities."""
     if batch_size is not None:
         require_int("batch_size", batch_size)
-    spec, _ = read_spec(checkpoint)
+    spec, _ = read_spec(fold_checkpoints(checkpoint, folds)[0] if is_folds_run(checkpoint) else checkpoint)
     if spec["spatial_dims"] == 3 and spec["preprocessing"].get("inputs") == "nnunet":
         return predict_images(checkpoint, input_path, output_dir, device=device, tta=tta,
                               probabilities=probabilities, batch_size=1 if batch_size is None else batch_size,
                               precision=precision, model=model, progress=progress, roi_size=roi_size,
-                              overlap=overlap)
+                              overlap=overlap, folds=folds)
     if spec["spatial_dims"] == 3:
         if probabilities:
             raise ValueError(f"--probabilities: not available for 3D checkpoints ({checkpoint}); "
@@ -172,7 +177,7 @@ def predict_checkpoint(checkpoint: str | Path, input_path: str | Path, output_di
         return predict(checkpoint, input_path, output_dir, device=device, model=model, tta=tta,
                        et_threshold=et_threshold, roi_size=roi_size, overlap=overlap,
                        sw_batch_size=1 if batch_size is None else batch_size, precision=precision,
-                       progress=progress)
+                       progress=progress, folds=folds)
     ignored = [flag for flag, given in (("--crop-size", roi_size is not None), ("--overlap", overlap is not None),
                                         ("--et-threshold", et_threshold != data.ET_THRESHOLD)) if given]
     if ignored:
@@ -180,7 +185,7 @@ def predict_checkpoint(checkpoint: str | Path, input_path: str | Path, output_di
                          f"{spec['network']['name']} network")
     return predict_images(checkpoint, input_path, output_dir, device=device, tta=tta, probabilities=probabilities,
                           batch_size=8 if batch_size is None else batch_size, precision=precision, model=model,
-                          progress=progress)
+                          progress=progress, folds=folds)
 
 
 __all__ = ["PREDICT_METRICS_2D", "predict_checkpoint", "predict_images", "slice_probabilities"]

@@ -15,10 +15,10 @@ from nas.train.stopping import stop_on_signals
 from supernet import Genotype, from_genotype
 
 from .data_setup import check_loss_fits, check_val_fraction, data_settings
-from .image_training import TrainedNetwork, train_and_score
+from .image_training import TrainedNetwork, image_runs
 from .networks import genotype_network, genotype_target, searched_network
 from .tensorboard import check_tensorboard
-from .volume_training import train_volumes
+from .volume_training import volume_runs
 
 
 def check_genotype_fits(genotype: Genotype, source: Path, facts: data.DatasetFacts) -> None:
@@ -69,11 +69,15 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
                      skip_bad: bool = False, progress: bool = True, tensorboard: bool = False,
                      data_options: dict[str, Any] | None = None,
                      crop_size: int | Sequence[int] | None = None, overlap: float | None = None,
-                     et_threshold: int = data.ET_THRESHOLD,
-                     **overrides: Any) -> dict[str, Any]:
+                     et_threshold: int = data.ET_THRESHOLD, folds: int | None = None,
+                     fold: int | None = None, **overrides: Any) -> dict[str, Any]:
     """Train the network of a genotype file from scratch with seed 002's retrain settings and
     write ``metrics.json`` (test DSC/MIoU with the best checkpoint, params, FLOPs); ``best.pt``
     describes itself (``nas.run.networks``). ``tensorboard``: log epochs to RUN/tensorboard/.
+
+    ``folds`` K: K networks on a case-level K-fold split of the search's cases into
+    ``out/fold_i/`` and the cross-validated scores at ``out`` (``nas.run.folds``); ``fold``: that
+    fold only. A ``splits_file`` with folds, or ``resume`` of a folds run, is a folds run too.
 
     A 3D genotype trains as the hand-designed 3D networks do, through the same flow
     (``nas.run.volume_training``: random crops of ``crop_size``, whole-volume validation with
@@ -92,13 +96,14 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
     # the data set's options as the search had them, unless given
     data_options = dict(data_options if data_options is not None
                         else metadata.get("data_options") or {})
+    splits_file = splits_file or _genotype_splits(genotype_path, metadata)
     if arch.spatial_dims == 3:
         return _retrain_volumes(arch, metadata, genotype_path, dataset, data_root, out,
                                 context=context, resume=resume, seed=seed,
                                 splits_file=splits_file, val_fraction=val_fraction,
                                 skip_bad=skip_bad, progress=progress, data_options=data_options,
                                 crop_size=crop_size, overlap=overlap, tensorboard=tensorboard,
-                                et_threshold=et_threshold, overrides=overrides)
+                                et_threshold=et_threshold, overrides=overrides, folds=folds, fold=fold)
     if crop_size is not None:
         raise ValueError(f"--crop-size applies to 3D networks; {genotype_path} is a 2D genotype "
                          "(its size is --image-size)")
@@ -116,10 +121,9 @@ def retrain_genotype(genotype: str | Path, dataset: str | None = None,
         complexity=lambda size: network_complexity(arch, (arch.in_channels,) + (size,) * arch.spatial_dims),
         spec_network=genotype_network(arch), in_channels=arch.in_channels,
         checkpoint_metadata={"genotype": json.dumps(metadata)})
-    return train_and_score(network, config, dataset, data_root, out, context, resume=resume, seed=seed,
-                           splits_file=splits_file or _genotype_splits(genotype_path, metadata),
-                           val_fraction=val_fraction, skip_bad=skip_bad, tensorboard=tensorboard,
-                           data_options=data_options)
+    return image_runs(network, config, dataset, data_root, out, context, resume=resume, seed=seed,
+                      splits_file=splits_file, val_fraction=val_fraction, skip_bad=skip_bad, tensorboard=tensorboard,
+                      data_options=data_options, folds=folds, fold=fold)
 
 
 def _retrain_volumes(arch: Genotype, metadata: dict, genotype_path: Path, dataset: str,
@@ -135,7 +139,5 @@ def _retrain_volumes(arch: Genotype, metadata: dict, genotype_path: Path, datase
     check_genotype_fits(arch, genotype_path, data.dataset_facts(dataset, data_root, **options))
     preset = searched_network("genotype", genotype_path).preset
     check_loss_fits(overrides.get("loss") or preset.loss, target)
-    return train_volumes("genotype", dataset, data_root, out, context=context,
-                         splits_file=splits_file or _genotype_splits(genotype_path, metadata),
-                         model_kwargs=None, data_options=options, genotype=genotype_path,
-                         **settings, **overrides)
+    return volume_runs("genotype", dataset, data_root, out, context=context, splits_file=splits_file,
+                       model_kwargs=None, data_options=options, genotype=genotype_path, **settings, **overrides)

@@ -12,7 +12,7 @@ from nas.train.stopping import stop_on_signals
 
 from .data_setup import check_val_fraction
 from .tensorboard import check_tensorboard
-from .volume_training import train_volumes
+from .volume_training import volume_runs
 
 
 @stop_on_signals()  # SIGTERM: a checkpoint at the next step, then StopRequested
@@ -24,7 +24,8 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
                   model_kwargs: Mapping[str, Any] | None = None, overlap: float | None = None,
                   data_options: Mapping[str, Any] | None = None,
                   et_threshold: int = data.ET_THRESHOLD, tensorboard: bool = False,
-                  genotype: str | Path | None = None, **overrides: Any) -> dict[str, Any]:
+                  genotype: str | Path | None = None, folds: int | None = None, fold: int | None = None,
+                  **overrides: Any) -> dict[str, Any]:
     """Train the registered 3D network ``model_name`` from scratch on ``dataset`` (BraTS), or
     with ``model_name="genotype"`` the network of the 3D genotype file ``genotype``.
 
@@ -39,16 +40,22 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
     checkpoint on the test split with ``et_threshold`` post-processing, ``test_cases.csv``,
     ``test_summary.csv`` and ``metrics.json`` (Dice and HD95 per region). The checkpoints
     describe themselves (``spec``), so ``lwnas predict`` rebuilds the network from them alone.
+
+    ``folds`` K: K networks on a case-level K-fold split into ``out/fold_i/`` and the
+    cross-validated scores at ``out`` (``nas.run.folds``); ``fold``: that fold only. A
+    ``splits_file`` with folds (another network's folds run), or ``resume`` of a folds run, is a
+    folds run too.
     """
     # every setting is checked before any data is read or anything is written
     context = init_distributed(device)
     check_val_fraction(val_fraction)
     check_tensorboard(tensorboard)
-    return train_volumes(model_name, dataset, data_root, out, context=context, resume=resume, seed=seed,
-                         splits_file=splits_file, val_fraction=val_fraction, skip_bad=skip_bad,
-                         progress=progress, crop_size=crop_size, model_kwargs=model_kwargs,
-                         overlap=overlap, data_options=data_options, et_threshold=et_threshold,
-                         tensorboard=tensorboard, genotype=genotype, **overrides)
+    return volume_runs(model_name, dataset, data_root, out, context=context, resume=resume, seed=seed,
+                       splits_file=splits_file, val_fraction=val_fraction, skip_bad=skip_bad,
+                       progress=progress, crop_size=crop_size, model_kwargs=model_kwargs,
+                       overlap=overlap, data_options=data_options, et_threshold=et_threshold,
+                       tensorboard=tensorboard, genotype=genotype, folds=folds, fold=fold,
+                       **overrides)
 
 
 __all__ = ["retrain_model"]

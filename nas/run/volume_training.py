@@ -5,7 +5,9 @@ the test cases segmented whole with the best weights and scored into ``metrics.j
 
 BraTS volumes are scored by the regions WT/TC/ET of labels 0/1/2/4 (``nas.run.brats``; the test
 segmentations post-processed by ``et_threshold``, Dice and HD95 per case in ``test_cases.csv``
-and ``test_summary.csv``); any other data set of volumes by the Dice of each class it serves.
+and ``test_summary.csv``, the BraTS challenge's rule for empty regions); any other data set of
+volumes by the Dice and IoU of each class it serves, per case, a class empty in both prediction
+and truth left out of the mean (``nas.metrics.PER_CASE``; ``test_cases.csv`` too).
 The checkpoints describe themselves once, in ``spec`` (``nas.run.networks``): ``lwnas predict``
 rebuilds the network from it and ``--resume`` reads its network and crop from it.
 """
@@ -16,21 +18,24 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import pandas as pd
 import torch
 from torch import nn
 
 import data
-from nas.metrics import case_table, write_tables
+from nas.metrics import PER_CASE, case_table, overlap_summary, write_tables
 from nas.presets import TRAINING_TARGETS, WINDOW_OVERLAP, model_preset, network_kwargs, training_values
 from nas.search import network_complexity
 from nas.train import RetrainConfig, atomic_write_text, load_checkpoint, resolve_precision, run_retrain, wrap_model
 from nas.train.distributed import DistributedContext, barrier, say
-from nas.train.evaluation import VAL_DICE_MEAN, region_means
+from nas.train.evaluation import VAL_DICE_MEAN, class_scorer, region_means
 from nas.train.run_dir import start_run
 from nas.train.settings import require_crop
 
 from .brats import BRATS, evaluate_volumes, volume_validator
 from .data_setup import prepare_splits, record_skipped, skipped_note, verify_data, write_fingerprint
+from .folds import cross_validate, folds_requested
+from .image_training import overlap_note
 from .networks import SPEC_KEY, build_network, build_spec, model_network, read_spec, searched_network, training_entry
 from .tensorboard import tensorboard_callback
 
@@ -50,11 +55,11 @@ def _saved_network(out_dir: Path) -> tuple[dict[str, Any], tuple[int, ...]]:
 
 def train_volumes(model_name: str, dataset: str, data_root: str | Path | None,
                   out: str | Path | None, *, context: DistributedContext, resume: bool, seed: int,
-                  splits_file: str | Path | None, val_fraction: float | None, skip_bad: bool,
+                  splits_file: str | Path | Mapping[str, Any] | None, val_fraction: float | None, skip_bad: bool,
                   progress: bool, crop_size: int | Sequence[int] | None,
                   model_kwargs: Mapping[str, Any] | None, overlap: float | None,
                   data_options: Mapping[str, Any] | None, et_threshold: int, tensorboard: bool,
-                  genotype: str | Path | None, **overrides: Any) -> dict[str, Any]:
+                  genotype: str | Path | None, verify: bool = True, **overrides: Any) -> dict[str, Any]:
     """Train the registered 3D network ``model_name``, or with ``model_name="genotype"`` the
     network of the 3D genotype file ``genotype``, from scratch on ``dataset``'s volumes.
 
@@ -88,9 +93,9 @@ def train_volumes(model_name: str, dataset: str, data_root: str | Path | None,
                            image_size=crop, select_metric=VAL_DICE_MEAN,
                            drop_path=(searched.drop_path if drop_path is None else drop_path)
                            if searched else 0.0, **values)
-    out_dir, resume = start_run("retrain" if searched else f"retrain-{model_name}", dataset, out,
-                                context, resume, dataclasses.asdict(config))
-    verify_data(dataset, data_root, context, **options)
+    out_dir, resume = start_run(_run_kind(model_name), dataset, out, context, resume, dataclasses.asdict(config))
+    if verify:  # False: checked already (the folds of a cross-validation)
+        verify_data(dataset, data_root, context, **options)
     torch.manual_seed(seed)  # the initial weights depend on the seed only
     built = (searched.entry() if searched else
              model_network(model_name, kwargs, facts.in_channels, num_classes=None))
@@ -156,11 +161,35 @@ def train_volumes(model_name: str, dataset: str, data_root: str | Path | None,
             write_tables(case_table(rows), out_dir, "test")
         atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     summary = (", ".join(f"{region} {metrics['dice'][region]:.4f}" for region in data.BRATS_REGIONS)
-               if brats else f"{metrics['dsc']:.4f}")
-    say(context, f"test Dice {summary} ({metrics['test_cases']} cases, best epoch {metrics['best_epoch']}); "
+               + f" ({metrics['test_cases']} cases" if brats else
+               f"{metrics['dsc']:.4f} ({overlap_note(metrics)}")
+    say(context, f"test Dice {summary}, best epoch {metrics['best_epoch']}); "
                  f"{metrics['params'] / 1e6:.3f}M params, {metrics['flops'] / 1e9:.3f} GFLOPs per crop "
                  f"-> {out_dir / 'metrics.json'}{skipped_note(skipped)}")
     return {**result, "metrics": metrics}
+
+
+def volume_runs(model_name: str, dataset: str, data_root: str | Path | None, out: str | Path | None, *,
+                context: DistributedContext, folds: int | None, fold: int | None, resume: bool, seed: int,
+                splits_file: str | Path | None, val_fraction: float | None, skip_bad: bool,
+                data_options: Mapping[str, Any] | None, **settings: Any) -> dict[str, Any]:
+    """:func:`train_volumes` once, or for the folds of a folds run (``folds`` K or ``fold`` given,
+    a ``splits_file`` with folds, or ``resume`` of a folds run: ``nas.run.folds``)."""
+    common = dict(context=context, seed=seed, val_fraction=val_fraction, skip_bad=skip_bad,
+                  data_options=data_options, **settings)
+    if not folds_requested(folds, fold, splits_file, out, resume):
+        return train_volumes(model_name, dataset, data_root, out, resume=resume, splits_file=splits_file, **common)
+    return cross_validate(
+        _run_kind(model_name), dataset, data_root, out, context,
+        lambda folder, splits, again: train_volumes(model_name, dataset, data_root, folder, resume=again,
+                                                    splits_file=splits, verify=False, **common),
+        folds=folds, fold=fold, seed=seed, resume=resume, splits_file=splits_file, val_fraction=val_fraction,
+        data_options=dict(data_options or {}), prepare_options={"skip_bad": skip_bad})
+
+
+def _run_kind(model_name: str) -> str:
+    """The first part of a run directory's default name."""
+    return "retrain" if model_name == "genotype" else f"retrain-{model_name}"
 
 
 def _test_scorer(dataset: str, test_set, crop: Sequence[int], context: DistributedContext, *,
@@ -168,10 +197,15 @@ def _test_scorer(dataset: str, test_set, crop: Sequence[int], context: Distribut
                  ) -> Callable[[nn.Module], tuple[dict[str, Any], list[dict[str, Any]]]]:
     """``score(network)``: the ``metrics.json`` scores of the test cases, and the per-case rows
     of ``test_cases.csv`` (BraTS: Dice and HD95 per region of the post-processed segmentations;
-    other volumes: the Dice per class, no table)."""
+    other volumes: Dice and IoU per class, the per-case rule)."""
     if dataset != BRATS:
-        validate = volume_validator(dataset, test_set, crop, context, precision=precision, overlap=overlap)
-        return lambda network: (_class_scores(validate(network)), [])
+        score_classes = class_scorer(test_set, crop, context, precision=precision, overlap=overlap)
+
+        def score_volumes(network: nn.Module) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            test, cases = score_classes(network)
+            return _class_scores(test, cases), cases.to_dict("records")
+
+        return score_volumes
 
     def score(network: nn.Module) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         rows = evaluate_volumes(network, test_set, crop, context=context, metrics=BRATS_TEST_METRICS,
@@ -197,14 +231,18 @@ def _brats_scores(rows: list[dict[str, Any]], et_threshold: int) -> dict[str, An
     return scores
 
 
-def _class_scores(test: Mapping[str, float]) -> dict[str, Any]:
-    """The test cases' Dice per class (``dsc_per_class``) and their mean (``dsc``)."""
-    per_class = {key[len("val_dice_"):]: value for key, value in test.items()
-                 if key.startswith("val_dice_") and key != VAL_DICE_MEAN}
-    return {"dsc": test[VAL_DICE_MEAN], "dsc_per_class": per_class,
-            "metric_definitions": "per-case whole-volume Dice per class (sliding windows of "
-                                  "the crop), averaged over the test cases",
-            "test_cases": test["val_cases"]}
+def _class_scores(test: Mapping[str, float], cases: pd.DataFrame) -> dict[str, Any]:
+    """The test cases' Dice per class (``dsc_per_class``), their mean (``dsc``), the cases that
+    left each class out (empty in both prediction and truth) and the rule."""
+    classes = [str(name)[len("dsc/"):] for name in cases.columns if str(name).startswith("dsc/")]
+    summary = overlap_summary(cases, classes)
+    return {"dsc": test[VAL_DICE_MEAN], "miou": summary["iou"],
+            "dsc_per_class": {name: summary[f"dsc/{name}"] for name in classes},
+            "iou_per_class": {name: summary[f"iou/{name}"] for name in classes},
+            "empty_per_class": {name: summary[f"empty/{name}"] for name in classes},
+            "scoring": PER_CASE.name,
+            "metric_definitions": PER_CASE.definition + " (sliding windows of the crop)",
+            "test_cases": test["val_cases"], "tables": ["test_cases.csv", "test_summary.csv"]}
 
 
-__all__ = ["BRATS_TEST_METRICS", "train_volumes"]
+__all__ = ["BRATS_TEST_METRICS", "train_volumes", "volume_runs"]

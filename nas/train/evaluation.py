@@ -1,5 +1,11 @@
-"""Evaluation during training, reduced across ranks: the 2D tasks' loss and per-image overlap
-over a loader, and the whole-volume validation of 3D runs.
+"""Evaluation during training, reduced across ranks: the 2D tasks' loss and overlap over a
+loader, and the whole-volume validation of 3D runs.
+
+Overlap follows the data set's rule (``nas.metrics.overlap_rule`` of its ``planar`` fact): a
+volume, sliced for 2D training or whole, is scored per case and class with a class empty in
+both prediction and truth left out (nnU-Net); an image that is a case of its own per image,
+both empty scoring 1 (seed 002). The search's validation DSC, the retrain's checkpoint
+selection and the test scores all take it from here.
 
 Training sees random crops; whole-volume validation sees whole volumes, segmented by the
 Gaussian-weighted sliding windows of the training crop (``nas.inference``), so the network
@@ -18,11 +24,21 @@ import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from nas.inference import output_activation, predict_probabilities
-from nas.metrics import SegmentationMetric, dice_per_case, iou_per_case
+from nas.metrics import (
+    PER_IMAGE,
+    CaseOverlap,
+    OverlapRule,
+    SegmentationMetric,
+    dice_per_case,
+    iou_per_case,
+    overlap_rule,
+    overlap_summary,
+)
 
 from .checkpoints import unwrap_model
 from .distributed import DistributedContext, all_reduce_sum
@@ -54,21 +70,36 @@ def metric_key(name: str) -> str:
     return re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower() or "class"
 
 
-@torch.no_grad()
-def evaluate_segmentation(model: nn.Module, loader: Iterable, loss_fn: nn.Module,
-                          device: torch.device, context: DistributedContext,
-                          precision: torch.dtype | None = None,
-                          class_names: Sequence[str] | None = None) -> dict[str, float]:
-    """Mean loss, DSC and MIoU over the images of ``loader`` (reduced across ranks).
+def scoring_rule(dataset: Any, planar: bool) -> OverlapRule:
+    """The overlap rule of ``dataset``'s cases (its ``planar`` fact, ``data.get_dataset``), or of
+    ``planar`` for a data set without it (synthetic ones: 2D items images, 3D items volumes)."""
+    return overlap_rule(bool(getattr(dataset, "planar", planar)))
 
-    DSC and MIoU follow seed 002: per image, the Dice / IoU of each class (an image where
-    prediction and truth are both empty scores 1), averaged over the images; ``val_dsc`` and
-    ``val_miou`` are the means over the classes (for one foreground class, its own scores).
-    With several classes, each also gets ``val_dsc_<name>`` and ``val_iou_<name>``.
+
+@torch.no_grad()
+def segmentation_scores(model: nn.Module, loader: Iterable, loss_fn: nn.Module,
+                        device: torch.device, context: DistributedContext,
+                        precision: torch.dtype | None = None,
+                        class_names: Sequence[str] | None = None,
+                        rule: OverlapRule | None = None) -> tuple[dict[str, float], pd.DataFrame]:
+    """Mean loss, DSC and MIoU over the 2D items of ``loader`` (reduced across ranks), and the
+    per-case table (``case``, ``dsc/<class>``, ``iou/<class>``; the same on every rank).
+
+    ``rule`` (default: the loader's data set's, :func:`scoring_rule`) says how overlap is taken:
+    :data:`~nas.metrics.PER_CASE` sums each class's counts over the slices of a case (the
+    reassembled volume's Dice; items carry their ``case``) and leaves a class empty in both out
+    of the mean; :data:`~nas.metrics.PER_IMAGE` scores each image, both empty scoring 1 (seed
+    002). ``val_dsc`` and ``val_miou`` are the means over the classes of the class means (for
+    one foreground class, its own scores); with several classes each also gets
+    ``val_dsc_<name>`` and ``val_iou_<name>``. ``val_cases`` counts the cases. Under the
+    per-case rule the per-slice scores (both empty = 1) stay as ``val_dsc_per_slice`` and
+    ``val_miou_per_slice``, named so.
     """
+    rule = rule or scoring_rule(getattr(loader, "dataset", None), planar=True)
     was_training = model.training
     model.eval()
-    totals = None  # loss*n, images, then per class: dice sum, iou sum
+    totals = None  # loss*n, items, then per class: per-item dice sum, iou sum
+    overlap = None
     try:
         for batch in loader:
             image, label = unpack_batch(batch, device)
@@ -77,6 +108,9 @@ def evaluate_segmentation(model: nn.Module, loader: Iterable, loss_fn: nn.Module
             logits = logits.float()
             loss = loss_fn(logits, label)
             predicted, truth = class_masks(logits, label)
+            if overlap is None:
+                overlap = CaseOverlap(_class_labels(class_names, predicted.shape[1]), rule.both_empty)
+            overlap.add(_case_ids(batch, totals, image.shape[0], context), predicted, truth)
             dice = dice_per_case(predicted, truth).double().sum(0)
             iou = iou_per_case(predicted, truth).double().sum(0)
             count = torch.tensor([loss.double() * image.shape[0], float(image.shape[0])],
@@ -88,20 +122,48 @@ def evaluate_segmentation(model: nn.Module, loader: Iterable, loss_fn: nn.Module
     if totals is None:
         raise ValueError("the evaluation split is empty; it needs at least one image")
     totals = all_reduce_sum(totals, context)
-    images = max(totals[1].item(), 1.0)
-    classes = (len(totals) - 2) // 2
-    dice = totals[2:2 + classes] / images
-    iou = totals[2 + classes:] / images
-    result = {"val_loss": totals[0].item() / images, "val_dsc": dice.mean().item(),
-              "val_miou": iou.mean().item()}
+    overlap.gather()  # a case's slices may lie on several ranks
+    cases = overlap.scores()
+    summary = overlap_summary(cases, overlap.class_names)
+    items = max(totals[1].item(), 1.0)
+    classes = len(overlap.class_names)
+    result = {"val_loss": totals[0].item() / items, "val_dsc": summary["dsc"], "val_miou": summary["iou"]}
     if classes > 1:
-        names = list(class_names or [])
-        names = names if len(names) == classes else [f"class{k + 1}" for k in range(classes)]
-        for name, class_dice, class_iou in zip(names, dice.tolist(), iou.tolist()):
-            result[f"val_dsc_{metric_key(name)}"] = class_dice
-            result[f"val_iou_{metric_key(name)}"] = class_iou
-    return result
+        for name in overlap.class_names:
+            result[f"val_dsc_{metric_key(name)}"] = summary[f"dsc/{name}"]
+            result[f"val_iou_{metric_key(name)}"] = summary[f"iou/{name}"]
+    result["val_cases"] = summary["cases"]
+    if rule == PER_IMAGE:
+        return result, cases
+    result["val_dsc_per_slice"] = (totals[2:2 + classes] / items).mean().item()
+    result["val_miou_per_slice"] = (totals[2 + classes:] / items).mean().item()
+    return result, cases
 
+
+def evaluate_segmentation(model: nn.Module, loader: Iterable, loss_fn: nn.Module,
+                          device: torch.device, context: DistributedContext,
+                          precision: torch.dtype | None = None,
+                          class_names: Sequence[str] | None = None,
+                          rule: OverlapRule | None = None) -> dict[str, float]:
+    """The scores of :func:`segmentation_scores`, without the per-case table (what the search's
+    and the retrain's validation log and select by)."""
+    return segmentation_scores(model, loader, loss_fn, device, context, precision, class_names, rule)[0]
+
+
+def _class_labels(class_names: Sequence[str] | None, classes: int) -> list[str]:
+    """The names of the classes the masks hold (``class<k>`` where none or the wrong number is
+    given)."""
+    names = list(class_names or [])
+    return names if len(names) == classes else [f"class{k + 1}" for k in range(classes)]
+
+
+def _case_ids(batch: Any, totals: torch.Tensor | None, count: int, context: DistributedContext) -> list[str]:
+    """The cases of a batch's items (``batch["case"]``); items without one are cases of their
+    own, named by rank and position."""
+    if isinstance(batch, dict) and "case" in batch:
+        return [str(case) for case in batch["case"]]
+    seen = 0 if totals is None else int(totals[1].item())
+    return [f"item{context.rank}-{seen + index}" for index in range(count)]
 
 
 def _check_cases(dataset) -> None:
@@ -110,15 +172,20 @@ def _check_cases(dataset) -> None:
                          "at least one (lower --val-fraction's rounding or add data)")
 
 
-def volume_dice(network: nn.Module, dataset, roi_size: Sequence[int], *, overlap: float,
-                context: DistributedContext | None = None, precision: torch.dtype | None = None
-                ) -> tuple[torch.Tensor, int]:
-    """Per class, the sum over ``dataset``'s whole volumes of their Dice (float64, on every
-    rank), and the number of cases."""
+def volume_overlap(network: nn.Module, dataset, roi_size: Sequence[int], *, overlap: float,
+                   context: DistributedContext | None = None, precision: torch.dtype | None = None,
+                   class_names: Sequence[str] | None = None, rule: OverlapRule | None = None
+                   ) -> CaseOverlap:
+    """The per-case, per-class overlap counts of ``dataset``'s whole volumes (every rank's
+    cases, on every rank), segmented by sliding windows of ``roi_size``; ``rule``: default the
+    data set's (:func:`scoring_rule`, volumes: per case)."""
     context = context or DistributedContext()
+    rule = rule or scoring_rule(dataset, planar=False)
     network = unwrap_model(network)
     sigmoid = output_activation(network) == "sigmoid"
-    totals = None
+    classes = int(network.num_classes) - (0 if sigmoid else 1)
+    names = list(class_names if class_names is not None else getattr(dataset, "class_names", ()))
+    counts = CaseOverlap(_class_labels(names, max(classes, 1)), rule.both_empty)
     for index in range(context.rank, len(dataset), context.world_size):
         item = dataset[index]
         probabilities = predict_probabilities(network, item["image"], roi_size, overlap=overlap,
@@ -126,34 +193,42 @@ def volume_dice(network: nn.Module, dataset, roi_size: Sequence[int], *, overlap
         # class_masks reads logits: a sigmoid's probability 0.5 is its logit 0
         scores = (probabilities - 0.5 if sigmoid else probabilities)[None]
         predicted, truth = class_masks(scores, item["label"].to(context.device)[None])
-        dice = dice_per_case(predicted, truth).double().sum(0)
-        totals = dice if totals is None else totals + dice
-    classes = int(network.num_classes) - (0 if sigmoid else 1)
-    if totals is None:  # a rank without a case still joins the reduction
-        totals = torch.zeros(max(classes, 1), dtype=torch.float64, device=context.device)
-    return all_reduce_sum(totals, context), len(dataset)
+        counts.add([str(item.get("case", f"case{index}"))], predicted, truth)
+    counts.gather()
+    return counts
+
+
+def class_scorer(dataset, roi_size: Sequence[int], context: DistributedContext, *,
+                 overlap: float, precision: torch.dtype | None = None,
+                 class_names: Sequence[str] | None = None, rule: OverlapRule | None = None
+                 ) -> Callable[[nn.Module], tuple[dict[str, float], pd.DataFrame]]:
+    """``score(model)`` of a 3D run scored per class (:func:`volume_overlap`): the scores
+    ``val_dice_<class>`` per class (``dataset.class_names``), ``val_dice_mean`` (their mean,
+    classes no case scored left out), ``val_cases``, ``val_seconds``, and the per-case table
+    (``case``, ``dsc/<class>``, ``iou/<class>``)."""
+    _check_cases(dataset)
+
+    def score(model: nn.Module) -> tuple[dict[str, float], pd.DataFrame]:
+        started = time.perf_counter()
+        counts = volume_overlap(model, dataset, roi_size, context=context, precision=precision,
+                                overlap=overlap, class_names=class_names, rule=rule)
+        table = counts.scores()
+        summary = overlap_summary(table, counts.class_names)
+        scores = {f"val_dice_{metric_key(name)}": summary[f"dsc/{name}"] for name in counts.class_names}
+        return ({**scores, VAL_DICE_MEAN: summary["dsc"], "val_cases": summary["cases"],
+                 "val_seconds": time.perf_counter() - started}, table)
+
+    return score
 
 
 def class_validator(dataset, roi_size: Sequence[int], context: DistributedContext, *,
                     overlap: float, precision: torch.dtype | None = None,
-                    class_names: Sequence[str] | None = None
+                    class_names: Sequence[str] | None = None, rule: OverlapRule | None = None
                     ) -> Callable[[nn.Module], dict[str, float]]:
-    """The ``evaluate(model)`` of a 3D run scored per class: ``val_dice_<class>`` per class
-    (``dataset.class_names``), ``val_dice_mean``, ``val_cases``, ``val_seconds``."""
-    _check_cases(dataset)
-    names = list(class_names if class_names is not None else getattr(dataset, "class_names", ()))
-
-    def evaluate(model: nn.Module) -> dict[str, float]:
-        started = time.perf_counter()
-        sums, cases = volume_dice(model, dataset, roi_size, context=context,
-                                  precision=precision, overlap=overlap)
-        means = (sums / cases).tolist()
-        labels = names if len(names) == len(means) else [f"class{k + 1}" for k in range(len(means))]
-        scores = {f"val_dice_{metric_key(name)}": value for name, value in zip(labels, means)}
-        return {**scores, VAL_DICE_MEAN: float(sum(means) / len(means)), "val_cases": cases,
-                "val_seconds": time.perf_counter() - started}
-
-    return evaluate
+    """The ``evaluate(model)`` of a 3D run scored per class: the scores of :func:`class_scorer`."""
+    score = class_scorer(dataset, roi_size, context, overlap=overlap, precision=precision,
+                         class_names=class_names, rule=rule)
+    return lambda model: score(model)[0]
 
 
 def volume_labels(network: nn.Module, image: torch.Tensor, roi_size: Sequence[int],

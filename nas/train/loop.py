@@ -186,7 +186,10 @@ def run_retrain(model: nn.Module, config: RetrainConfig, train_set, out_dir: str
                **metrics, "lr": current_lr, "seconds": time.perf_counter() - started}
         history.append(row)
         score = float(metrics[config.select_metric])
-        improved = score > best["score"]
+        # NaN (no class scored: empty in every prediction and truth) ranks below any score; the
+        # first epoch is kept all the same, so a best.pt always exists
+        score = -math.inf if math.isnan(score) else score
+        improved = score > best["score"] or best["epoch"] < 0
         if improved:
             best = {"epoch": epoch, "score": score, "metrics": dict(metrics)}
         if context.is_main:
