@@ -42,7 +42,7 @@ ALLOWED = {
     "nas.train": {"ops", "nas.losses", "nas.metrics", "nas.inference"},
     "nas.search": {"ops", "supernet", "nas.train", "nas.losses", "nas.complexity",
                    "nas.presets"},
-    "nas.pictures": {"ops", "supernet", "models", "nas.search", "nas.complexity", "nas.train"},
+    "nas.pictures": {"ops", "supernet", "models", "nas.search", "nas.complexity", "nas.train", "nas.metrics"},
     "nas.run": {"ops", "supernet", "models", "data", "nas"},
     "nas.cli": {"nas", "data", "models"},
     "nas.__init__": set(),

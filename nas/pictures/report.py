@@ -8,6 +8,9 @@ genotype a retrain run names, and writes into RUN_DIR (or ``--out``):
 - ``report_cells.csv``: per cell (kind, scale, width): params, FLOPs, latency;
 - ``report_ops.csv``: per op instance of every cell: params and FLOPs;
 - ``report.md``: the three tables in markdown. The tables are printed too.
+
+Folds runs (``retrain.py --folds``) are reported together: the cross-validated tables and the
+paired test of the searched network against each other run (``cross_validation``).
 """
 from __future__ import annotations
 
@@ -127,16 +130,50 @@ def build_report(genotype: Genotype, input_size: Sequence[int], *, device: str =
             "ops": pd.DataFrame(op_rows)}
 
 
-def write_report(tables: dict[str, pd.DataFrame], out_dir: Path, title: str) -> list[Path]:
+def write_report(tables: dict[str, pd.DataFrame], out_dir: Path, title: str,
+                 notes: Sequence[str] = ()) -> list[Path]:
+    """The tables as CSVs and ``report.md`` (``notes``: lines under the title)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    markdown = [f"# {title}", ""]
+    markdown = [f"# {title}", "", *notes, *([""] if notes else [])]
     for name, table in tables.items():
         paths.append(atomic_write_text(out_dir / f"report_{name}.csv",
                                        table.to_csv(index=False)))
         markdown += [f"## {name}", "", table.to_markdown(index=False, floatfmt=".4g"), ""]
     paths.append(atomic_write_text(out_dir / "report.md", "\n".join(markdown)))
     return paths
+
+
+def report_folds_runs(run_dirs: Sequence[Path], out: Path, *, device: str = "cpu", repeats: int = 5,
+                      echo: bool = True, seed_results: Mapping[str, Mapping[str, float]] | None = None,
+                      network_of: Callable[[Any], nn.Module | None] | None = None
+                      ) -> tuple[dict[str, pd.DataFrame], list[Path]]:
+    """The report of folds runs (``nas.pictures.cross_validation``): the cross-validated tables,
+    the paired verdicts of the searched network against each other run, the DSC-vs-cost picture
+    (one marker per fold) and the DSC per fold."""
+    from .comparison import comparison_figure
+    from .cross_validation import folds_figure, folds_tables, is_folds_run, load_folds_run, verdict_lines
+    from .style import save_figure
+
+    others = [str(path) for path in run_dirs if not is_folds_run(path)]
+    if others:
+        raise ValueError(f"{others[0]}: not a folds run; report folds runs (retrain.py --folds) together, "
+                         "other runs apart")
+    tables = folds_tables([load_folds_run(path) for path in run_dirs], repeats=repeats, network_of=network_of)
+    notes = verdict_lines(tables["paired"]) if "paired" in tables else []
+    if echo:
+        for name, table in tables.items():
+            print(f"\n{name}\n{table.to_string(index=False, float_format=lambda v: f'{v:.4g}')}")
+        print("\n" + "\n".join(notes))
+    title = f"Cross-validated comparison of {', '.join(str(path) for path in run_dirs)}"
+    paths = write_report(tables, out, title, notes)
+    per_fold = tables["cv_folds"]
+    datasets = per_fold["dataset"].dropna().unique().tolist()
+    figure = comparison_figure(per_fold.assign(label=per_fold["network"]),
+                               datasets[0] if len(datasets) == 1 else None, seed_results)
+    paths.append(save_figure(figure, out / "report_dsc_vs_cost.png"))
+    paths.append(save_figure(folds_figure(per_fold), out / "report_cv_folds.png"))
+    return tables, paths
 
 
 def report_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = None,
@@ -154,6 +191,11 @@ def report_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = Non
     run_dirs = [Path(path) for path in run_dirs]
     if len(run_dirs) > 1 and out_dir is None:
         raise ValueError("--out is needed to report several runs (where report.md goes)")
+    from .cross_validation import is_folds_run
+
+    if any(is_folds_run(path) for path in run_dirs):
+        return report_folds_runs(run_dirs, Path(out_dir or run_dirs[0]), device=device, repeats=repeats,
+                                 echo=echo, seed_results=seed_results, network_of=network_of)
     tables: dict[str, pd.DataFrame] = {}
     title = f"Report of {', '.join(str(path) for path in run_dirs)}"
     if len(run_dirs) == 1:

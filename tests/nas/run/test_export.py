@@ -114,7 +114,7 @@ class _SizeBaked(torch.nn.Module):
 def test_a_graph_that_holds_only_its_traced_size_is_exported_with_a_fixed_size(checkpoints, tmp_path,
                                                                                 monkeypatch):
     _, spec = load_network(checkpoints["unet2d"])
-    monkeypatch.setattr(exporting, "load_network", lambda path, device: (_SizeBaked(), spec))
+    monkeypatch.setattr(exporting, "load_predictor", lambda path, device, folds=None: (_SizeBaked(), spec))
     for fmt, name in (("onnx", "baked.onnx"), ("torchscript", "baked.pt")):
         report = export_checkpoint(checkpoints["unet2d"], fmt, tmp_path / name)
         assert not report.dynamic_spatial and report.max_abs_difference == 0.0
