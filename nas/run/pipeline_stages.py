@@ -22,6 +22,8 @@ from nas.train.distributed import DistributedContext, barrier, on_rank_zero
 from nas.train.files import atomic_write_text
 
 from .data_setup import data_settings
+from .fold_layout import run_folds
+from .networks import run_network
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,8 +234,9 @@ def retrain(p: Pipeline) -> Outcome:
         if (out / "cv_metrics.json").is_file():
             continue
         splits = (p.folder("plan") if name == "searched" else p.folder("retrain") / "searched") / "splits.json"
+        # a folds run started (its splits.json holds the folds) continues: the folds done are kept
         kwargs = {**p.retrain, **p.data_kwargs(), "seed": p.seed, "folds": p.folds, "splits_file": splits,
-                  "resume": any(out.glob("fold_*/checkpoint.pt"))}
+                  "resume": run_folds(out) is not None}
         if name in ("searched", "random"):
             genotype = chosen_genotype(p) if name == "searched" else p.folder("random") / "genotype.json"
             p.commands["retrain_genotype"](genotype, p.dataset, p.data_root, out, **kwargs)
@@ -248,15 +251,20 @@ def retrain(p: Pipeline) -> Outcome:
 
 
 def report(p: Pipeline) -> Outcome:
-    """``lwnas report`` of the three folds runs: per fold and mean +- sd, the paired test of the
-    searched network against each other, the costs, and the pictures."""
+    """``lwnas report`` of the three folds runs: per run and per fold the test DSC (mean +- sd over
+    the folds), the paired signed-rank test of the searched network against the others on the
+    per-case DSC, the costs, and the pictures (DSC against cost, DSC per fold)."""
     from nas.pictures.report import report_runs
-
-    folder = p.folder("report")
+    from nas.presets import SEED_RESULTS
 
     def work() -> Outcome:
-        _, paths = report_runs([p.folder("retrain") / name for name in networks(p)], folder, echo=True)
-        return Outcome(tuple(p.relative(path) for path in paths))
+        tables, paths = report_runs([p.folder("retrain") / name for name in networks(p)], p.folder("report"),
+                                    seed_results=SEED_RESULTS, network_of=run_network, echo=p.progress)
+        runs = tables["cv_runs"]
+        scores = {row["network"]: f"{row['dsc_mean']:.4f} +- {row['dsc_sd']:.4f}" for row in runs.to_dict("records")}
+        verdicts = ({row["against"]: row["summary"] for row in tables["paired"].to_dict("records")}
+                    if "paired" in tables else {})
+        return Outcome(tuple(p.relative(path) for path in paths), {"test_dsc": scores, "paired": verdicts})
 
     return on_rank_zero(p.context, work)
 
@@ -271,7 +279,8 @@ def export(p: Pipeline) -> Outcome:
     output = p.folder("export") / f"searched_ensemble.{'onnx' if fmt == 'onnx' else 'pt'}"
 
     def work() -> Outcome:
-        p.commands["export_checkpoint"](p.folder("retrain") / "searched", fmt, output)
-        return Outcome((p.relative(output), p.relative(output.with_name(output.name + ".json"))))
+        made = p.commands["export_checkpoint"](p.folder("retrain") / "searched", fmt, output)
+        return Outcome((p.relative(made.path), p.relative(made.sidecar)),
+                       {"max_abs_difference": made.max_abs_difference, "dynamic_spatial": made.dynamic_spatial})
 
     return on_rank_zero(p.context, work)
