@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
+import torch
 
+import models
 from nas.presets import RETRAIN_PRESETS, SEARCH_PRESETS, merge, retrain_preset, search_preset, training_values
 from nas.train import RetrainConfig
 from nas.train.settings import flag
@@ -45,6 +47,12 @@ def planned_epochs(p: Pipeline) -> dict[str, int]:
         check_loss_fits(config.loss, facts.target)
     except ValueError as error:
         raise ValueError(f"retrain settings: {error}") from None
+    if p.retrain.get("model_kwargs"):
+        try:
+            with torch.device("meta"):  # the baseline's constructor takes them: no memory, no time
+                models.build(p.baseline, in_channels=facts.in_channels, **p.retrain["model_kwargs"])
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"--retrain-model-option: {p.baseline}: {error}") from None
     return {"search": int(search), "retrain": int(config.epochs)}
 
 

@@ -239,6 +239,7 @@ def retrain(p: Pipeline) -> Outcome:
                   "resume": run_folds(out) is not None}
         if name in ("searched", "random"):
             genotype = chosen_genotype(p) if name == "searched" else p.folder("random") / "genotype.json"
+            kwargs.pop("model_kwargs", None)  # the 3D baseline's constructor arguments
             p.commands["retrain_genotype"](genotype, p.dataset, p.data_root, out, **kwargs)
         elif p.spatial_dims == 2:
             p.commands["retrain_baseline"](name, p.dataset, p.data_root, out, **kwargs)

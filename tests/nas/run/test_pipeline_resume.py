@@ -64,7 +64,8 @@ def environment(_isolated_data_cache):
 
 def _lwnas_run(out, environment, kill=None):
     command = ([sys.executable, "-c", DRIVER, *map(str, kill)] if kill else
-               [sys.executable, "-m", "nas.cli", "run"]) + [*TINY, "--out", str(out)]
+               [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main(sys.argv[1:]))", "run"])
+    command += [*TINY, "--out", str(out)]
     return subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
 
 
