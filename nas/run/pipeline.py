@@ -23,7 +23,7 @@ from nas.presets import RUN_BASELINES, RUN_PRESET
 from nas.train.distributed import barrier, init_distributed, on_rank_zero, say
 from nas.train.files import atomic_write_text, check_output_dir
 from nas.train.settings import require_int
-from nas.train.stopping import stop_on_signals
+from nas.train.stopping import StopRequested, stop_on_signals
 
 from . import pipeline_stages as stages
 from .data_setup import check_val_fraction
@@ -243,7 +243,11 @@ def _run_stage(p: stages.Pipeline, stage: Stage, counter: str, started: float,
         write_record(p.run_dir, StageRecord(stage.name, settings, inputs))
     barrier(p.context)
     began = time.monotonic()
-    outcome = stage.run(p)
+    try:
+        outcome = stage.run(p)
+    except StopRequested as stop:  # SIGTERM: its search or retraining wrote a checkpoint
+        raise StopRequested(f"lwnas run stopped in its {stage.name} stage ({stop.checkpoint} written); "
+                            "continue with the same lwnas run command", stop.checkpoint, stop.is_main) from None
     seconds = time.monotonic() - began
     if p.context.is_main:
         write_record(p.run_dir, StageRecord(stage.name, settings, inputs, tuple(outcome.outputs), True,

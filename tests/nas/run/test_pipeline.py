@@ -3,6 +3,7 @@ runs with ``stages_to_run``, a second start skips what is done and says so, a st
 before it, and changed settings or changed inputs are refused before anything runs."""
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +117,45 @@ def test_several_search_seeds_retrain_the_best_validation_score(tmp_path):
     best = max(scores.values())
     assert choice["chosen"] == min((name for name, score in scores.items() if score == best),
                                    key=lambda name: int(name.split("_")[1]))
+
+
+def test_the_retrain_stage_trains_the_three_networks_on_the_searched_folds(tmp_path):
+    """Which command trains which network, on which splits, and what resumes (recording commands)."""
+    from nas.run.pipeline_stages import Pipeline, retrain
+    from nas.train.distributed import DistributedContext
+
+    calls = []
+
+    def recorder(name):
+        def command(what, dataset, data_root, out, **kwargs):
+            calls.append((name, Path(what).name if name == "retrain_genotype" else what, Path(out).name, kwargs))
+            if Path(out).name == "random":  # killed before its folds were scored
+                return
+            (Path(out) / "cv_metrics.json").parent.mkdir(parents=True, exist_ok=True)
+            (Path(out) / "cv_metrics.json").write_text("{}")
+        return command
+
+    (tmp_path / "search" / "seed_0").mkdir(parents=True)
+    (tmp_path / "search" / "choice.json").write_text('{"genotype": "search/seed_0/genotype.json"}')
+    p = Pipeline(run_dir=tmp_path, dataset="brats", data_root=None, data_options={}, seed=0, folds=2,
+                 search_seeds=(0,), random_seed=1, val_fraction=None, skip_bad=False, device="cpu", progress=False,
+                 spatial_dims=3, baseline="unet3d", search={}, retrain={"epochs": 2, "model_kwargs": {"widths": 1}},
+                 random={}, export={"fmt": "onnx"},
+                 commands={name: recorder(name) for name in ("retrain_genotype", "retrain_model")},
+                 context=DistributedContext(device="cpu"))
+    retrain(p)
+    assert [(name, what, out) for name, what, out, _ in calls] == [
+        ("retrain_genotype", "genotype.json", "searched"), ("retrain_genotype", "genotype.json", "random"),
+        ("retrain_model", "unet3d", "unet3d")]
+    kwargs = [call[3] for call in calls]
+    assert kwargs[0]["splits_file"] == tmp_path / "plan" / "splits.json"  # the searched run cuts the folds
+    assert {str(k["splits_file"]) for k in kwargs[1:]} == {str(tmp_path / "retrain" / "searched" / "splits.json")}
+    assert "model_kwargs" not in kwargs[0] and kwargs[2]["model_kwargs"] == {"widths": 1}
+    assert all(k["folds"] == 2 and k["epochs"] == 2 and k["resume"] is False for k in kwargs)
+    # again: the searched and unet3d folds are scored, random started its folds and continues
+    (tmp_path / "retrain" / "random").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "retrain" / "random" / "splits.json").write_text(json.dumps(
+        {"train": [], "val": [], "test": [], "folds": [{"train": [], "val": [], "test": []}]}))
+    calls.clear()
+    retrain(p)
+    assert [(call[2], call[3]["resume"]) for call in calls] == [("random", True)]
