@@ -121,7 +121,10 @@ def run_pipeline(dataset: str, data_root: str | Path | None, out: str | Path, *,
     require_int("search_seeds", search_seeds)
     check_val_fraction(val_fraction)
     data_options = dict(data_options or {})
-    facts = data.dataset_facts(dataset, data_root, **data_options)
+    try:
+        facts = data.dataset_facts(dataset, data_root, **data_options)
+    except TypeError as error:  # an option the data set does not take
+        raise ValueError(f"--option: {error}") from None
     named = {command.__name__: command for command in commands}
     missing = [name for name in NEEDED_COMMANDS if name not in named]
     if missing:
