@@ -41,11 +41,11 @@ def folds_requested(folds: int | None, fold: int | None, splits_file: Any, out: 
                     resume: bool) -> bool:
     """Whether a retrain is a folds run: ``--folds`` or ``--fold`` given, a ``--splits`` file that
     holds folds, or ``--resume`` of a folds run's directory."""
-    if folds is not None or fold is not None:
+    if folds is not None or fold is not None or (resume and out is not None and run_folds(out)):
         return True
     if isinstance(splits_file, (str, Path)) and Path(splits_file).is_file():
         return bool(data.load_splits(splits_file).get("folds"))
-    return bool(resume and out is not None and run_folds(out))
+    return False
 
 
 def foreground_strata(dataset: str, data_root: str | Path | None, splits: Mapping[str, Any], seed: int,
@@ -135,7 +135,8 @@ def cross_validate(kind: str, dataset: str, data_root: str | Path | None, out: s
     """
     run = Path(broadcast_object(str(out or default_run_dir(kind, dataset)), context))
     restarted = elastic.group_restarted(gather_objects(elastic.restart_count(), context))
-    continuing = bool(resume or restarted)
+    # a torchrun restart continues the run it restarted once its folds exist (before: afresh)
+    continuing = bool(resume or (restarted and run_folds(run)))
     verify_data(dataset, data_root, context, **data_options)  # once, not per fold
 
     def base_splits() -> dict:

@@ -12,6 +12,7 @@ import torch
 import data
 import models
 from nas import complexity
+from nas.metrics import overlap_rule
 from nas.presets import SEARCH_PRESETS, VOLUME_SEARCH_PRESETS, WINDOW_OVERLAP, VolumeSearchPreset
 from nas.search import SearchConfig, run_search
 from nas.train import resolve_precision
@@ -21,7 +22,7 @@ from nas.train.runtime import autotuning_note
 from nas.train.settings import require_crop, require_number
 from nas.train.stopping import stop_on_signals
 
-from .brats import volume_validator
+from .brats import BRATS, volume_validator
 from .data_setup import (
     check_loss_fits,
     check_val_fraction,
@@ -136,6 +137,8 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
                 "data": {"channels": list(facts.channels),
                          "class_names": list(facts.class_names),
                          "target": facts.target,
+                         # how val_dsc / val_dice_mean is taken (BraTS: its regions, the challenge's rule)
+                         **({} if dataset == BRATS else {"scoring": overlap_rule(facts.planar).name}),
                          **({"crop_size": list(config.crop_size), "overlap": overlap}
                             if volumes else {})}}
     with tensorboard_callback(tensorboard, out_dir, context) as on_epoch_end:
