@@ -1,6 +1,8 @@
 """The ``lwnas`` command: one subcommand per job, each the same flags as its stand-alone
 entry point (``python search.py``, ``python retrain.py``, ``python -m data.check`` ...).
 
+    lwnas run --dataset dsb2018 --out RUN      # the whole way: check, plan, search, random,
+                                               # K-fold retrain, report, export
     lwnas search --dataset dsb2018
     lwnas retrain --genotype RUN/genotype.json
     lwnas predict --checkpoint RUN/best.pt --input PATH --output DIR
@@ -21,6 +23,8 @@ from .common import add_debug_flag, guarded
 
 #: subcommand -> (module under nas.cli, one-line help)
 SUBCOMMANDS = {
+    "run": ("run", "the whole way: check, plan, search, random genotype, K-fold retraining of the "
+                   "searched, random and U-Net, report, export (resumable)"),
     "search": ("search", "search a genotype (the supernet's cells) for a 2D data set"),
     "retrain": ("retrain", "train a genotype or a hand-designed 3D network from scratch"),
     "predict": ("predict", "segment new images or volumes with a trained checkpoint"),

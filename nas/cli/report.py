@@ -29,23 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from nas.pictures.report import report_runs
     from nas.presets import SEED_RESULTS
+    from nas.run.networks import run_network
 
     _, paths = report_runs(args.run_dirs, args.out, args.size, device=args.device,
                            repeats=args.repeats, seed_results=SEED_RESULTS,
-                           network_of=_checkpoint_network)
+                           network_of=run_network)
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0
-
-
-def _checkpoint_network(run):
-    """A retrained run's network rebuilt from its self-describing ``best.pt`` (baselines and 3D
-    models have no genotype to rebuild from); None where there is none or it is unusable."""
-    from nas.run import load_network
-
-    best = Path(run.path) / "best.pt"
-    if not best.is_file():
-        return None
-    try:
-        return load_network(best)[0]
-    except ValueError:  # an old checkpoint without a description: the genotype, if any
-        return None

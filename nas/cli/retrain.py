@@ -81,16 +81,9 @@ def run(args: argparse.Namespace) -> int:
         return _predict(parser, args)
     if not (args.genotype or args.model):
         parser.error("one of --genotype, --model or --predict is required")
-    common = dict(device=args.device, resume=args.resume is not None, seed=args.seed,
-                  skip_bad=args.skip_bad, progress=not args.no_progress,
-                  val_fraction=args.val_fraction, splits_file=args.splits_file,
-                  data_options=dict(args.data_options) or None,
-                  tensorboard=args.tensorboard, folds=args.folds, fold=args.fold)
-    training = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                    weight_decay=args.weight_decay, drop_path=args.drop_path, loss=args.loss,
-                    image_size=args.image_size, precision=args.precision,
-                    channels_last=args.channels_last, compile=args.compile,
-                    deterministic=args.deterministic, num_workers=args.num_workers)
+    common = dict(resume=args.resume is not None, splits_file=args.splits_file, folds=args.folds,
+                  fold=args.fold)
+    training = training_options(args)
     out = run_directory_of(args)
     if args.model in BASELINE_MODELS_2D:
         given = [flag for name, flag in {**_THREE_D_FLAGS, "crop_size": "--crop-size"}.items()
@@ -117,6 +110,20 @@ def run(args: argparse.Namespace) -> int:
     retrain_genotype(args.genotype, args.dataset, args.data_root, out, crop_size=args.crop_size,
                      overlap=args.overlap, et_threshold=args.et_threshold, **common, **training)
     return 0
+
+
+def training_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments every retrain function (``nas.run.retrain_genotype``,
+    ``retrain_baseline``, ``retrain_model``) takes from the flags, but for what is trained, on
+    which data, where, and from which splits (``lwnas run`` passes its own)."""
+    return dict(device=args.device, seed=args.seed, skip_bad=args.skip_bad,
+                progress=not args.no_progress, val_fraction=args.val_fraction,
+                data_options=dict(args.data_options) or None, tensorboard=args.tensorboard,
+                epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                weight_decay=args.weight_decay, drop_path=args.drop_path, loss=args.loss,
+                image_size=args.image_size, precision=args.precision,
+                channels_last=args.channels_last, compile=args.compile,
+                deterministic=args.deterministic, num_workers=args.num_workers)
 
 
 def _predict(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", help="real data set root (default: bundled sample data)")
     parser.add_argument("--out", help="run directory (default: runs/DATASET/search-TIME)")
     parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
+    parser.add_argument("--splits", dest="splits_file",
+                        help="splits.json to use (default: cut from the cases by --seed and --val-fraction)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--channels", type=int, help="width of the first cells")
@@ -110,14 +112,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-pictures", action="store_true", help="skip the PNG pictures")
 
 
-def run(args: argparse.Namespace) -> int:
-    from nas.run import search
-
-    out = run_directory_of(args)
+def search_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of ``nas.run.search`` the flags say, but for the data set, its root,
+    the run directory and ``resume`` (``lwnas run`` passes its own)."""
     options = {key: value for key, value in vars(args).items()
-               if key not in ("debug", "parser", "run", "command")}
-    resume = options.pop("resume")
-    options.pop("out")
+               if key not in ("debug", "parser", "run", "command", "dataset", "data_root", "out",
+                              "resume")}
     data_options = dict(options.pop("data_options"))
     spatial_dims = options.pop("spatial_dims")
     if spatial_dims is not None:
@@ -126,9 +126,14 @@ def run(args: argparse.Namespace) -> int:
             args.parser.error(f"--spatial-dims {spatial_dims} and --option spatial_dims={given} disagree")
         data_options["spatial_dims"] = spatial_dims
     options["data_options"] = data_options or None
-    search(options.pop("dataset"), options.pop("data_root"), out,
-           device=options.pop("device"), resume=resume is not None, seed=options.pop("seed"),
-           val_fraction=options.pop("val_fraction"), skip_bad=options.pop("skip_bad"),
-           progress=not options.pop("no_progress"), pictures=not options.pop("no_pictures"),
-           tensorboard=options.pop("tensorboard"), **options)
+    options["progress"] = not options.pop("no_progress")
+    options["pictures"] = not options.pop("no_pictures")
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.run import search
+
+    search(args.dataset, args.data_root, run_directory_of(args), resume=args.resume is not None,
+           **search_options(args))
     return 0

@@ -15,6 +15,7 @@ from .models import (
     network_kwargs,
     training_values,
 )
+from .pipeline import RUN_BASELINES, RUN_PRESET, RunPreset
 from .search import (
     ACTIVATION_FOR_TARGET,
     LOSS_FOR_TARGET,
@@ -39,5 +40,5 @@ __all__ = [
     "ACTIVATION_FOR_TARGET",
     "MACROS", "RETRAIN_PRESETS", "SEARCH_PRESETS", "SEED_RESULTS", "RetrainPreset", "SearchPreset",
     "VOLUME_SEARCH_PRESETS", "VolumeSearchPreset",
-    "closest_seed_dataset", "merge", "retrain_preset", "search_preset",
+    "closest_seed_dataset", "merge", "retrain_preset", "search_preset", "RUN_BASELINES", "RUN_PRESET", "RunPreset",
 ]

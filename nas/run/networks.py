@@ -307,6 +307,19 @@ def load_predictor(checkpoint: str | Path, device: torch.device | str = "cpu", e
     return (load or load_network)(checkpoint, device, expected_model)
 
 
+def run_network(run: Any) -> nn.Module | None:
+    """A retrained run's network (``run.path``: its directory) rebuilt from its self-describing
+    ``best.pt``, for the reports' latency (baselines and 3D models have no genotype to rebuild
+    from); None where there is none or it is unusable."""
+    best = Path(run.path) / "best.pt"
+    if not best.is_file():
+        return None
+    try:
+        return load_network(best)[0]
+    except ValueError:  # an old checkpoint without a description: the genotype, if any
+        return None
+
+
 def restore_network(state: Mapping[str, Any], spec: Mapping[str, Any], path: str | Path,
                     device: torch.device | str = "cpu", expected_model: str | None = None) -> nn.Module:
     """The network of a loaded checkpoint (``state``, its description ``spec``), weights loaded, in
@@ -341,6 +354,5 @@ def _rebuild(entry: Mapping[str, Any], source: str) -> nn.Module:
 __all__ = ["BASELINE_BUILDERS", "CheckpointSpecError", "GENOTYPE", "NETWORK_KINDS", "SPEC_FIELDS", "SPEC_FORMAT",
            "SPEC_KEY", "SearchedNetwork", "build_network", "build_spec", "genotype_entry", "genotype_network",
            "genotype_output_activation", "genotype_target", "is_genotype", "load_fold_ensemble", "load_network",
-           "load_predictor", "model_network",
-           "network_name", "read_spec", "restore_network", "searched_network", "spec_of", "spec_problems",
-           "training_entry"]
+           "load_predictor", "model_network", "network_name", "read_spec", "restore_network", "run_network",
+           "searched_network", "spec_of", "spec_problems", "training_entry"]

@@ -10,6 +10,9 @@ from nas.search import load_genotype_file, save_genotype
 from nas.search.random_genotype import COST_TOLERANCE, MAX_TRIES, cost_matched_genotype
 from nas.train import check_new_file
 
+#: The reference genotype file's records of its data that the random genotype's file repeats.
+_CARRIED = ("output_activation", "data", "data_options", "preset", "data_root")
+
 
 def random_baseline(like: str | Path, seed: int, out: str | Path, *,
                     tolerance: float = COST_TOLERANCE, max_tries: int = MAX_TRIES,
@@ -31,7 +34,10 @@ def random_baseline(like: str | Path, seed: int, out: str | Path, *,
     splits = metadata.get("splits")
     if splits and not Path(splits).is_absolute():
         splits = str((like.parent / splits).resolve())  # the searched run's own cases
-    save_genotype(out, genotype, dataset=metadata.get("dataset"), search=search,
+    # what the retraining reads of the data the search trained on (the output's activation, the
+    # target, the data set's options), so the random network is trained as the searched one is
+    carried = {key: metadata[key] for key in _CARRIED if key in metadata}
+    save_genotype(out, genotype, dataset=metadata.get("dataset"), search=search, **carried,
                   splits=splits, complexity={"params": record["params"],
                                              "flops": record["flops"],
                                              "input_shape": list(shape)},

@@ -42,8 +42,8 @@ from .tensorboard import check_tensorboard, tensorboard_callback
 @holding_run_directory()  # RUN/.lock until the command returns
 def search(dataset: str, data_root: str | Path | None = None, out: str | Path | None = None,
            *, device: str = "auto", resume: bool = False, seed: int = 0,
-           val_fraction: float | None = None, skip_bad: bool = False, progress: bool = True,
-           pictures: bool = True, tensorboard: bool = False,
+           val_fraction: float | None = None, splits_file: str | Path | None = None,
+           skip_bad: bool = False, progress: bool = True, pictures: bool = True, tensorboard: bool = False,
            data_options: dict[str, Any] | None = None,
            crop_size: int | Sequence[int] | None = None, overlap: float | None = None,
            **overrides: Any) -> dict[str, Any]:
@@ -56,7 +56,9 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
     architecture on random crops of the validation cases, and each epoch is validated on the
     whole validation volumes by sliding windows of the crop with ``overlap`` (None:
     ``nas.presets.WINDOW_OVERLAP``; BraTS: the regions' Dice ``val_dice_wt/tc/et/mean`` in
-    ``log.csv``). ``val_fraction`` None: the data set's (``data.get_preset(name).val_fraction``).
+    ``log.csv``). ``val_fraction`` None: the data set's (``data.get_preset(name).val_fraction``);
+    ``splits_file``: a ``splits.json`` whose cases the search uses instead (``lwnas run``'s
+    searches of several seeds share one).
     A 2D search runs at ``image_size`` (an override), else at the data set's size, planned from
     the training cases where the data set has none."""
     # every setting is checked before any data is read or anything is written
@@ -101,7 +103,7 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
         options = dict(crop_size=config.crop_size, skip_bad=skip_bad, **data_options)
     else:
         options = dict(image_size=config.image_size, skip_bad=skip_bad, **data_options)  # None: planned
-    splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
+    splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context, splits_file,
                             resume=resume, **options)
     identity = run_data_identity(dataset, data_root, splits, out_dir, context, resume, **data_options)
     evaluate = None

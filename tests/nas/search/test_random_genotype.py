@@ -101,7 +101,8 @@ def test_the_command_writes_a_genotype_retrain_reads_with_the_searched_splits(
     (run / "splits.json").write_text('{"train": [], "val": [], "test": []}')
     like = save_genotype(run / "genotype.json", reference, dataset="dsb2018", splits="splits.json",
                          search={"image_size": 32, "max_parameter_free": None},
-                         complexity={"input_shape": [3, 32, 32]})
+                         complexity={"input_shape": [3, 32, 32]}, output_activation="sigmoid",
+                         data={"target": "binary"}, data_options={"modality": "CT"})
     out = tmp_path / "random" / "genotype.json"
     assert cli.main(["random-genotype", "--like", str(like), "--seed", "1", "--out", str(out)]) == 0
     assert "draw(s)" in capsys.readouterr().out
@@ -109,6 +110,9 @@ def test_the_command_writes_a_genotype_retrain_reads_with_the_searched_splits(
     assert metadata["dataset"] == "dsb2018" and metadata["search"]["image_size"] == 32
     assert metadata["splits"] == str((run / "splits.json").resolve())
     assert metadata["random_baseline"]["seed"] == 1
+    # trained as the searched network is: the same output activation, target and data options
+    assert (metadata["output_activation"], metadata["data"], metadata["data_options"]) == (
+        "sigmoid", {"target": "binary"}, {"modality": "CT"})
     line = one_line_error(["random-genotype", "--like", like, "--seed", "0", "--out", out, "--overwrite",
                            "--tolerance", "0", "--tries", "2"])
     assert line.startswith("error: no random genotype within 0%") and "--tolerance" in line
