@@ -44,7 +44,7 @@ from bench.common import (
     publish,
 )
 from bench.dispatch import count_ops
-from supernet.batched import BatchedGroup
+from supernet.batched_group import BatchedGroup
 from supernet.fused import FusedSource
 from supernet.fused_ops import FUSED_OPS, SharedInputs
 from supernet.mixed_op import SEARCH_NORM

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from data.splits import VAL_FRACTION
+
 
 @dataclass(frozen=True)
 class Augment2D:
@@ -67,7 +69,7 @@ class DatasetPreset:
     # Options that only change how an item is served, not the cached arrays.
     item_options: tuple[str, ...] = ()
     # Share of the cases not held out for testing that validate (a search: update the alphas).
-    val_fraction: float = 0.25
+    val_fraction: float = VAL_FRACTION
 
     def sizes(self, sample: bool) -> tuple[int | None, tuple[int, int, int] | None]:
         """(2D side, 3D crop) the data is served at unless a caller sets its own: the bundled

@@ -27,9 +27,13 @@ from data.errors import data_error
 SPLITS = ("train", "val", "test")
 FORMAT_VERSION = 1
 
+#: Share of the cases not held out for testing that validate, unless a data set's preset says
+#: otherwise (``DatasetPreset.val_fraction``).
+VAL_FRACTION = 0.25
+
 
 def make_splits(
-    cases: list[str], test_fraction: float, val_fraction: float = 0.25, seed: int = 0, dataset: str = ""
+    cases: list[str], test_fraction: float, val_fraction: float = VAL_FRACTION, seed: int = 0, dataset: str = ""
 ) -> dict:
     """Shuffle `cases` with `seed` and cut them into train / val / test lists.
 

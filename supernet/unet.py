@@ -17,7 +17,8 @@ import ops
 from ops import LayerSpec
 
 from .architecture import ArchitectureParameters, SupernetMixin
-from .batched import SHARED_OPS, BatchedSearchCell, batchable
+from .batched import BatchedSearchCell
+from .batched_group import SHARED_OPS, batchable
 from .cells import FixedCell, SearchCell, num_edges
 from .fused import FusedSearchCell
 from .fused_ops import FUSED_OPS, fusable

@@ -13,7 +13,7 @@ from nas.train.elastic import UNHASHED_SETTINGS
 from nas.train.runtime import PRECISIONS
 from nas.train.settings import SettingError, require_choice, require_crop, require_int, require_number
 from supernet import SPACES, parse_layout
-from supernet.batched import batchable
+from supernet.batched_group import batchable
 from supernet.fused_ops import fusable
 
 #: The settings ``--resume`` may change: the number of epochs (a run is extended, or ended
