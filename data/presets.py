@@ -92,6 +92,11 @@ _CROP_OPTIONS = {
     "crops_per_case": 1,
 }
 
+#: Options that only choose which training crops are drawn (where, how many per case, how often
+#: around foreground): not how an image is preprocessed, so a network's description leaves them
+#: out and the folds of one ensemble, drawn differently, still share one description.
+SAMPLING_OPTIONS = (*_CROP_OPTIONS, "foreground_prob")
+
 PRESETS: Mapping[str, DatasetPreset] = MappingProxyType({
     "dsb2018": DatasetPreset(
         name="dsb2018",

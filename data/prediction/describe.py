@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from data.prediction.label_maps import check_label_map
-from data.presets import get_preset
+from data.presets import SAMPLING_OPTIONS, get_preset
 from data.sample import sample_root
 from data.sources import ROOT_SOURCES, source_for
 
@@ -63,7 +63,8 @@ def preprocessing_spec(name: str, root: str | os.PathLike | None = None, **optio
             "image_size": options.get("image_size") if source.spatial_dims == 2 else None,
             "mean": preset.mean if source.spatial_dims == 2 else None,
             "std": preset.std if source.spatial_dims == 2 else None,
-            "options": options, **described, "steps": steps}
+            "options": {key: value for key, value in options.items() if key not in SAMPLING_OPTIONS},
+            **described, "steps": steps}
     return jsonable(spec)
 
 

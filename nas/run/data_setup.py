@@ -4,6 +4,7 @@ the identity of its data (what a resumed run must be given again)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,6 +24,13 @@ def verify_data(dataset: str, data_root: str | Path | None, context: Distributed
     one line naming the failing cases. The seed's data sets are checked as they are prepared."""
     if dataset in data.ROOT_SOURCES:
         on_rank_zero(context, lambda: data.verify_dataset(dataset, data_root, **options) and None)
+
+
+def crops_per_case(batch_size: int, context: DistributedContext, cases: int) -> int:
+    """Random 3D crops per case and epoch: enough for one batch per process (``batch_size`` x
+    processes) from a split of ``cases`` cases, at least one (real data sets: one). A few cases
+    (the sample data, a fold of a small set) would otherwise give an epoch without a step."""
+    return max(1, math.ceil(batch_size * context.world_size / max(cases, 1)))
 
 
 def write_fingerprint(out_dir: Path, dataset_or_none: Any, context: DistributedContext) -> None:

@@ -3,7 +3,6 @@ crops of volumes (BraTS, or any data set given ``spatial_dims=3``)."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,7 +16,7 @@ from nas.presets import SEARCH_PRESETS, VOLUME_SEARCH_PRESETS, WINDOW_OVERLAP, V
 from nas.search import RESUME_MAY_CHANGE, SearchConfig, run_search
 from nas.search.config import require_cuda_graph_device
 from nas.train import resolve_precision
-from nas.train.distributed import DistributedContext, init_distributed, resolve_device, say
+from nas.train.distributed import init_distributed, resolve_device, say
 from nas.train.run_dir import holding_run_directory, start_run
 from nas.train.runtime import autotuning_note
 from nas.train.settings import require_crop, require_number
@@ -27,6 +26,7 @@ from .brats import BRATS, volume_validator
 from .data_setup import (
     check_loss_fits,
     check_val_fraction,
+    crops_per_case,
     data_settings,
     prepare_splits,
     record_skipped,
@@ -110,14 +110,13 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
     if volumes:
         cases = data.load_splits(splits)
         train_set = data.get_dataset(dataset, data_root, "train", seed, splits_file=splits,
-                                     crops_per_case=crops_per_case(config, context,
-                                                                   len(cases["train"])),
+                                     crops_per_case=crops_per_case(config.batch_size, context, len(cases["train"])),
                                      **options)
         # the architecture's batches: random crops of the validation cases (not augmented)
         val_set = data.get_dataset(dataset, data_root, "val", seed, splits_file=splits,
                                    augment=False, random_crop=True,
-                                   crops_per_case=crops_per_case(config, context,
-                                                                 len(cases["val"])), **options)
+                                   crops_per_case=crops_per_case(config.batch_size, context, len(cases["val"])),
+                                   **options)
         volumes_set = data.get_dataset(dataset, data_root, "val", seed, splits_file=splits,
                                        augment=False, **options)
         evaluate = volume_validator(dataset, volumes_set, config.crop_size, context,
@@ -191,8 +190,3 @@ def _budgets(volume: VolumeSearchPreset, in_channels: int, crop: Sequence[int],
                "budget_flops": volume.budget_flops_g(counts["macs"] / 1e9, crop)}
     return {key: value for key, value in budgets.items() if overrides.get(key) is None}
 
-
-def crops_per_case(config: SearchConfig, context: DistributedContext, cases: int) -> int:
-    """Random crops per case and epoch: enough for one batch per process (``--batch-size`` x
-    processes) from a split of ``cases`` cases, at least one (real data sets: one)."""
-    return max(1, math.ceil(config.batch_size * context.world_size / max(cases, 1)))

@@ -35,6 +35,7 @@ from nas.train.settings import require_crop
 
 from .brats import BRATS, evaluate_volumes, volume_validator
 from .data_setup import (
+    crops_per_case,
     prepare_splits,
     record_skipped,
     run_data_identity,
@@ -124,6 +125,9 @@ def train_volumes(model_name: str, dataset: str, data_root: str | Path | None,
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context,
                             splits_file, resume=resume, **options)
     data_identity = run_data_identity(dataset, data_root, splits, out_dir, context, resume, **(data_options or {}))
+    if "crops_per_case" not in options:  # the user's own count wins
+        targets["train"]["crops_per_case"] = crops_per_case(
+            config.batch_size, context, len(data.load_splits(splits)["train"]))
     sets = {split: data.get_dataset(dataset, data_root, split, seed, splits_file=splits,
                                     **targets[split], **options)
             for split in ("train", "val", "test")}
@@ -145,9 +149,11 @@ def train_volumes(model_name: str, dataset: str, data_root: str | Path | None,
                                                     data_root, **identity, overlap=overlap, **extra))}
     if searched:  # the genotype file's search records (alphas, margins), as a 2D retrain keeps them
         metadata["genotype"] = json.dumps(searched.metadata)
-    say(context, f"retrain {genotype if searched else model_name} on {dataset}: {len(sets['train'])} / "
-                 f"{len(sets['val'])} / {len(sets['test'])} train / val / test cases, crop "
-                 f"{'x'.join(map(str, crop))}, batch {config.batch_size}, {config.epochs} "
+    crops = sets["train"].crops_per_case
+    crops = f" ({crops} per case and epoch)" if crops > 1 else ""
+    say(context, f"retrain {genotype if searched else model_name} on {dataset}: {len(sets['train'].cases)} / "
+                 f"{len(sets['val'].cases)} / {len(sets['test'].cases)} train / val / test cases, crop "
+                 f"{'x'.join(map(str, crop))}{crops}, batch {config.batch_size}, {config.epochs} "
                  f"epochs, loss {config.loss} -> {out_dir}")
     with tensorboard_callback(tensorboard, out_dir, context) as on_epoch_end:
         result = run_retrain(model, config, sets["train"], out_dir, evaluate, context=context,
