@@ -10,6 +10,12 @@ from .layers import LayerSpec, act_layer, check_spatial_dims, conv, global_avg_p
 from .registry import register, register_unit
 
 
+def sk_hidden_width(channels: int, reduction: int, min_hidden: int) -> int:
+    """The squeezed width of a :class:`SelectiveKernel`'s attention (``channels // reduction``,
+    at least ``min(min_hidden, channels)``); the fused and batched search ops use the same."""
+    return max(channels // reduction, min(min_hidden, channels))
+
+
 @register_unit("sk")
 class SelectiveKernel(nn.Module):
     """Branches of 3x3 convs with the given dilations (each + norm + act) are summed, pooled
@@ -37,7 +43,7 @@ class SelectiveKernel(nn.Module):
             )
             for dilation in dilations
         )
-        hidden = max(out_channels // reduction, min(min_hidden, out_channels))
+        hidden = sk_hidden_width(out_channels, reduction, min_hidden)
         self.pool = global_avg_pool(dims)
         self.squeeze = nn.Sequential(nn.Flatten(), nn.Linear(out_channels, hidden), act_layer(act))
         self.expand = nn.Linear(hidden, self.num_branches * out_channels)

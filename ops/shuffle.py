@@ -36,6 +36,13 @@ class ChannelShuffle(nn.Module):
         return f"groups={self.groups}"
 
 
+def shuffle_widths(in_channels: int, out_channels: int, groups: int, bottleneck: int) -> tuple[int, int]:
+    """(squeezed width, groups) of a :class:`ShuffleUnit`: ``groups`` shrunk to the largest
+    divisor of the widths; the fused and batched search ops lay out their weights by the same."""
+    mid = max(in_channels // bottleneck, 1)
+    return mid, math.gcd(math.gcd(groups, mid), math.gcd(in_channels, out_channels))
+
+
 @register_unit("shuffle")
 class ShuffleUnit(nn.Module):
     """act -> 1x1 group conv (in -> in / bottleneck) + norm + act -> channel shuffle ->
@@ -50,8 +57,7 @@ class ShuffleUnit(nn.Module):
                  act: LayerSpec = "relu") -> None:
         super().__init__()
         dims = check_spatial_dims(spatial_dims)
-        mid = max(in_channels // bottleneck, 1)
-        groups = math.gcd(math.gcd(groups, mid), math.gcd(in_channels, out_channels))
+        mid, groups = shuffle_widths(in_channels, out_channels, groups, bottleneck)
         self.groups = groups
         self.squeeze = nn.Sequential(
             act_layer(act),

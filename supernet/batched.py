@@ -95,12 +95,7 @@ class BatchedSearchCell(CellBase):
     @torch.no_grad()
     def load_from(self, cell: SearchCell) -> "BatchedSearchCell":
         """Take over a per-edge cell's weights (for equivalence checks and conversions)."""
-        for mine, theirs in ((self.preprocess0, cell.preprocess0),
-                             (self.preprocess1, cell.preprocess1), (self.project, cell.project)):
-            state = theirs.state_dict()
-            for key in [k for k in state if k.endswith("num_batches_tracked")]:
-                del state[key]  # a count this cell's norms do not keep (the metadata says so)
-            mine.load_state_dict(state)
+        self.load_io_from(cell)
         for group, edges in zip(self.groups, self.group_edges):
             group.load_from([cell.edges[e] for e in edges])
         return self

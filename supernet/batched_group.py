@@ -13,6 +13,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 import ops
 from ops import LayerSpec
+from ops.selective_kernel import sk_hidden_width
+from ops.shuffle import shuffle_widths
 from ops.sync_batchnorm import batch_norm_channels
 
 from .fused_ops import (
@@ -25,6 +27,9 @@ from .fused_ops import (
     FusedDilated,
     FusedSeparable,
     FusedShuffle,
+    copy_stacked,
+    fusable,
+    init_like_linear,
 )
 from .mixed_op import SEARCH_NORM
 
@@ -32,9 +37,12 @@ from .mixed_op import SEARCH_NORM
 SHARED_OPS = ("skip_connect", "max_pool_3x3", "avg_pool_3x3")
 
 
-def batchable(primitives: Sequence[str]) -> bool:
-    """Every primitive is one the batched cell computes (the fused cell's set)."""
-    return all(name in FUSED_OPS or name in SHARED_OPS or name == "none" for name in primitives)
+def require_batchable(primitives: Sequence[str]) -> None:
+    """Refuse primitives the batched cell does not compute (it computes the fused cell's set,
+    :func:`~supernet.fused_ops.fusable`)."""
+    if not fusable(primitives):
+        raise ValueError(f"batched cells support {sorted(FUSED_OPS) + list(SHARED_OPS)} and "
+                         f"none; got primitives {tuple(primitives)}")
 
 
 def _repeat_states(x: torch.Tensor, states: int, edges: int) -> torch.Tensor:
@@ -49,6 +57,14 @@ def _norm(spec: LayerSpec, spatial_dims: int, channels: int) -> nn.Module:
         # the grouping relies on per-channel statistics over the batch
         raise ValueError(f"batched cells need a batch norm, got {spec!r}")
     return norm
+
+
+def _copy_statistics(target: nn.Module, sources: Sequence[nn.Module], offset: int = 0) -> None:
+    """Copy the running statistics of the norms ``sources`` into ``target``'s channels from
+    ``offset`` on (a stacked norm holds several ops' norms)."""
+    for key in ("running_mean", "running_var"):
+        values = torch.cat([getattr(source, key) for source in sources])
+        getattr(target, key)[offset: offset + len(values)] = values
 
 
 class StackedBatchNorm(nn.Module):
@@ -91,9 +107,7 @@ class BatchedGroup(nn.Module):
                  norm: LayerSpec = SEARCH_NORM, act: LayerSpec = "relu",
                  edge_index: Sequence[int] | None = None) -> None:
         super().__init__()
-        if not batchable(primitives):
-            raise ValueError(f"batched cells support {sorted(FUSED_OPS) + list(SHARED_OPS)} and "
-                             f"none; got primitives {tuple(primitives)}")
+        require_batchable(primitives)
         if channels % partial_channels:
             raise ValueError(f"{channels} channels not divisible by partial_channels="
                              f"{partial_channels}")
@@ -142,20 +156,16 @@ class BatchedGroup(nn.Module):
             self.sk_branches = nn.ModuleList(ops.conv(dims, width, width, 3, 1, d, width)
                                               for d in SK_DILATIONS)
             self.sk_norm = _norm(norm, dims, len(SK_DILATIONS) * width)
-            hidden = max(c // SK_REDUCTION, min(SK_MIN_HIDDEN, c))
+            hidden = sk_hidden_width(c, SK_REDUCTION, SK_MIN_HIDDEN)
             branches = len(SK_DILATIONS)
             self.sk_squeeze_weight = nn.Parameter(torch.empty(self.edges, c, hidden))
             self.sk_squeeze_bias = nn.Parameter(torch.empty(self.edges, 1, hidden))
             self.sk_expand_weight = nn.Parameter(torch.empty(self.edges, hidden, branches * c))
             self.sk_expand_bias = nn.Parameter(torch.empty(self.edges, 1, branches * c))
-            for weight, bias, fan_in in ((self.sk_squeeze_weight, self.sk_squeeze_bias, c),
-                                         (self.sk_expand_weight, self.sk_expand_bias, hidden)):
-                bound = 1 / math.sqrt(fan_in)  # nn.Linear's initialisation
-                nn.init.uniform_(weight, -bound, bound)
-                nn.init.uniform_(bias, -bound, bound)
+            init_like_linear(self.sk_squeeze_weight, self.sk_squeeze_bias, c)
+            init_like_linear(self.sk_expand_weight, self.sk_expand_bias, hidden)
         if "shuffle_conv_3x3" in kinds:
-            mid = max(c // SHUFFLE_BOTTLENECK, 1)
-            groups = math.gcd(math.gcd(SHUFFLE_GROUPS, mid), c)  # as ops.ShuffleUnit does
+            mid, groups = shuffle_widths(c, c, SHUFFLE_GROUPS, SHUFFLE_BOTTLENECK)
             self.shuffle_mid, self.shuffle_groups = mid, groups
             squeezed = self.edges * mid
             # channels of the squeeze conv in its own order: (state, group, edge, channel of group)
@@ -321,52 +331,44 @@ class BatchedGroup(nn.Module):
         def of(name: str) -> list[nn.Module]:
             return [m.ops[self.primitives.index(name)] for m in mixed_ops]
 
-        def cat(target: torch.Tensor, sources: Sequence[torch.Tensor]) -> None:
-            target.copy_(torch.cat([s.reshape(-1, *target.shape[1:]) for s in sources]))
-
-        def cat_norm(target: nn.Module, sources: Sequence[nn.Module], offset: int = 0) -> None:
-            for key in ("running_mean", "running_var"):
-                values = torch.cat([getattr(s, key) for s in sources])
-                getattr(target, key)[offset: offset + len(values)] = values
-
         for name in self.convs:
             modules, parts = of(name), self.convs[name]
             halves = [(m[0], m[1]) for m in modules] if name in self.norms else \
                 [(m, None) for m in modules]
-            cat(parts[0].weight, [first[1].weight for first, _ in halves])
-            cat(parts[1].weight, [first[2].weight for first, _ in halves])
+            copy_stacked(parts[0].weight, [first[1].weight for first, _ in halves])
+            copy_stacked(parts[1].weight, [first[2].weight for first, _ in halves])
             last = [first[3] for first, _ in halves]
             if name in self.norms:
-                cat_norm(self.norms[name], last)
-                cat(parts[2].weight, [second[1].weight for _, second in halves])
-                cat(parts[3].weight, [second[2].weight for _, second in halves])
+                _copy_statistics(self.norms[name], last)
+                copy_stacked(parts[2].weight, [second[1].weight for _, second in halves])
+                copy_stacked(parts[3].weight, [second[2].weight for _, second in halves])
                 last = [second[3] for _, second in halves]
-            self._load_final(name, last, cat_norm)
+            self._load_final(name, last)
         if "ghost" in self.primitives:
             modules = of("ghost")
             conv, norm, cheap, cheap_norm = self.ghost
-            cat(conv.weight, [m.primary[0].weight for m in modules])
-            cat_norm(norm, [m.primary[1] for m in modules])
-            cat(cheap.weight, [m.cheap[0].weight for m in modules])
-            cat_norm(cheap_norm, [m.cheap[1] for m in modules])
+            copy_stacked(conv.weight, [m.primary[0].weight for m in modules])
+            _copy_statistics(norm, [m.primary[1] for m in modules])
+            copy_stacked(cheap.weight, [m.cheap[0].weight for m in modules])
+            _copy_statistics(cheap_norm, [m.cheap[1] for m in modules])
         if "sk" in self.primitives:
             modules = of("sk")
             for b, conv in enumerate(self.sk_branches):
-                cat(conv.weight, [m.branches[b][0].weight for m in modules])
-                cat_norm(self.sk_norm, [m.branches[b][1] for m in modules],
+                copy_stacked(conv.weight, [m.branches[b][0].weight for m in modules])
+                _copy_statistics(self.sk_norm, [m.branches[b][1] for m in modules],
                          b * self.edges * self.op_channels)
             self.sk_squeeze_weight.copy_(torch.stack([m.squeeze[1].weight.t() for m in modules]))
             self.sk_squeeze_bias.copy_(torch.stack([m.squeeze[1].bias for m in modules])[:, None])
             self.sk_expand_weight.copy_(torch.stack([m.expand.weight.t() for m in modules]))
             self.sk_expand_bias.copy_(torch.stack([m.expand.bias for m in modules])[:, None])
         if "shuffle_conv_3x3" in self.primitives:
-            self._load_shuffle(of("shuffle_conv_3x3"), cat, cat_norm)
+            self._load_shuffle(of("shuffle_conv_3x3"))
 
-    def _load_final(self, name: str, norms: Sequence[nn.Module], cat_norm) -> None:
+    def _load_final(self, name: str, norms: Sequence[nn.Module]) -> None:
         width = self.edges * self.op_channels
-        cat_norm(self.final_norm.norm, norms, self.normed.index(name) * width)
+        _copy_statistics(self.final_norm.norm, norms, self.normed.index(name) * width)
 
-    def _load_shuffle(self, modules: Sequence[nn.Module], cat, cat_norm) -> None:
+    def _load_shuffle(self, modules: Sequence[nn.Module]) -> None:
         squeeze, squeeze_norm, spatial, spatial_norm, expand = self.shuffle
         g, k = self.shuffle_groups, self.edges_per_state
         per_group = self.shuffle_mid // g
@@ -391,5 +393,5 @@ class BatchedGroup(nn.Module):
                 gather([getattr(m.squeeze[2], key) for m in modules], squeeze_order))
             getattr(spatial_norm, key).copy_(
                 gather([getattr(m.spatial[1], key) for m in modules], shuffled_order))
-        cat(expand.weight, [m.expand[0].weight for m in modules])
-        self._load_final("shuffle_conv_3x3", [m.expand[1] for m in modules], cat_norm)
+        copy_stacked(expand.weight, [m.expand[0].weight for m in modules])
+        self._load_final("shuffle_conv_3x3", [m.expand[1] for m in modules])

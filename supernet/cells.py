@@ -108,6 +108,18 @@ class CellBase(nn.Module):
     def output(self, states: list[torch.Tensor]) -> torch.Tensor:
         return self.project(torch.cat(states[2:], dim=1))
 
+    @torch.no_grad()
+    def load_io_from(self, cell: "CellBase") -> None:
+        """Take over another cell's input and output projections (the fused and batched cells
+        taking over a per-edge one's); batch counts this cell's norms do not keep are left."""
+        for mine, theirs in ((self.preprocess0, cell.preprocess0), (self.preprocess1, cell.preprocess1),
+                             (self.project, cell.project)):
+            kept, state = mine.state_dict(), theirs.state_dict()
+            # deleted from the state dict itself: it keeps the metadata (versions) the norms read
+            for key in [key for key in state if key.endswith("num_batches_tracked") and key not in kept]:
+                del state[key]
+            mine.load_state_dict(state)
+
 
 class SearchCell(CellBase):
     """All edges are mixed ops; the node sum may be weighted per edge (PC-DARTS' edge

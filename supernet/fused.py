@@ -139,9 +139,7 @@ class FusedSearchCell(CellBase):
     @torch.no_grad()
     def load_from(self, cell: SearchCell) -> "FusedSearchCell":
         """Take over an unfused cell's weights (for equivalence checks and conversions)."""
-        self.preprocess0.load_state_dict(cell.preprocess0.state_dict())
-        self.preprocess1.load_state_dict(cell.preprocess1.state_dict())
-        self.project.load_state_dict(cell.project.state_dict())
+        self.load_io_from(cell)
         for s, edges in enumerate(self.edges_of[:-1]):
             self.sources[s].load_from([cell.edges[e] for e, _ in edges])
         return self

@@ -16,6 +16,8 @@ from torch import nn
 
 import ops
 from ops import LayerSpec
+from ops.selective_kernel import sk_hidden_width
+from ops.shuffle import shuffle_widths
 
 #: sk's and shuffle's hyper-parameters, those of ``ops.SelectiveKernel`` and ``ops.ShuffleUnit``
 #: as the search builds them (every fused and batched form uses these)
@@ -36,7 +38,8 @@ def repeat_edges(x: torch.Tensor, edges: int) -> torch.Tensor:
     return x.repeat(1, edges, *([1] * (x.dim() - 2)))
 
 
-def _copy(target: torch.Tensor, sources: Sequence[torch.Tensor]) -> None:
+def copy_stacked(target: torch.Tensor, sources: Sequence[torch.Tensor]) -> None:
+    """Copy ``sources`` (one per edge, edge-major) into the stacked ``target``."""
     with torch.no_grad():
         target.copy_(torch.cat([s.detach().reshape(-1, *target.shape[1:]) for s in sources]))
 
@@ -44,7 +47,14 @@ def _copy(target: torch.Tensor, sources: Sequence[torch.Tensor]) -> None:
 def _copy_norm(target: nn.Module, sources: Sequence[nn.Module]) -> None:
     for name in ("weight", "bias", "running_mean", "running_var"):
         if getattr(target, name, None) is not None:
-            _copy(getattr(target, name), [getattr(s, name) for s in sources])
+            copy_stacked(getattr(target, name), [getattr(s, name) for s in sources])
+
+
+def init_like_linear(weight: torch.Tensor, bias: torch.Tensor, fan_in: int) -> None:
+    """nn.Linear's initialisation of stacked per-edge linear weights and biases."""
+    bound = 1 / math.sqrt(fan_in)
+    nn.init.uniform_(weight, -bound, bound)
+    nn.init.uniform_(bias, -bound, bound)
 
 
 class FusedDepthwisePointwise(nn.Module):
@@ -65,8 +75,8 @@ class FusedDepthwisePointwise(nn.Module):
 
     def load_from(self, dilated: Sequence[nn.Module]) -> None:
         """Weights of per-edge ``ops.DilatedConv`` modules (act, depthwise, pointwise, norm)."""
-        _copy(self.depthwise.weight, [d[1].weight for d in dilated])
-        _copy(self.pointwise.weight, [d[2].weight for d in dilated])
+        copy_stacked(self.depthwise.weight, [d[1].weight for d in dilated])
+        copy_stacked(self.pointwise.weight, [d[2].weight for d in dilated])
         _copy_norm(self.norm, [d[3] for d in dilated])
 
 
@@ -123,9 +133,9 @@ class FusedGhost(nn.Module):
         return both if both.shape[2] == self.channels else both[:, :, : self.channels]
 
     def load_from(self, modules):
-        _copy(self.primary[0].weight, [m.primary[0].weight for m in modules])
+        copy_stacked(self.primary[0].weight, [m.primary[0].weight for m in modules])
         _copy_norm(self.primary[1], [m.primary[1] for m in modules])
-        _copy(self.cheap[0].weight, [m.cheap[0].weight for m in modules])
+        copy_stacked(self.cheap[0].weight, [m.cheap[0].weight for m in modules])
         _copy_norm(self.cheap[1], [m.cheap[1] for m in modules])
 
 
@@ -143,17 +153,14 @@ class FusedSelectiveKernel(nn.Module):
             nn.Sequential(ops.conv(spatial_dims, width, width, 3, 1, d, width),
                           ops.norm_layer(norm, spatial_dims, width), ops.act_layer(act))
             for d in dilations)
-        hidden = max(channels // reduction, min(min_hidden, channels))
+        hidden = sk_hidden_width(channels, reduction, min_hidden)
         self.squeeze_weight = nn.Parameter(torch.empty(edges, hidden, channels))
         self.squeeze_bias = nn.Parameter(torch.empty(edges, hidden))
         self.expand_weight = nn.Parameter(torch.empty(edges, len(dilations) * channels, hidden))
         self.expand_bias = nn.Parameter(torch.empty(edges, len(dilations) * channels))
         self.act = ops.act_layer(act)
-        for weight, bias, fan_in in ((self.squeeze_weight, self.squeeze_bias, channels),
-                                     (self.expand_weight, self.expand_bias, hidden)):
-            bound = 1 / math.sqrt(fan_in)  # nn.Linear's initialisation
-            nn.init.uniform_(weight, -bound, bound)
-            nn.init.uniform_(bias, -bound, bound)
+        init_like_linear(self.squeeze_weight, self.squeeze_bias, channels)
+        init_like_linear(self.expand_weight, self.expand_bias, hidden)
 
     def forward(self, shared: "SharedInputs") -> torch.Tensor:
         repeated = shared.repeated()
@@ -172,12 +179,12 @@ class FusedSelectiveKernel(nn.Module):
 
     def load_from(self, modules):
         for index, branch in enumerate(self.branches):
-            _copy(branch[0].weight, [m.branches[index][0].weight for m in modules])
+            copy_stacked(branch[0].weight, [m.branches[index][0].weight for m in modules])
             _copy_norm(branch[1], [m.branches[index][1] for m in modules])
-        _copy(self.squeeze_weight, [m.squeeze[1].weight for m in modules])
-        _copy(self.squeeze_bias, [m.squeeze[1].bias for m in modules])
-        _copy(self.expand_weight, [m.expand.weight for m in modules])
-        _copy(self.expand_bias, [m.expand.bias for m in modules])
+        copy_stacked(self.squeeze_weight, [m.squeeze[1].weight for m in modules])
+        copy_stacked(self.squeeze_bias, [m.squeeze[1].bias for m in modules])
+        copy_stacked(self.expand_weight, [m.expand.weight for m in modules])
+        copy_stacked(self.expand_bias, [m.expand.bias for m in modules])
 
 
 class FusedShuffle(nn.Module):
@@ -187,8 +194,7 @@ class FusedShuffle(nn.Module):
     def __init__(self, channels, edges, spatial_dims, kernel_size, dilation, norm, act,
                  groups: int = SHUFFLE_GROUPS, bottleneck: int = SHUFFLE_BOTTLENECK):
         super().__init__()
-        mid = max(channels // bottleneck, 1)
-        groups = math.gcd(math.gcd(groups, mid), channels)  # as ops.ShuffleUnit does
+        mid, groups = shuffle_widths(channels, channels, groups, bottleneck)
         self.edges, self.groups, self.mid, self.channels = edges, groups, mid, channels
         self.squeeze = ops.conv(spatial_dims, channels, edges * mid, 1, groups=groups)
         self.squeeze_norm = nn.Sequential(ops.norm_layer(norm, spatial_dims, edges * mid),
@@ -225,9 +231,9 @@ class FusedShuffle(nn.Module):
             stacked = torch.stack(weights, dim=1)  # (groups, edges, mid/groups, ...)
             self.squeeze.weight.copy_(stacked.reshape(self.squeeze.weight.shape))
         _copy_norm(self.squeeze_norm[0], [m.squeeze[2] for m in modules])
-        _copy(self.spatial[0].weight, [m.spatial[0].weight for m in modules])
+        copy_stacked(self.spatial[0].weight, [m.spatial[0].weight for m in modules])
         _copy_norm(self.spatial[1], [m.spatial[1] for m in modules])
-        _copy(self.expand[0].weight, [m.expand[0].weight for m in modules])
+        copy_stacked(self.expand[0].weight, [m.expand[0].weight for m in modules])
         _copy_norm(self.expand[1], [m.expand[1] for m in modules])
 
 

@@ -18,7 +18,7 @@ from ops import LayerSpec
 
 from .architecture import ArchitectureParameters, SupernetMixin
 from .batched import BatchedSearchCell
-from .batched_group import SHARED_OPS, batchable
+from .batched_group import require_batchable
 from .cells import FixedCell, SearchCell, num_edges
 from .fused import FusedSearchCell
 from .fused_ops import FUSED_OPS, fusable
@@ -163,9 +163,8 @@ class USupernet(SupernetMixin, UShapedNetwork):
         if fused and not fusable(self.primitives):
             raise ValueError(f"fused cells support {sorted(FUSED_OPS) + sorted(ops.PARAMETER_FREE_OPS)}; "
                              f"got primitives {self.primitives}")
-        if batched and not batchable(self.primitives):
-            raise ValueError(f"batched cells support {sorted(FUSED_OPS) + list(SHARED_OPS)} and "
-                             f"none; got primitives {self.primitives}")
+        if batched:
+            require_batchable(self.primitives)
         self.fused = fused
         self.batched = batched
         self.checkpoint_cells = checkpoint_cells

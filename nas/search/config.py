@@ -13,7 +13,6 @@ from nas.train.elastic import UNHASHED_SETTINGS
 from nas.train.runtime import PRECISIONS
 from nas.train.settings import SettingError, require_choice, require_crop, require_int, require_number
 from supernet import SPACES, parse_layout
-from supernet.batched_group import batchable
 from supernet.fused_ops import fusable
 
 #: The settings ``--resume`` may change: the number of epochs (a run is extended, or ended
@@ -140,8 +139,8 @@ class SearchConfig(SearchPreset):
         """``--cells``, ``--checkpoint-cells``, ``--cuda-graph``: what each can run with."""
         require_choice("cells", self.cells, CELLS)
         primitives = self.primitives or ops.SEARCH_OPS
-        supported = {"fused": fusable, "batched": batchable}.get(self.cells)
-        if self.space == "unet" and supported is not None and not supported(primitives):
+        # the fused and the batched cells compute one set of ops
+        if self.space == "unet" and self.cells != "per-edge" and not fusable(primitives):
             raise SettingError(f"--cells {self.cells} cannot run the primitives "
                                f"{', '.join(primitives)}; use --cells per-edge")
         if self.checkpoint_cells and self.space != "unet":
