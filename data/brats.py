@@ -153,8 +153,11 @@ def read_brats_case(
     for modality, path in zip(MODALITIES, image_paths):
         array, image = read_nifti(path)
         require_finite(path, array, f"modality {modality}")
-        reference = reference or (path, _grid(array, image))
-        _check_same_grid(path, _grid(array, image), reference)
+        grid = _grid(array, image)
+        if reference is None:
+            reference = (path, grid)
+        else:
+            _check_same_grid(path, grid, reference)
         channels.append(array)
     image = np.stack(channels)
     label = _read_label(label_path, reference, layout) if read_label and label_path is not None else None

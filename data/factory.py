@@ -74,7 +74,7 @@ def get_dataset(
     if source.spatial_dims == 2:
         size = image_size or default_size
         options["image_size"] = None if size is None else int(size)  # None: the source's plan sets it
-    case_paths = {source.case_id(path): path for path in source.find(root, options)}
+    case_paths = source.case_paths(root, options)
 
     if splits_file is not None:
         splits = load_splits(splits_file)
@@ -140,7 +140,7 @@ def default_splits(name: str, root: str | os.PathLike | None = None, seed: int =
     options = _options(name, preset.options, dataset_options)
     root = sample_root(name) if root is None else Path(root).expanduser()
     source = source_for(name, root, options)
-    return _seeded_splits(name, [source.case_id(path) for path in source.find(root, options)], seed,
+    return _seeded_splits(name, list(source.case_paths(root, options)), seed,
                           val_fraction)
 
 

@@ -56,6 +56,10 @@ class Source:
     def spatial_dims(self) -> int:
         return 3 if self.kind == "volumes" else 2
 
+    def case_paths(self, root: Path, options: dict) -> dict[str, Path]:
+        """Case id -> path of every case found under ``root``, in ``find``'s order."""
+        return {self.case_id(path): path for path in self.find(root, options)}
+
 
 @dataclass(frozen=True)
 class PredictionInput:

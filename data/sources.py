@@ -237,7 +237,7 @@ def extract_fingerprint(
         if root is None:
             raise ValueError("extract_fingerprint needs the data root when given a source")
         root = Path(root).expanduser()
-    found = {source.case_id(path): path for path in source.find(root, options)}
+    found = source.case_paths(root, options)
     chosen = sorted(found) if cases is None else list(cases)
     unknown = [case for case in chosen if case not in found]
     if unknown:
@@ -270,7 +270,7 @@ def data_identity(dataset: str, root: str | os.PathLike | None, splits: Mapping,
     options = {**get_preset(dataset).options, **{key: value for key, value in options.items() if value is not None}}
     root = (sample_root(dataset) if root is None else Path(root).expanduser()).resolve()
     source = source_for(dataset, root, options)
-    found = {source.case_id(path): path for path in source.find(root, options)}
+    found = source.case_paths(root, options)
     cases = {}
     for case in sorted({case for split in SPLITS for case in splits.get(split, ())}):
         if case not in found:

@@ -65,10 +65,12 @@ def _read_input(item: PredictionInput, preprocessing: dict) -> tuple[np.ndarray,
     arrays, reference = [], None
     for file in item.files:
         array, geometry = read_image_file(file)
-        reference = reference or geometry
-        difference = grid_difference(geometry, reference, item.source.name)
-        if difference is not None:
-            raise data_error(file, f"{difference}; {ONE_GRID}")
+        if reference is None:
+            reference = geometry
+        else:
+            difference = grid_difference(geometry, reference, item.source.name)
+            if difference is not None:
+                raise data_error(file, f"{difference}; {ONE_GRID}")
         arrays.append(array)
     image = np.concatenate(arrays)
     if len(item.files) == 1 and ending.lower() in PLANAR_ENDINGS and len(image) < len(channels):

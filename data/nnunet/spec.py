@@ -140,19 +140,21 @@ def _nnunet_v2(root: Path, path: Path, content: dict):
         return channels, labels, ending, _explicit_cases(root, path, content["dataset"]), ()
     images: dict[str, dict[int, Path]] = {}
     stray = []
-    for file in _listed(root / "imagesTr", ending):
+    image_files, other_images = _listed(root / "imagesTr", ending)
+    label_files, other_labels = _listed(root / "labelsTr", ending)
+    for file in image_files:
         match = _CHANNEL_INDEX.search(file.name[: -len(ending)])
         if match is None:
             stray.append(str(data_error(file, f"not named <case>_XXXX{ending}; expected the case id and "
                                         "the 4-digit channel index (0000, 0001, ...)")))
             continue
         images.setdefault(file.name[: match.start()], {})[int(match.group(1))] = file
-    labelled = {file.name[: -len(ending)] for file in _listed(root / "labelsTr", ending)}
+    labelled = {file.name[: -len(ending)] for file in label_files}
     # files of another ending are not read: name them, or their case is only a count that is off
     stray += [str(data_error(file, f"ending {file.name[len(stem_of(file)):]} is not the file_ending {ending} of "
                              f"{DATASET_JSON}; expected {stem_of(file)}{ending} (a file with another ending is not "
                              "read)"))
-              for folder in ("imagesTr", "labelsTr") for file in _other_endings(root / folder, ending)]
+              for file in (*other_images, *other_labels)]
     cases = {case: CaseFiles(dict(sorted(images.get(case, {}).items())), root / "labelsTr" / f"{case}{ending}")
              for case in sorted(set(images) | labelled)}
     return channels, labels, ending, cases, tuple(stray)
@@ -247,20 +249,14 @@ def _resolve(root: Path, name) -> Path:
     return path if path.is_absolute() else root / path
 
 
-def _listed(folder: Path, ending: str) -> list[Path]:
-    """Files of `folder` with `ending`; hidden files and macOS `._*` resource forks left out."""
+def _listed(folder: Path, ending: str) -> tuple[list[Path], list[Path]]:
+    """Files of `folder` with `ending`, and its image files (an ENDINGS entry) of another ending;
+    hidden files and macOS `._*` resource forks left out."""
     if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.name.endswith(ending) and not p.name.startswith(".")
-                  and p.is_file())
-
-
-def _other_endings(folder: Path, ending: str) -> list[Path]:
-    """Image files of `folder` (an ENDINGS entry) that do not end in `ending`, hidden files left out."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if not p.name.endswith(ending) and not p.name.startswith(".")
-                  and ending_of(p) is not None and p.is_file())
+        return [], []
+    files = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file())
+    return ([p for p in files if p.name.endswith(ending)],
+            [p for p in files if not p.name.endswith(ending) and ending_of(p) is not None])
 
 
 def _dimension(cases: dict[str, CaseFiles], ending: str) -> int:

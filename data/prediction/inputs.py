@@ -38,14 +38,13 @@ from data.errors import data_error
 from data.interfaces import InputReader, PredictionInput
 from data.sources import DATA_SETS
 
-
-def _readers() -> dict[str, InputReader]:
-    """The input format -> its reader, of every data set that has one, in the registry's order."""
-    return {data_set.inputs.name: data_set.inputs for data_set in DATA_SETS.values() if data_set.inputs is not None}
+#: The input format -> its reader, of every data set that has one, in the registry's order.
+_READERS: dict[str, InputReader] = {
+    data_set.inputs.name: data_set.inputs for data_set in DATA_SETS.values() if data_set.inputs is not None}
 
 
 def _reader_of(preprocessing: dict) -> InputReader:
-    kind, readers = preprocessing.get("inputs"), _readers()
+    kind, readers = preprocessing.get("inputs"), _READERS
     if kind not in readers:
         raise ValueError(f"networks trained on {preprocessing.get('dataset')} take no 2D image inputs "
                          f"(input format {kind!r}); 2D formats: {', '.join(readers)}")
@@ -91,7 +90,7 @@ def read_prediction_label(item: PredictionInput, preprocessing: dict, label_map:
 
 def input_formats() -> tuple[str, ...]:
     """The 2D input formats (`preprocessing["inputs"]`) the registered readers read."""
-    return tuple(_readers())
+    return tuple(_READERS)
 
 
 __all__ = ["PredictionInput", "find_prediction_inputs", "input_formats", "read_prediction_input",

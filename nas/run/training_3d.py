@@ -26,10 +26,10 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
                   model_kwargs: Mapping[str, Any] | None = None, overlap: float | None = None,
                   data_options: Mapping[str, Any] | None = None,
                   et_threshold: int = data.ET_THRESHOLD, tensorboard: bool = False,
-                  genotype: str | Path | None = None, folds: int | None = None, fold: int | None = None,
+                  folds: int | None = None, fold: int | None = None,
                   **overrides: Any) -> dict[str, Any]:
-    """Train the registered 3D network ``model_name`` from scratch on ``dataset`` (BraTS), or
-    with ``model_name="genotype"`` the network of the 3D genotype file ``genotype``.
+    """Train the registered 3D network ``model_name`` from scratch on ``dataset`` (BraTS); a 3D
+    genotype's network trains through ``nas.run.retrain_genotype``.
 
     Settings: ``nas.presets`` (the seed's), then ``overrides`` (``RetrainConfig`` fields:
     epochs, lr, batch_size, weight_decay, loss, precision, ...; None = preset). ``crop_size``:
@@ -56,7 +56,7 @@ def retrain_model(model_name: str, dataset: str = "brats", data_root: str | Path
                        splits_file=splits_file, val_fraction=val_fraction, skip_bad=skip_bad,
                        progress=progress, crop_size=crop_size, model_kwargs=model_kwargs,
                        overlap=overlap, data_options=data_options, et_threshold=et_threshold,
-                       tensorboard=tensorboard, genotype=genotype, folds=folds, fold=fold,
+                       tensorboard=tensorboard, genotype=None, folds=folds, fold=fold,
                        **overrides)
 
 
