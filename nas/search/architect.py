@@ -147,12 +147,14 @@ class Architect:
         norm = torch.sqrt(sum((v.double() ** 2).sum() for v in vector))
         radius = self.eps / norm.clamp_min(1e-12)
         snapshot = self._snapshot()
+        with torch.no_grad():
+            displacement = torch._foreach_mul(list(vector), radius)  # once: -(v R) is v (-R) exactly
         try:
             gradients = []
             for sign in (1.0, -1.0):
                 self._restore(snapshot)
                 with torch.no_grad():
-                    torch._foreach_add_(self.weight_params, torch._foreach_mul(list(vector), sign * radius))
+                    torch._foreach_add_(self.weight_params, displacement, alpha=sign)
                 loss = self.train_loss(self.model, train_batch)
                 gradients.append(torch.autograd.grad(loss, self.arch_params, allow_unused=True))
         finally:

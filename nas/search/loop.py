@@ -38,7 +38,7 @@ from nas.train.files import atomic_write_text, check_output_dir, write_log
 from nas.train.loader import make_loader
 from nas.train.runtime import (
     autocast,
-    check_finite,
+    check_finite_losses,
     configure_backends,
     cycle,
     resolve_precision,
@@ -251,9 +251,8 @@ def _train_epoch(search: _Search, epoch: int, boundary: StepBoundary,
         if with_arch:
             tensors += unpack_batch(next(arch_batches), context.device, config.channels_last)
         losses = run_step(*tensors)  # a graph's outputs: read them before the next step
-        if with_arch:
-            check_finite(losses[1], epoch, step, "architecture", checkpoint_path)
-        check_finite(losses[0], epoch, step, "weight", checkpoint_path)
+        check_finite_losses(([("architecture", losses[1])] if with_arch else []) + [("weight", losses[0])],
+                            epoch, step, checkpoint_path)
         loss_sum += losses[0].double()
         steps += 1
         boundary.step_done(epoch, step + 1, loss_sum, steps, snapshot)

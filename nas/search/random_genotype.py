@@ -63,12 +63,15 @@ def random_genotype(like: Genotype, rng: random.Random,
     return dataclasses.replace(like, cells=cells)
 
 
+def _gaps(costs: Mapping[str, int], reference: Mapping[str, int]) -> dict[str, float]:
+    """Each cost kind's relative gap to ``reference``."""
+    return {kind: costs[kind] / reference[kind] - 1 for kind in KINDS}
+
+
 def _worst_gap(genotype: Genotype, input_shape: Sequence[int], fixed: Mapping[str, int],
-               reference: Mapping[str, int]) -> tuple[float, dict[str, float]]:
-    """(the larger relative cost gap, each kind's gap) of ``genotype`` against ``reference``."""
-    costs = genotype_costs(genotype, input_shape, fixed)
-    gaps = {kind: costs[kind] / reference[kind] - 1 for kind in KINDS}
-    return max(abs(gap) for gap in gaps.values()), gaps
+               reference: Mapping[str, int]) -> float:
+    """The larger relative cost gap of ``genotype`` against ``reference``."""
+    return max(abs(gap) for gap in _gaps(genotype_costs(genotype, input_shape, fixed), reference).values())
 
 
 def repair_cost(genotype: Genotype, input_shape: Sequence[int], fixed: Mapping[str, int],
@@ -89,7 +92,7 @@ def repair_cost(genotype: Genotype, input_shape: Sequence[int], fixed: Mapping[s
     def free(cell: list[list[tuple[str, int]]]) -> int:
         return sum(op in ops.PARAMETER_FREE_OPS for node in cell for op, _ in node)
 
-    worst, _ = _worst_gap(genotype, input_shape, fixed, reference)
+    worst = _worst_gap(genotype, input_shape, fixed, reference)
     edges = [(key, node, slot) for key, cell in cells.items() for node in range(len(cell))
              for slot in range(len(cell[node]))]
     swaps, improved = 0, True
@@ -104,7 +107,7 @@ def repair_cost(genotype: Genotype, input_shape: Sequence[int], fixed: Mapping[s
                     continue
                 cells[key][node][slot] = (op, state)
                 if max_parameter_free is None or free(cells[key]) <= max_parameter_free:
-                    gap, _ = _worst_gap(build(), input_shape, fixed, reference)
+                    gap = _worst_gap(build(), input_shape, fixed, reference)
                     if gap < best[0]:
                         best = (gap, op)
             cells[key][node][slot] = (best[1], state)
@@ -135,7 +138,7 @@ def cost_matched_genotype(like: Genotype, input_shape: Sequence[int], seed: int,
 
     def record(candidate: Genotype, tries: int, swaps: int) -> tuple[Genotype, dict[str, float]]:
         costs = network_complexity(candidate, input_shape)  # the exact count, for the record
-        gaps = {kind: costs[kind] / reference[kind] - 1 for kind in KINDS}
+        gaps = _gaps(costs, reference)
         return candidate, {"tries": tries, "seed": seed, "tolerance": tolerance,
                            "repaired_ops": swaps,
                            "params": costs["params"], "flops": costs["flops"],
@@ -145,7 +148,7 @@ def cost_matched_genotype(like: Genotype, input_shape: Sequence[int], seed: int,
 
     for tries in range(1, max_tries + 1):
         candidate = random_genotype(like, rng, max_parameter_free)
-        worst, _ = _worst_gap(candidate, input_shape, fixed, reference)
+        worst = _worst_gap(candidate, input_shape, fixed, reference)
         if worst <= tolerance and candidate.cells != like.cells:
             return record(candidate, tries, 0)
         entry = (-worst, -tries, candidate)  # the farthest (then the latest) on top
@@ -157,7 +160,7 @@ def cost_matched_genotype(like: Genotype, input_shape: Sequence[int], seed: int,
     for *_, candidate in sorted(closest, reverse=True):  # closest first
         repaired, swaps = repair_cost(candidate, input_shape, fixed, reference, rng, tolerance,
                                       max_parameter_free)
-        worst, _ = _worst_gap(repaired, input_shape, fixed, reference)
+        worst = _worst_gap(repaired, input_shape, fixed, reference)
         if worst <= tolerance and repaired.cells != like.cells:
             return record(repaired, max_tries, swaps)
         best_gap = min(best_gap, worst)

@@ -98,8 +98,8 @@ def segmentation_scores(model: nn.Module, loader: Iterable, loss_fn: nn.Module,
     rule = rule or scoring_rule(getattr(loader, "dataset", None), planar=True)
     was_training = model.training
     model.eval()
-    totals = None  # loss*n, items, then per class: per-item dice sum, iou sum
-    overlap = None
+    totals = None  # loss*n, items, then (per case only) per class: per-item dice sum, iou sum
+    overlap, seen = None, 0
     try:
         for batch in loader:
             image, label = unpack_batch(batch, device)
@@ -110,12 +110,14 @@ def segmentation_scores(model: nn.Module, loader: Iterable, loss_fn: nn.Module,
             predicted, truth = class_masks(logits, label)
             if overlap is None:
                 overlap = CaseOverlap(_class_labels(class_names, predicted.shape[1]), rule.both_empty)
-            overlap.add(_case_ids(batch, totals, image.shape[0], context), predicted, truth)
-            dice = dice_per_case(predicted, truth).double().sum(0)
-            iou = iou_per_case(predicted, truth).double().sum(0)
-            count = torch.tensor([loss.double() * image.shape[0], float(image.shape[0])],
-                                 dtype=torch.float64, device=device)
-            step = torch.cat([count, dice, iou])
+            overlap.add(_case_ids(batch, seen, image.shape[0], context), predicted, truth)
+            seen += image.shape[0]
+            parts = [torch.tensor([loss.double() * image.shape[0], float(image.shape[0])],
+                                  dtype=torch.float64, device=device)]
+            if rule != PER_IMAGE:  # the per-image scores are the cases' own under the per-image rule
+                parts += [dice_per_case(predicted, truth).double().sum(0),
+                          iou_per_case(predicted, truth).double().sum(0)]
+            step = torch.cat(parts)
             totals = step if totals is None else totals + step
     finally:
         model.train(was_training)
@@ -157,12 +159,11 @@ def _class_labels(class_names: Sequence[str] | None, classes: int) -> list[str]:
     return names if len(names) == classes else [f"class{k + 1}" for k in range(classes)]
 
 
-def _case_ids(batch: Any, totals: torch.Tensor | None, count: int, context: DistributedContext) -> list[str]:
+def _case_ids(batch: Any, seen: int, count: int, context: DistributedContext) -> list[str]:
     """The cases of a batch's items (``batch["case"]``); items without one are cases of their
-    own, named by rank and position."""
+    own, named by rank and position (``seen`` items before them on this rank)."""
     if isinstance(batch, dict) and "case" in batch:
         return [str(case) for case in batch["case"]]
-    seen = 0 if totals is None else int(totals[1].item())
     return [f"item{context.rank}-{seen + index}" for index in range(count)]
 
 

@@ -6,7 +6,7 @@ import contextlib
 import os
 import random
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -172,6 +172,16 @@ def check_finite(loss: torch.Tensor, epoch: int, step: int, phase: str,
             f"non-finite {phase} loss ({loss.detach().float().item()}) at epoch {epoch} step "
             f"{step}{kept}. The data was read finite; lower the learning rate or use "
             "--precision fp32.")
+
+
+def check_finite_losses(losses: Sequence[tuple[str, torch.Tensor]], epoch: int, step: int,
+                        checkpoint: Path | None = None) -> None:
+    """:func:`check_finite` of each (phase, loss) in order, reading the device once when all are
+    finite (each read is a host synchronisation in the step loop)."""
+    if bool(torch.isfinite(torch.stack([loss.detach().float() for _, loss in losses])).all()):
+        return
+    for phase, loss in losses:
+        check_finite(loss, epoch, step, phase, checkpoint)
 
 
 def cycle(loader: Iterable) -> Iterator:
