@@ -16,14 +16,25 @@ from nas.train.distributed import DistributedContext, barrier, on_rank_zero
 from nas.train.files import atomic_write_text
 from nas.train.settings import require_number
 
+#: (data set, root, options) whose integrity check passed in this process: ``lwnas run`` checks,
+#: searches and retrains three networks on one data set, and each check reads every case.
+_VERIFIED: set[tuple[str, str | None, str]] = set()
+
 
 def verify_data(dataset: str, data_root: str | Path | None, context: DistributedContext,
-                **options: Any) -> None:
+                skip_bad: bool = False, **options: Any) -> None:
     """The integrity check of a data set of the user's before anything trains (nnU-Net's
     verify_dataset_integrity): every case is read once and a failing data set is refused in
-    one line naming the failing cases. The seed's data sets are checked as they are prepared."""
-    if dataset in data.ROOT_SOURCES:
+    one line naming the failing cases; with ``skip_bad`` the readers leave failing cases out
+    (listed in ``skipped.json``) instead. The seed's data sets are checked as they are prepared.
+    A data set is checked once per process."""
+    if dataset not in data.ROOT_SOURCES or skip_bad:
+        return
+    root = None if data_root is None else str(Path(data_root).expanduser().resolve())
+    key = (dataset, root, json.dumps(options, sort_keys=True, default=str))
+    if key not in _VERIFIED:
         on_rank_zero(context, lambda: data.verify_dataset(dataset, data_root, **options) and None)
+        _VERIFIED.add(key)
 
 
 def crops_per_case(batch_size: int, context: DistributedContext, cases: int) -> int:
@@ -106,7 +117,7 @@ def run_data_identity(dataset: str, data_root: str | Path | None, splits: Path, 
         identity = data.data_identity(dataset, data_root, data.load_splits(splits), **data_options)
         if resume:
             checkpoint = out_dir / "checkpoint.pt"
-            check_resumable(checkpoint, load_checkpoint(checkpoint), data=identity)
+            check_resumable(checkpoint, load_checkpoint(checkpoint, mmap=True), data=identity)
         return identity
 
     return on_rank_zero(context, identify)

@@ -137,7 +137,7 @@ def cross_validate(kind: str, dataset: str, data_root: str | Path | None, out: s
     restarted = elastic.group_restarted(gather_objects(elastic.restart_count(), context))
     # a torchrun restart continues the run it restarted once its folds exist (before: afresh)
     continuing = bool(resume or (restarted and run_folds(run)))
-    verify_data(dataset, data_root, context, **data_options)  # once, not per fold
+    verify_data(dataset, data_root, context, prepare_options.get("skip_bad", False), **data_options)  # not per fold
 
     def base_splits() -> dict:
         return data.default_splits(dataset, data_root, seed, val_fraction, **data_options)

@@ -101,7 +101,7 @@ def train_and_score(network: TrainedNetwork, config: RetrainConfig, dataset: str
     out_dir, resume = start_run(network.run_kind, dataset, out, context, resume,
                                 dataclasses.asdict(config), RESUME_MAY_CHANGE)
     if verify:
-        verify_data(dataset, data_root, context, **data_options)
+        verify_data(dataset, data_root, context, skip_bad, **data_options)
     options = dict(image_size=config.image_size, skip_bad=skip_bad, **data_options)
     splits = prepare_splits(dataset, data_root, out_dir, seed, val_fraction, context, splits_file,
                             resume=resume, **options)

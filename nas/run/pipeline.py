@@ -74,7 +74,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("search", stages.search, ("plan",),
           lambda p: {"--search-seeds": len(p.search_seeds), **_flags("search-", p.search)},
           lambda p: [p.folder("plan") / "splits.json"],
-          lambda p: f"{len(p.search_seeds)} seed(s) x {planned_epochs(p)['search']} epochs"),
+          lambda p: f"{len(p.search_seeds)} seed(s) x {p.epochs['search']} epochs"),
     Stage("random", stages.random, ("search",),
           lambda p: {"--random-seed": p.random_seed, **_flags("random-", p.random)},
           lambda p: [stages.chosen_genotype(p)],
@@ -83,7 +83,7 @@ STAGES: tuple[Stage, ...] = (
           lambda p: {"--folds": p.folds, "--seed": p.seed, "baseline": p.baseline, **_flags("retrain-", p.retrain)},
           lambda p: [p.folder("plan") / "splits.json", stages.chosen_genotype(p),
                      p.folder("random") / "genotype.json"],
-          lambda p: f"searched, random and {p.baseline}: {p.folds} folds x {planned_epochs(p)['retrain']} epochs"),
+          lambda p: f"searched, random and {p.baseline}: {p.folds} folds x {p.epochs['retrain']} epochs"),
     Stage("report", stages.report, ("retrain",), lambda p: {},
           lambda p: [p.folder("retrain") / name / "cv_metrics.json" for name in stages.networks(p)],
           lambda p: "the cross-validated comparison and its pictures"),
@@ -138,7 +138,7 @@ def run_pipeline(dataset: str, data_root: str | Path | None, out: str | Path, *,
         spatial_dims=facts.spatial_dims, baseline=RUN_BASELINES[facts.spatial_dims],
         search=dict(search or {}), retrain=dict(retrain or {}), random=dict(random or {}),
         export={"fmt": RUN_PRESET.export_format, **(export or {})}, commands=named, context=context)
-    planned_epochs(p)  # the search's and the retraining's settings, checked now
+    p = dataclasses.replace(p, epochs=planned_epochs(p))  # the search's and the retraining's settings, checked now
     _check_run_dir(p)
     _refuse_changed_settings(p)
     _refuse_missing_needs(p, chosen)

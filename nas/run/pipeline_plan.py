@@ -77,7 +77,7 @@ def remaining_seconds(p: Pipeline, pending: Sequence[str]) -> float | None:
     """Seconds the epochs of the ``pending`` stages still take, each kind of epoch (search,
     retraining) at its own rate measured so far, or the other kind's while it has none; None
     before any epoch was measured."""
-    epochs = planned_epochs(p)
+    epochs = p.epochs
     total = {"search": epochs["search"] * len(p.search_seeds), "retrain": epochs["retrain"] * p.folds * 3}
     measured = {stage: _epochs_done(_logs(p, stage)) for stage in total}
     rates = {stage: seconds / count for stage, (count, seconds) in measured.items() if count}

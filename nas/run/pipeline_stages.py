@@ -51,6 +51,9 @@ class Pipeline:
     export: dict[str, Any]  # of export_checkpoint (fmt)
     commands: Mapping[str, Callable[..., Any]]
     context: DistributedContext
+    #: epochs of one search and of one fold's retraining (``pipeline_plan.planned_epochs``), set
+    #: once the settings are checked
+    epochs: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     def folder(self, stage: str) -> Path:
         return self.run_dir / stage

@@ -98,7 +98,7 @@ def search(dataset: str, data_root: str | Path | None = None, out: str | Path | 
     check_loss_fits(config.loss, facts.target)
     out_dir, resume = start_run("search", dataset, out, context, resume,
                                 dataclasses.asdict(config), RESUME_MAY_CHANGE)
-    verify_data(dataset, data_root, context, **data_options)
+    verify_data(dataset, data_root, context, skip_bad, **data_options)
     if volumes:
         options = dict(crop_size=config.crop_size, skip_bad=skip_bad, **data_options)
     else:

@@ -105,7 +105,7 @@ def train_volumes(model_name: str, dataset: str, data_root: str | Path | None,
     out_dir, resume = start_run(_run_kind(model_name), dataset, out, context, resume, dataclasses.asdict(config),
                                 RESUME_MAY_CHANGE)
     if verify:  # False: checked already (the folds of a cross-validation)
-        verify_data(dataset, data_root, context, **options)
+        verify_data(dataset, data_root, context, skip_bad, **options)
     torch.manual_seed(seed)  # the initial weights depend on the seed only
     built = (searched.entry() if searched else
              model_network(model_name, kwargs, facts.in_channels, num_classes=None))

@@ -20,13 +20,14 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     return atomic_write(path, lambda stream: torch.save(state, stream))
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``: no pickled code runs)."""
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``: no pickled code runs). ``mmap``: its
+    tensors mapped, not read (the checks of a resume read its records only)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no checkpoint there")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as error:  # truncated or foreign files raise many different types
         raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__}: "
                          f"{str(error).splitlines()[0] if str(error) else ''})") from None

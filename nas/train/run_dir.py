@@ -164,7 +164,8 @@ def start_run(kind: str, dataset: str, out: str | Path | None, context: Distribu
     if resume and may_change is not None:
         given = {key: value for key, value in settings.items() if value is not None}
         checkpoint = path / "checkpoint.pt"
-        on_rank_zero(context, lambda: check_resumable(checkpoint, load_checkpoint(checkpoint), given, may_change))
+        on_rank_zero(context, lambda: check_resumable(checkpoint, load_checkpoint(checkpoint, mmap=True), given,
+                                                     may_change))
     check_shared_directory(path, context)
     return path, resume
 

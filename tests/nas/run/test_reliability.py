@@ -179,6 +179,41 @@ def test_skipped_cases_are_printed_recorded_and_counted(tmp_path, capsys):
     assert "1 case(s) skipped (skipped.json)" in printed
 
 
+def test_skip_bad_leaves_a_failing_case_of_a_users_data_set_out_instead_of_refusing_it(tmp_path, capsys):
+    """The integrity gate of a user's data set (nnU-Net layout) gives way to --skip-bad: the
+    failing case is skipped and listed, as on the seed data sets."""
+    from nas.run import search
+
+    root = tmp_path / "nnunet"
+    shutil.copytree(data.sample_root("nnunet"), root)
+    bad = sorted((root / "imagesTr").glob("*_0000.nii.gz"))[0]
+    bad.write_bytes(bad.read_bytes()[:100])  # a truncated file
+    case = bad.name[: -len("_0000.nii.gz")]
+    with pytest.raises(data.DataError, match=f"1 problem\\(s\\) in 1 case\\(s\\) \\({case}\\)"):
+        search("nnunet", root, tmp_path / "refused", device="cpu", progress=False, pictures=False,
+               epochs=1, layout="1/0/1", channels=4, num_workers=0)
+    out = tmp_path / "run"
+    search("nnunet", root, out, device="cpu", skip_bad=True, progress=False, pictures=False,
+           epochs=1, layout="1/0/1", channels=4, num_workers=0)
+    assert [entry["case"] for entry in json.loads((out / "skipped.json").read_text())] == [case]
+    assert "1 case(s) skipped (skipped.json)" in capsys.readouterr().out
+
+
+def test_a_data_set_is_verified_once_per_process(tmp_path, monkeypatch):
+    """lwnas run searches and retrains three networks on one data set: its cases are read for
+    the integrity check once, not per command."""
+    from nas.run import data_setup
+
+    calls = []
+    monkeypatch.setattr(data_setup, "_VERIFIED", set())
+    monkeypatch.setattr(data, "verify_dataset", lambda *args, **kwargs: calls.append((args, kwargs)))
+    for _ in range(3):
+        data_setup.verify_data("nnunet", tmp_path, DistributedContext())
+    data_setup.verify_data("nnunet", tmp_path, DistributedContext(), spatial_dims=3)  # other options
+    data_setup.verify_data("nnunet", tmp_path, DistributedContext(), skip_bad=True)  # the readers skip
+    assert calls == [(("nnunet", tmp_path), {}), (("nnunet", tmp_path), {"spatial_dims": 3})]
+
+
 # 5. settings checked before any data is read ----------------------------------------------
 
 
