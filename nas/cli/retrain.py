@@ -97,9 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model is not None:
         from nas.run import retrain_model
 
-        retrain_model(args.model, args.dataset or "brats", args.data_root, out,
-                      crop_size=args.crop_size, model_kwargs=dict(args.model_options) or None,
-                      overlap=args.overlap, et_threshold=args.et_threshold, **common,
+        retrain_model(args.model, args.dataset or "brats", args.data_root, out, **volume_options(args), **common,
                       **training)
         return 0
     given = [flag for name, flag in _THREE_D_FLAGS.items() if getattr(args, name)]
@@ -124,6 +122,12 @@ def training_options(args: argparse.Namespace) -> dict:
                 image_size=args.image_size, precision=args.precision,
                 channels_last=args.channels_last, compile=args.compile,
                 deterministic=args.deterministic, num_workers=args.num_workers)
+
+
+def volume_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of ``nas.run.retrain_model`` only the 3D flags set."""
+    return dict(crop_size=args.crop_size, model_kwargs=dict(args.model_options) or None,
+                overlap=args.overlap, et_threshold=args.et_threshold)
 
 
 def _predict(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

@@ -108,7 +108,7 @@ def _copy(action: argparse.Action) -> dict[str, Any]:
 
 def _given(stage: str, args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of the stage's command its prefixed flags (and the shared ones) set."""
-    from .retrain import training_options
+    from .retrain import training_options, volume_options
     from .search import search_options
 
     parser = _stage_parser(stage)
@@ -128,9 +128,7 @@ def _given(stage: str, args: argparse.Namespace) -> dict[str, Any]:
         convert = search_options
     elif stage == "retrain":
         def convert(namespace):
-            return {**training_options(namespace), "crop_size": namespace.crop_size,
-                    "overlap": namespace.overlap, "et_threshold": namespace.et_threshold,
-                    "model_kwargs": dict(namespace.model_options) or None}
+            return {**training_options(namespace), **volume_options(namespace)}
     elif stage == "random":
         def convert(namespace):
             return {"tolerance": namespace.tolerance, "max_tries": namespace.max_tries}
@@ -138,9 +136,8 @@ def _given(stage: str, args: argparse.Namespace) -> dict[str, Any]:
         def convert(namespace):
             return {"fmt": namespace.format}
     before, after = convert(bare), convert(given)
-    return {key: value for key, value in after.items()
-            if value != before.get(key) and key not in ("device", "seed", "progress", "skip_bad", "val_fraction",
-                                                        "data_options")}
+    # the run-level settings (device, seed, ...) are no stage's flags: equal in both
+    return {key: value for key, value in after.items() if value != before.get(key)}
 
 
 def run(args: argparse.Namespace) -> int:

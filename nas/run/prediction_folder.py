@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import nas
 from nas.metrics import table_names
 from nas.train import atomic_write_text, check_output_dir
+from nas.train.files import hash_file
 
 from .prediction_cases import METRICS_PREFIX
 
@@ -39,9 +40,7 @@ def checkpoint_digest(checkpoint: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     for file in files:
         digest.update(file.relative_to(path).as_posix().encode() if path.is_dir() else b"")
-        with open(file, "rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
+        hash_file(file, digest)
     return digest.hexdigest()
 
 

@@ -9,12 +9,11 @@ and its outputs are all there; it resumes when its record is there but not done 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from nas.train.files import atomic_write_text
+from nas.train.files import atomic_write_text, hash_file
 
 RECORD_NAME = "stage.json"
 FORMAT_VERSION = 1
@@ -51,11 +50,7 @@ def _shown(value: Any) -> str:
 
 def digest(path: str | Path) -> str:
     """The SHA-256 of a file's bytes (what a later stage records of the files it read)."""
-    hasher = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            hasher.update(block)
-    return hasher.hexdigest()
+    return hash_file(path).hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)

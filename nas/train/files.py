@@ -7,6 +7,7 @@ old complete file or the new complete file, never a torn one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import shutil
@@ -121,6 +122,15 @@ def check_new_file(path: str | os.PathLike, flag: str, overwrite: bool, example:
     if path.exists() and not overwrite:
         raise FileExistsError(f"{flag} {path}: exists; choose another {flag}, or pass --overwrite to replace it")
     return path
+
+
+def hash_file(path: str | os.PathLike, hasher: Any = None) -> Any:
+    """``hasher`` (default a new SHA-256) updated with the file's bytes, read a MiB at a time."""
+    hasher = hashlib.sha256() if hasher is None else hasher
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            hasher.update(block)
+    return hasher
 
 
 def write_log(rows: list[dict[str, Any]], path: str | os.PathLike) -> Path:
