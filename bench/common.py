@@ -1,10 +1,13 @@
-"""Helpers the benchmark scripts share: device description, timing, BENCHMARKS.md sections."""
+"""Helpers the benchmark scripts share: device description, timing, a variant in its own
+process, BENCHMARKS.md sections."""
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shlex
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -52,6 +55,24 @@ def median_seconds(run: Callable[[], None], device: torch.device, warmup: int,
         if deadline is not None:
             deadline.check(f"after {step + 1} of {warmup + repeats} steps")
     return statistics.median(times)
+
+
+def run_variant_process(module: str, name: str, passthrough: Sequence[str],
+                        timeout: float | None) -> dict[str, Any]:
+    """One variant of a bench script in its own process (``python -m MODULE PASSTHROUGH --one
+    NAME`` in the checkout), within ``timeout`` seconds: the row its last line of output holds
+    (JSON), or a row of the variant with a note saying it was stopped or failed (the last line
+    of its stderr)."""
+    try:
+        result = subprocess.run([sys.executable, "-m", module, *passthrough, "--one", name],
+                                capture_output=True, text=True, timeout=timeout,
+                                cwd=Path(__file__).resolve().parents[1])
+    except subprocess.TimeoutExpired:
+        return {"variant": name, "note": f"over the {timeout:g} s limit: stopped"}
+    if result.returncode != 0:
+        lines = (result.stderr.strip() or f"exit {result.returncode}").splitlines()
+        return {"variant": name, "note": "error: " + lines[-1]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def format_cell(value: Any) -> str:

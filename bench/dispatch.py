@@ -31,21 +31,19 @@ def _launches_kernel(func: Any) -> bool:
 
 
 class OpCounter(TorchDispatchMode):
-    """Inside ``with OpCounter() as counter:`` every aten op is counted by name
-    (``counter.ops``), those that launch a kernel in ``counter.kernel_ops`` (decided per
-    overload: ``slice.Tensor`` is a view, ``slice.str`` is not), and each dtype conversion
-    under the kernel that follows it (``counter.casts_before``: what the cast was made for)."""
+    """Inside ``with OpCounter() as counter:`` every aten op that launches a kernel is counted
+    by name in ``counter.kernel_ops`` (decided per overload: ``slice.Tensor`` is a view,
+    ``slice.str`` is not), and each dtype conversion under the kernel that follows it
+    (``counter.casts_before``: what the cast was made for)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.ops: collections.Counter[str] = collections.Counter()
         self.kernel_ops: collections.Counter[str] = collections.Counter()
         self.casts_before: collections.Counter[str] = collections.Counter()
         self._pending_casts = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = str(func.overloadpacket)
-        self.ops[name] += 1
         if _launches_kernel(func):
             self.kernel_ops[name] += 1
             if name in CASTS:
@@ -63,10 +61,6 @@ class OpCounter(TorchDispatchMode):
     @property
     def casts(self) -> int:
         return sum(self.kernel_ops[name] for name in CASTS)
-
-    def top(self, count: int = 10) -> list[tuple[str, int]]:
-        """The most frequent kernel-launching ops."""
-        return self.kernel_ops.most_common(count)
 
 
 def count_ops(run: Callable[[], Any]) -> OpCounter:

@@ -22,9 +22,7 @@ import argparse
 import datetime
 import json
 import platform
-import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +32,13 @@ from typing import Any, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from bench.common import MarkdownRows, add_publish_arguments, device_description
+from bench.common import (
+    MarkdownRows,
+    add_publish_arguments,
+    command_line,
+    device_description,
+    run_variant_process,
+)
 
 #: name -> SearchConfig overrides on top of the preset's (the first: its defaults)
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -123,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]] | None:
         print(json.dumps(run_variant(args.one, args)))
         return None
     given = [a for a in (sys.argv[1:] if argv is None else list(argv)) if a != "--no-write"]
-    command = "python -m bench.search_first_steps " + " ".join(shlex.quote(a) for a in given)
+    command = command_line("bench.search_first_steps", given)
     device = torch.device(args.device)
     heading = "\n".join([
         f"## search_first_steps: the search loop's first and steady steps, {args.preset} "
@@ -139,20 +143,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]] | None:
         if VARIANTS[name].get("cuda_graph") and device.type != "cuda":
             table.add({"variant": name, "note": "needs CUDA: not run"})
             continue
-        try:
-            result = subprocess.run(
-                [sys.executable, "-m", "bench.search_first_steps", *given, "--one", name],
-                capture_output=True, text=True, timeout=args.variant_timeout,
-                cwd=Path(__file__).resolve().parents[1])
-        except subprocess.TimeoutExpired:
-            table.add({"variant": name, "note": f"over the {args.variant_timeout:g} s limit: "
-                                                "stopped"})
-            continue
-        if result.returncode != 0:
-            lines = (result.stderr.strip() or f"exit {result.returncode}").splitlines()
-            table.add({"variant": name, "note": "error: " + lines[-1]})
-        else:
-            table.add(json.loads(result.stdout.strip().splitlines()[-1]))
+        table.add(run_variant_process("bench.search_first_steps", name, given, args.variant_timeout))
     table.close()
     return table.rows
 

@@ -30,8 +30,6 @@ import importlib.util
 import json
 import platform
 import resource
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,7 +39,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from bench.common import MarkdownRows, add_publish_arguments, device_description, median_seconds
+from bench.common import (
+    MarkdownRows,
+    add_publish_arguments,
+    command_line,
+    device_description,
+    median_seconds,
+    run_variant_process,
+)
 from bench.dispatch import count_ops
 
 #: name -> settings; "reference" is the anchor every ratio divides by.
@@ -327,17 +332,8 @@ COLUMNS = ["variant", "step_ms", "speedup", "peak_MB", "memory_ratio", "kernels"
 
 
 def _run_one(name: str, passthrough: list[str], timeout: float | None) -> dict[str, Any]:
-    """One variant in its own process, within ``timeout`` seconds."""
-    try:
-        result = subprocess.run([sys.executable, "-m", "bench.search_step", *passthrough,
-                                 "--one", name], capture_output=True, text=True, timeout=timeout,
-                                cwd=Path(__file__).resolve().parents[1])
-    except subprocess.TimeoutExpired:
-        return {"variant": name, "note": f"over the {timeout:g} s limit: stopped"}
-    if result.returncode != 0:
-        lines = (result.stderr.strip() or f"exit {result.returncode}").splitlines()
-        return {"variant": name, "note": "error: " + lines[-1]}
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    """One variant in its own process, within ``timeout`` seconds (a name tests replace)."""
+    return run_variant_process("bench.search_step", name, passthrough, timeout)
 
 
 def main(argv: Sequence[str] | None = None) -> pd.DataFrame | None:
@@ -360,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame | None:
     names = [base] + [name for name in names if name != base]  # the anchor first
     passthrough = [a for a in (sys.argv[1:] if argv is None else list(argv))
                    if a not in ("--no-write",)]
-    command = "python -m bench.search_step " + " ".join(shlex.quote(a) for a in passthrough)
+    command = command_line("bench.search_step", passthrough)
     memory = ("peak CUDA bytes allocated over the steps" if device.type == "cuda" else
               "growth of the process's peak resident set over the steps")
     if args.spatial_dims == 2:

@@ -43,6 +43,15 @@ SAMPLE_CELL = ((("sep_conv_3x3", 0), ("ghost", 1)), (("skip_connect", 0), ("sk",
                (("dil_conv_3x3", 1), ("max_pool_3x3", 3)), (("shuffle_conv_3x3", 4), ("ghost", 0)))
 
 
+@pytest.fixture
+def float64():
+    """The test runs with float64 as torch's default dtype; the previous default is restored."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
 @pytest.fixture(scope="session")
 def make_genotype():
     """``make_genotype(layout=(1, 1, 1), channels=8, in_channels=1, num_classes=1)``: a U-space
@@ -63,13 +72,10 @@ def make_genotype():
 def brats_run(tmp_path_factory):
     """(run directory, result of ``retrain_model``) of one small 3D training run on the sample
     BraTS data, shared by the training, prediction and export tests (trained on first use)."""
-    from nas import run
-    from tests.runs import MFSNET_EPOCHS, MFSNET_LR, TINY_MFSNET
+    from tests.runs import train_tiny_mfsnet
 
     out = tmp_path_factory.mktemp("brats-mfsnet") / "run"
-    result = run.retrain_model("mfsnet", out=out, device="cpu", epochs=MFSNET_EPOCHS, batch_size=1,
-                               lr=MFSNET_LR, num_workers=0, progress=False, model_kwargs=TINY_MFSNET)
-    return out, result
+    return out, train_tiny_mfsnet(out)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """What the shared runs of ``tests/conftest.py`` train (``brats_run``: a tiny MFS-Net on the
-sample BraTS data; ``retrained_2d``: a genotype network retrained for an epoch), and checkpoints
-of untrained networks on any data set, their description built from the data set's training
-split as a retrain builds it."""
+sample BraTS data, :func:`train_tiny_mfsnet`; ``retrained_2d``: a genotype network retrained for
+an epoch), and checkpoints of untrained networks on any data set, their description built from
+the data set's training split as a retrain builds it."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,6 +11,7 @@ import torch
 
 import data
 from nas.presets import RetrainPreset
+from nas.run import retrain_model
 from nas.run.networks import SPEC_KEY, build_spec, genotype_network, model_network, training_entry
 from nas.train import save_checkpoint
 from supernet import from_genotype
@@ -24,6 +25,14 @@ MFSNET_EPOCHS = 40
 # A tiny network on two training cases learns within seconds at lr 1e-2 (1e-3, the preset,
 # needs minutes); everything else is the mfsnet preset.
 MFSNET_LR = 1e-2
+
+
+def train_tiny_mfsnet(out: Path, seed: int = 0) -> dict:
+    """The result of ``retrain_model`` training the tiny MFS-Net (:data:`TINY_MFSNET`,
+    :data:`MFSNET_EPOCHS` epochs at :data:`MFSNET_LR`, batch 1) with ``seed`` on the CPU on the
+    sample BraTS data, into ``out``."""
+    return retrain_model("mfsnet", out=out, device="cpu", epochs=MFSNET_EPOCHS, batch_size=1, lr=MFSNET_LR,
+                         num_workers=0, progress=False, model_kwargs=TINY_MFSNET, seed=seed)
 
 
 def untrained_checkpoint(path: Path, dataset: str, network_entry: dict, network: torch.nn.Module,

@@ -112,11 +112,7 @@ def test_batched_supernet_matches_the_per_edge_one(dims, layout, partial_channel
     options = dict(channels=4 * partial_channels, layout=layout, spatial_dims=dims,
                    partial_channels=partial_channels, edge_normalization=partial_channels > 1)
     plain = USupernet(3, 1, **options).double()
-    batched = USupernet(3, 1, batched=True, **options).double()
-    batched.load_state_dict({k: v for k, v in plain.state_dict().items()
-                             if not k.startswith("cells.")}, strict=False)
-    for mine, theirs in zip(batched.cells, plain.cells):
-        mine.load_from(theirs)
+    batched = USupernet(3, 1, batched=True, **options).double().load_from(plain)
     if pruned:  # progressive shrinking's state: some ops gone from some edges
         for net in (plain, batched):
             for edge in range(0, 14, 3):

@@ -16,11 +16,7 @@ def _twins(kind, dtype=torch.float64, **options):
     torch.manual_seed(0)
     options = {"channels": 8, "layout": "1/1/1", **options}
     plain = USupernet(3, 1, **options)
-    other = USupernet(3, 1, **{kind: True}, **options)
-    other.load_state_dict({k: v for k, v in plain.state_dict().items()
-                           if not k.startswith("cells.")}, strict=False)
-    for mine, theirs in zip(other.cells, plain.cells):
-        mine.load_from(theirs)
+    other = USupernet(3, 1, **{kind: True}, **options).load_from(plain)
     return plain.to(CUDA, dtype), other.to(CUDA, dtype)
 
 

@@ -66,11 +66,7 @@ def test_fused_cell_with_pruned_ops():
 def test_fused_supernet_matches_the_unfused_one():
     torch.manual_seed(0)
     plain = USupernet(3, 1, channels=8, layout="1/1/1").double()
-    fused = USupernet(3, 1, channels=8, layout="1/1/1", fused=True).double()
-    state = {k: v for k, v in plain.state_dict().items() if not k.startswith("cells.")}
-    fused.load_state_dict(state, strict=False)
-    for mine, theirs in zip(fused.cells, plain.cells):
-        mine.load_from(theirs)
+    fused = USupernet(3, 1, channels=8, layout="1/1/1", fused=True).double().load_from(plain)
     x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
     out_plain, out_fused = plain(x), fused(x)
     torch.testing.assert_close(out_plain, out_fused)
@@ -91,11 +87,7 @@ def test_fused_3d_supernet_matches_the_unfused_one(partial_channels, pruned):
     options = dict(channels=4, layout="2/0/2", spatial_dims=3, partial_channels=partial_channels,
                    output_activation="sigmoid")
     plain = USupernet(4, 3, **options).double()
-    fused = USupernet(4, 3, fused=True, **options).double()
-    fused.load_state_dict({k: v for k, v in plain.state_dict().items()
-                           if not k.startswith("cells.")}, strict=False)
-    for mine, theirs in zip(fused.cells, plain.cells):
-        mine.load_from(theirs)
+    fused = USupernet(4, 3, fused=True, **options).double().load_from(plain)
     if pruned:  # progressive shrinking's state: some ops gone from some edges
         for net in (plain, fused):
             for edge in range(0, 14, 3):

@@ -21,14 +21,6 @@ class _Tiny(nn.Module):
         return 3.0 * self.body(x)
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 @pytest.mark.parametrize("activation, classes", [("sigmoid", 2), ("softmax", 3)])
 def test_the_ensemble_returns_the_mean_of_its_members_probabilities(float64, activation, classes):
     members = [_Tiny(seed, activation, classes) for seed in range(3)]

@@ -17,7 +17,7 @@ from nas import run as brats_commands
 from nas.run.brats import evaluate_volumes
 from nas.train import init_distributed, load_checkpoint, shutdown_distributed
 from tests.runs import MFSNET_EPOCHS as EPOCHS
-from tests.runs import MFSNET_LR, TINY_MFSNET
+from tests.runs import TINY_MFSNET, train_tiny_mfsnet
 
 #: end-to-end runs of real commands and processes (still run by `make test`)
 pytestmark = pytest.mark.slow
@@ -65,9 +65,7 @@ def test_training_lowers_the_loss_and_raises_the_validation_dice(run, tmp_path):
     out, _ = run
     learnt = [_learning(out, 0)]
     for seed in (1, 2):
-        brats_commands.retrain_model("mfsnet", out=tmp_path / f"seed{seed}", device="cpu", epochs=EPOCHS,
-                                     batch_size=1, lr=MFSNET_LR, num_workers=0, progress=False,
-                                     model_kwargs=TINY_MFSNET, seed=seed)
+        train_tiny_mfsnet(tmp_path / f"seed{seed}", seed=seed)
         learnt.append(_learning(tmp_path / f"seed{seed}", seed))
     loss_drop, dice_gain = np.median(learnt, axis=0)
     assert loss_drop > 0.2 and dice_gain > 0.2, learnt

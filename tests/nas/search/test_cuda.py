@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from nas.search import SearchConfig, run_search
+from nas.search import run_search
 from nas.train import DistributedContext
 from nas.train.cuda_graph import GraphedStep
 from supernet import USupernet
+from tests.nas.search.test_speed_options import _config as _search_config
 from tests.synthetic import SquaresDataset
 
 pytestmark = pytest.mark.cuda
@@ -63,12 +64,6 @@ def test_a_search_step_replayed_as_a_cuda_graph_equals_eager_steps(checkpoint_ce
     for (name, mine), theirs in zip(graphed_net.state_dict().items(),
                                     eager_net.state_dict().values()):
         torch.testing.assert_close(mine, theirs, rtol=1e-3, atol=1e-5, msg=name)
-
-
-def _search_config(**overrides):
-    values = dict(layout="1/0/1", epochs=3, warmup_epochs=1, channels=4, image_size=16, batch_size=2,
-                  num_workers=0, progress=False, drop_path=0.0, arch_lr=0.05)
-    return SearchConfig.from_preset("dsb2018", **{**values, **overrides})
 
 
 @pytest.mark.parametrize("cells", ["fused", "batched"])

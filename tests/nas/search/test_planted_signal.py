@@ -18,16 +18,8 @@ from nas.train import DistributedContext, evaluate_segmentation, run_retrain
 from supernet import from_genotype
 from tests.synthetic import PlantedTask, retrain_config
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("float64")]
 PARAMETER_FREE = ("skip_connect", "max_pool_3x3", "avg_pool_3x3")
-
-
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
 
 
 def _search(kind, tmp_path, epochs, warmup, seed=0):

@@ -18,14 +18,6 @@ from tests.synthetic import SquaresDataset
 REPOSITORY = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def _config(**overrides):
     # two weight-only epochs, then alphas: both kinds of step; no drop-path (its masks are drawn
     # per edge or per group, in another order for each cell implementation)

@@ -74,16 +74,11 @@ def test_sync_batchnorm_matches_batchnorm_on_the_combined_batch(tmp_path):
                                reference.weight.grad)
 
 
-@pytest.fixture
-def float64():
-    """Equalities between N ranks and one process hold up to summation order: SyncBN's
-    all-reduced sums and BN's single sum round differently, and Adam divides the alphas'
-    small gradients by their own size, so float32 differences of 1e-7 grow to 1e-5 within two
-    epochs on some CPUs. In float64 the same comparison has ten digits to spare everywhere."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+# The comparisons below run in float64 (the float64 fixture, tests/conftest.py): equalities
+# between N ranks and one process hold up to summation order: SyncBN's all-reduced sums and
+# BN's single sum round differently, and Adam divides the alphas' small gradients by their own
+# size, so float32 differences of 1e-7 grow to 1e-5 within two epochs on some CPUs. In float64
+# the same comparison has ten digits to spare everywhere.
 
 
 def _search_config(batch_size):
